@@ -1,0 +1,41 @@
+"""A pretrained network with its classifier cut off, plus everything needed to replay it: the
+preprocessing, the layer and pooling it stops at, and the hash of the weights it was loaded with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .preprocess import PreprocessConfig
+
+
+@dataclass
+class Backbone:
+    name: str  # as the user wrote it (e.g. "efficientnet_lite0")
+    net: "object"  # torch.nn.Module: the whole network, classifier included
+    features: "object"  # torch.nn.Module: images (N,3,H,W) -> features (N, feature_dim)
+    preprocess: PreprocessConfig
+    weights_sha256: str
+    feature_dim: int
+    layer: str = "pre_logits"
+    pool: str = "avg"
+    extra: dict = field(default_factory=dict)
+
+    def spec(self) -> dict:
+        """What a feature file and a trained model record, so that ``predict`` rebuilds the same thing."""
+        return {
+            "model": self.name,
+            "weights_sha256": self.weights_sha256,
+            "layer": self.layer,
+            "pool": self.pool,
+            "preprocess": self.preprocess.to_dict(),
+        }
+
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        """ImageNet class probabilities from the full network (a sanity check that weights are real)."""
+        import torch
+
+        with torch.inference_mode():
+            logits = self.net(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)))
+            return logits.softmax(-1).numpy()

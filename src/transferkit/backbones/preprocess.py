@@ -1,0 +1,115 @@
+"""Preprocessing that travels with a backbone: resolved from its pretrained config, stored as JSON in
+the feature file and the trained model, and replayed exactly by ``predict``.
+
+The transform matches timm's eval transform (resize the shorter side to ``floor(size / crop_pct)``
+with the given interpolation, centre crop, scale to [0, 1], normalise) but runs on Pillow and NumPy
+alone, so decoding workers need no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+
+_INTERPOLATION = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    input_size: tuple[int, int]  # (height, width) fed to the network
+    interpolation: str = "bicubic"
+    crop_pct: float = 0.875
+    crop: bool = True  # False: resize straight to input_size (aspect ratio not kept)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self):
+        if self.interpolation not in _INTERPOLATION:
+            raise ValueError(f"unknown interpolation {self.interpolation!r}; choose from {sorted(_INTERPOLATION)}")
+        if not 0 < self.crop_pct <= 1:
+            raise ValueError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
+
+    @classmethod
+    def from_timm(cls, data_config: dict) -> "PreprocessConfig":
+        """Build from timm's ``resolve_data_config`` output."""
+        _, h, w = data_config["input_size"]
+        return cls(
+            input_size=(int(h), int(w)),
+            interpolation=str(data_config.get("interpolation", "bicubic")),
+            crop_pct=float(data_config.get("crop_pct", 0.875)),
+            mean=tuple(float(v) for v in data_config["mean"]),
+            std=tuple(float(v) for v in data_config["std"]),
+        )
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input_size"] = list(self.input_size)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PreprocessConfig":
+        return cls(
+            input_size=tuple(int(v) for v in d["input_size"]),
+            interpolation=d["interpolation"],
+            crop_pct=float(d["crop_pct"]),
+            crop=bool(d.get("crop", True)),
+            mean=tuple(float(v) for v in d["mean"]),
+            std=tuple(float(v) for v in d["std"]),
+        )
+
+    # -- the transform ---------------------------------------------------------------------------
+    @property
+    def resize_shorter(self) -> int:
+        """Shorter-side size before the centre crop (timm: ``floor(size / crop_pct)``)."""
+        return int(math.floor(min(self.input_size) / self.crop_pct))
+
+    @property
+    def min_decode_size(self) -> int:
+        """Smallest side a decoded picture needs before resizing (bounds JPEG draft mode)."""
+        return self.resize_shorter if self.crop else max(self.input_size)
+
+    def resize_and_crop(self, img: Image.Image) -> Image.Image:
+        h, w = self.input_size
+        resample = _INTERPOLATION[self.interpolation]
+        if not self.crop:
+            return img.resize((w, h), resample)
+        size = self.resize_shorter
+        iw, ih = img.size
+        if iw <= ih:
+            nw, nh = size, int(size * ih / iw)
+        else:
+            nw, nh = int(size * iw / ih), size
+        if (nw, nh) != (iw, ih):
+            img = img.resize((nw, nh), resample)
+        # Centre crop as torchvision does it (pads when the picture is smaller than the crop).
+        if nw < w or nh < h:
+            padded = Image.new("RGB", (max(nw, w), max(nh, h)))
+            padded.paste(img, ((max(nw, w) - nw) // 2, (max(nh, h) - nh) // 2))
+            img, nw, nh = padded, padded.width, padded.height
+        top = int(round((nh - h) / 2.0))
+        left = int(round((nw - w) / 2.0))
+        return img.crop((left, top, left + w, top + h))
+
+    def to_array(self, img: Image.Image) -> np.ndarray:
+        """RGB picture -> normalised float32 array of shape (3, H, W)."""
+        arr = np.asarray(self.resize_and_crop(img), dtype=np.float32)
+        arr = arr * np.float32(1 / 255.0)
+        arr -= np.asarray(self.mean, dtype=np.float32)
+        arr /= np.asarray(self.std, dtype=np.float32)
+        return np.ascontiguousarray(arr.transpose(2, 0, 1))

@@ -1,0 +1,51 @@
+"""The front door for backbones: ``create_backbone(name)`` returns a ready, eval-mode :class:`Backbone`."""
+
+from __future__ import annotations
+
+from ..errors import TransferkitError
+from .backbone import Backbone
+from .lite import LITE_MODELS, file_sha256, lite_weights_path, load_lite_state_dict
+from .preprocess import PreprocessConfig
+
+DEFAULT_MODEL = "efficientnet_lite0"
+
+
+def available_models() -> dict[str, dict]:
+    """Offline backbones and whether their weights are installed right now."""
+    return {
+        name: {"architecture": arch, "package": dist, "offline": lite_weights_path(name) is not None}
+        for name, (arch, _, dist) in LITE_MODELS.items()
+    }
+
+
+def create_backbone(name: str = DEFAULT_MODEL) -> Backbone:
+    import timm
+
+    from .modules import PreLogits
+
+    if name not in LITE_MODELS:
+        raise TransferkitError(
+            f"{name}: unknown model; offline models available: {', '.join(LITE_MODELS)}"
+        )
+    arch = LITE_MODELS[name][0]
+    net = timm.create_model(arch, pretrained=False)
+    net.load_state_dict(load_lite_state_dict(name, net.state_dict()), strict=True)
+    net.eval()
+    data_config = timm.data.resolve_data_config({}, model=net)
+    return Backbone(
+        name=name,
+        net=net,
+        features=PreLogits(net).eval(),
+        preprocess=PreprocessConfig.from_timm(data_config),
+        weights_sha256=file_sha256(lite_weights_path(name)),
+        feature_dim=int(net.num_features),
+    )
+
+
+def check_spec(spec: dict, backbone: Backbone, origin: str) -> None:
+    """Refuse to replay ``spec`` with a backbone whose weights differ from the recorded ones."""
+    if spec.get("weights_sha256") and spec["weights_sha256"] != backbone.weights_sha256:
+        raise TransferkitError(
+            f"{origin}: was made with {spec['model']} weights {spec['weights_sha256'][:12]}…, "
+            f"but the installed weights are {backbone.weights_sha256[:12]}…"
+        )

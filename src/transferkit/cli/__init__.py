@@ -1,0 +1,14 @@
+"""The ``transferkit`` command: a thin Typer layer over :mod:`transferkit.api`, one module per verb.
+
+Errors a user can fix print as one red line and exit with status 1; ``--debug`` shows the traceback.
+Each module registers its commands on import; the order here is the order in ``--help``.
+"""
+
+from . import extract  # noqa: F401
+from . import inspect  # noqa: F401
+from . import train  # noqa: F401
+from . import predict  # noqa: F401
+from . import misc  # noqa: F401
+from ._app import app, main
+
+__all__ = ["app", "main"]

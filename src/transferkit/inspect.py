@@ -1,0 +1,33 @@
+"""What a feature file holds: provenance, rows per class and split, skipped files, completeness.
+Works on incomplete files too (it shows what is there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .store import open_features
+
+
+def describe_features(path: str | Path) -> dict:
+    with open_features(path) as ff:
+        attrs = ff.attrs
+        names = ff.label_names
+        labels, split = ff.labels, ff.split
+        classes = {
+            name: {"train": int(np.sum((labels == i) & (split == 0))), "test": int(np.sum((labels == i) & (split == 1)))}
+            for i, name in enumerate(names)
+        }
+        return {
+            "path": str(path),
+            "complete": ff.complete,
+            "n_rows": ff.n_rows,
+            "feature_dim": ff.feature_dim,
+            "dtype": str(ff.h5["features"].dtype),
+            "n_train": int(np.sum(split == 0)),
+            "n_test": int(np.sum(split == 1)),
+            "classes": classes,
+            "skipped": [{"path": p, "reason": r} for p, r in ff.skipped],
+            "provenance": {k: v for k, v in attrs.items() if k != "complete"},
+        }

@@ -1,0 +1,97 @@
+"""Prediction: new image files -> labels with probabilities, replaying the model's backbone exactly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .backbones import Backbone, PreprocessConfig, check_spec, create_backbone
+from .data import list_images
+from .engines import TorchEngine
+from .extraction import Progress, feature_batches
+from .heads import TrainedModel
+from .training import as_model
+
+
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Prediction:
+    path: str
+    labels: list[str]
+    probabilities: list[float]
+
+    @property
+    def label(self) -> str:
+        return self.labels[0]
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[0]
+
+
+@dataclass
+class PredictResult:
+    predictions: list[Prediction] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files as given, folders searched recursively for images; missing paths reported, not fatal."""
+    files, missing = [], []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files.extend(list_images(p))
+        elif p.exists():
+            files.append(p)
+        else:
+            missing.append((str(p), "file not found"))
+    return files, missing
+
+
+def backbone_for(spec: dict, origin: str) -> Backbone:
+    """Rebuild the backbone a feature file or model records, refusing different weights."""
+    backbone = create_backbone(spec["model"])
+    check_spec(spec, backbone, origin)
+    return backbone
+
+
+def predict(
+    model: TrainedModel | str | os.PathLike,
+    inputs: Iterable[str | os.PathLike],
+    *,
+    top_k: int = 5,
+    batch_size: int = 32,
+    workers: int | None = None,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> PredictResult:
+    """Label images with ``model``, replaying the backbone and preprocessing it was trained with."""
+    model = as_model(model)
+    files, missing = expand_inputs(inputs)
+    result = PredictResult(skipped=list(missing))
+    if not files:
+        return result
+    backbone = backbone_for(model.backbone, str(model.path or "model"))
+    preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
+    engine = TorchEngine(backbone.features, device=device)
+    k = max(1, min(top_k, len(model.class_names)))
+    for positions, feats, failures in feature_batches(files, preprocess, engine, batch_size, workers, progress):
+        result.skipped.extend((str(files[p]), reason) for p, reason in failures)
+        if not positions:
+            continue
+        proba = model.predict_proba(feats)
+        order = np.argsort(-proba, axis=1)[:, :k]
+        for row, pos in enumerate(positions):
+            result.predictions.append(Prediction(
+                path=str(files[pos]),
+                labels=[model.class_names[j] for j in order[row]],
+                probabilities=[float(proba[row, j]) for j in order[row]],
+            ))
+    return result
+
+

@@ -1,0 +1,101 @@
+"""Training a head on the train split of a feature file, and scoring it on the test split."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .errors import TransferkitError
+from .evaluate import classification_metrics, format_report
+from .heads import LogisticHead, TrainedModel, load_model
+from .store import FeatureFile, open_features
+
+
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    model: TrainedModel
+    metrics: dict  # on the test split
+    report: str  # per-class text report on the test split
+    seconds: float
+    path: Path | None = None
+
+
+def train(
+    features: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    *,
+    cv: int = 3,
+    Cs: Iterable[float] | None = None,
+    class_weight: str | None = None,
+    seed: int = 42,
+    n_jobs: int | None = None,
+) -> TrainResult:
+    """Fit logistic regression (C by stratified CV) on the train split; score it on the test split."""
+    start = time.perf_counter()
+    with open_features(features) as ff:
+        ff.require_complete("train on")
+        class_names = ff.label_names
+        X, y = ff.load("train")
+        X_test, y_test = ff.load("test")
+        spec = ff.backbone_spec()
+        provenance = {k: v for k, v in ff.attrs.items() if k not in ("preprocess",)}
+    if len(np.unique(y)) < 2:
+        raise TransferkitError(f"{features}: the train split has only one class; a classifier needs at least two")
+    head = LogisticHead(Cs=tuple(Cs) if Cs is not None else LogisticHead().Cs, cv=cv,
+                        class_weight=class_weight, random_state=seed, n_jobs=n_jobs)
+    head.fit(X, y)
+    seconds = time.perf_counter() - start
+    model = TrainedModel(
+        head=head, class_names=class_names, backbone=spec,
+        training={"features": str(Path(features).resolve()), "n_train": int(len(y)), "n_test": int(len(y_test)),
+                  "seed": seed, "seconds": round(seconds, 3), "feature_file": provenance},
+    )
+    if output is not None:
+        model.save(output)
+    if len(y_test):
+        proba = head.predict_proba(X_test)
+        metrics = classification_metrics(y_test, proba, class_names)
+        report = format_report(y_test, proba, class_names)
+    else:
+        metrics, report = {"n_test": 0}, "(no test split: extract with --test-size > 0 to score the model)"
+    return TrainResult(model=model, metrics=metrics, report=report, seconds=seconds,
+                       path=Path(output) if output is not None else None)
+
+
+def as_model(model: TrainedModel | str | os.PathLike) -> TrainedModel:
+    return model if isinstance(model, TrainedModel) else load_model(model)
+
+
+def evaluate(model: TrainedModel | str | os.PathLike, features: str | os.PathLike, split: str = "test") -> dict:
+    """Metrics of ``model`` on ``split`` of a feature file made with the same backbone."""
+    model = as_model(model)
+    with open_features(features) as ff:
+        ff.require_complete("evaluate on")
+        _check_same_backbone(model, ff)
+        if ff.label_names != model.class_names:
+            raise TransferkitError(f"{features}: its classes differ from the model's ({len(ff.label_names)} vs {len(model.class_names)})")
+        X, y = ff.load(split)
+    if not len(y):
+        raise TransferkitError(f"{features}: the {split} split is empty")
+    metrics = classification_metrics(y, model.predict_proba(X), model.class_names)
+    metrics["split"] = split
+    metrics["model"] = model.describe()
+    return metrics
+
+
+def _check_same_backbone(model: TrainedModel, ff: FeatureFile) -> None:
+    spec = ff.backbone_spec()
+    for key in ("model", "weights_sha256", "layer", "pool", "preprocess"):
+        if spec[key] != model.backbone.get(key):
+            raise TransferkitError(
+                f"{ff.path}: its features were made with a different {key} than the model's "
+                f"({spec[key]!r} vs {model.backbone.get(key)!r})"
+            )
+
+
