@@ -1,8 +1,7 @@
-"""`transferkit train` and `transferkit evaluate`."""
+"""`transferkit train`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -43,27 +42,3 @@ def train(
     console.print(f"best C = {head.C_:g}; trained in {r.seconds:.1f} s")
     console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]\n{r.report}", highlight=False)
     console.print(f"[green]saved[/] {r.path}")
-
-
-# ----------------------------------------------------------------------------------------------
-@app.command()
-@friendly
-def evaluate(
-    model: Path = typer.Argument(..., help="Model file from `transferkit train`."),
-    features: Path = typer.Argument(..., help="Feature file made with the same backbone."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON to this file."),
-    split: str = typer.Option("test", "--split", help="'test' (default) or 'train'."),
-):
-    """Score a model on the test split: accuracy, macro-F1, per-class table, confusion matrix."""
-    from .. import api
-    from ..evaluate.metrics import per_class_table
-
-    m = api.evaluate(model, features, split=split)
-    console.print(f"[bold]{split} split[/]: {m['n_test']} images, accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
-                  + "".join(f", top-{k} {m[f'top{k}_accuracy']:.4f}" for k in (3, 5) if f"top{k}_accuracy" in m))
-    console.print(per_class_table(m), highlight=False)
-    if json_out:
-        json_out.write_text(json.dumps(m, indent=2, ensure_ascii=False))
-        console.print(f"[green]wrote[/] {json_out}")
-
-
