@@ -60,6 +60,9 @@ def extract(
     output: str | os.PathLike,
     *,
     model: str = DEFAULT_MODEL,
+    weights: str | None = None,
+    layer: str | None = None,
+    pool: str = "avg",
     batch_size: int = 32,
     test_size: float = 0.25,
     seed: int = 42,
@@ -79,7 +82,7 @@ def extract(
         raise TransferkitError(f"batch size must be at least 1, got {batch_size}")
     dataset = discover(data)
     require_two_classes(dataset, str(data))
-    backbone = create_backbone(model)
+    backbone = create_backbone(model, weights=weights, layer=layer, pool=pool)
     labels = np.array([s.label for s in dataset.samples])
     split = stratified_split(labels, test_size, seed)
     attrs = {

@@ -18,11 +18,29 @@ def available_models() -> dict[str, dict]:
     }
 
 
-def create_backbone(name: str = DEFAULT_MODEL) -> Backbone:
+def create_backbone(
+    name: str = DEFAULT_MODEL,
+    *,
+    weights: str | None = None,
+    layer: str | None = None,
+    pool: str = "avg",
+) -> Backbone:
+    """A ready, eval-mode backbone.
+
+    ``weights``: a local weights file to load instead of the default ones; ``layer``: the named layer
+    whose output is kept (None: the pooled pre-logits features); ``pool``: how spatial outputs are
+    reduced to a vector. (The foundation supports the offline Lite models with their default layer
+    and average pooling; the model-zoo work extends all three.)
+    """
     import timm
 
     from .modules import PreLogits
 
+    if weights is not None or layer not in (None, "pre_logits") or pool != "avg":
+        raise TransferkitError(
+            f"{name}: custom weights, layers and pooling are not supported by this version "
+            "(only the pooled pre-logits features with the packaged weights)"
+        )
     if name not in LITE_MODELS:
         raise TransferkitError(
             f"{name}: unknown model; offline models available: {', '.join(LITE_MODELS)}"

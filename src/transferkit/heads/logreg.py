@@ -145,6 +145,12 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
 
+    def to_torch(self):
+        """A ``torch.nn.Module`` mapping features (N, D) to class probabilities (N, K), for export."""
+        from .torch_modules import LinearSoftmax
+
+        return LinearSoftmax(self.mean_, self.scale_, self.coef_, self.intercept_)
+
     # -- persistence (arrays + JSON, no pickle) --------------------------------------------------
     def to_state(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays = {
