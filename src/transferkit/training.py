@@ -13,6 +13,7 @@ import numpy as np
 from .errors import TransferkitError
 from .evaluate import classification_metrics, format_report
 from .heads import LogisticHead, TrainedModel, load_model
+from .heads.logreg import check_folds
 from .store import FeatureFile, open_features
 
 
@@ -47,6 +48,7 @@ def train(
         provenance = {k: v for k, v in ff.attrs.items() if k not in ("preprocess",)}
     if len(np.unique(y)) < 2:
         raise TransferkitError(f"{features}: the train split has only one class; a classifier needs at least two")
+    check_folds(y, cv, class_names)
     head = LogisticHead(Cs=tuple(Cs) if Cs is not None else LogisticHead().Cs, cv=cv,
                         class_weight=class_weight, random_state=seed, n_jobs=n_jobs)
     head.fit(X, y)

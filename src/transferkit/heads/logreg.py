@@ -33,12 +33,12 @@ def check_folds(y: np.ndarray, cv: int, class_names=None) -> None:
         raise TransferkitError("the train split has only one class; a classifier needs at least two")
     smallest = int(counts.min())
     if smallest < cv:
-        name = classes[counts.argmin()]
+        name = classes[counts.argmin()].item()
         if class_names is not None:
-            name = class_names[int(name)]
+            name = repr(class_names[int(name)])
         hint = f"use --cv {smallest}" if smallest >= 2 else "add images to it or remove that class"
         raise TransferkitError(
-            f"class {name!r} has {smallest} training example(s), fewer than the {cv} cross-validation folds; {hint}"
+            f"class {name} has {smallest} training example(s), fewer than the {cv} cross-validation folds; {hint}"
         )
 
 

@@ -1,0 +1,85 @@
+"""The default head: logistic regression on standardised features with C chosen by stratified CV."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from transferkit.errors import TransferkitError
+from transferkit.heads import LogisticHead, TrainedModel, load_model
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_single_C_agrees_with_scikit_learn(n_classes):
+    X, y = make_classification(300, 20, n_informative=8, n_classes=n_classes, random_state=0)
+    head = LogisticHead(Cs=[0.5]).fit(X, y)
+    Xs = StandardScaler().fit_transform(X)
+    ref = LogisticRegression(C=0.5, max_iter=1000).fit(Xs, y)
+    np.testing.assert_allclose(head.predict_proba(X), ref.predict_proba(Xs), atol=1e-4)
+    assert (head.predict(X) == ref.predict(Xs)).all()
+    assert head.coef_.shape == (n_classes, 20)  # binary is stored as a two-class softmax
+
+
+def test_cv_picks_a_sensible_C_and_records_the_grid():
+    X, y = load_digits(return_X_y=True)
+    head = LogisticHead(cv=3).fit(X[:900], y[:900])
+    res = head.cv_results_
+    assert res["C"] == sorted(res["C"]) and 0.1 in res["C"] and 10000 in res["C"]
+    best = res["C"].index(head.C_)
+    assert res["mean_accuracy"][best] == max(res["mean_accuracy"])
+    assert 1e-4 < head.C_ < 1e4  # neither edge of the grid on this problem
+    assert (head.predict(X[900:]) == y[900:]).mean() > 0.9
+    assert head.n_fits_ == 3 * len(res["C"]) + 1
+
+
+def test_ties_go_to_the_lowest_cv_log_loss():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(-3, 1, (60, 4)), rng.normal(3, 1, (60, 4))])
+    y = np.repeat([0, 1], 60)  # separable: every C reaches accuracy 1.0
+    head = LogisticHead(Cs=[1e-4, 1.0, 100.0]).fit(X, y)
+    assert head.cv_results_["mean_accuracy"] == [1.0, 1.0, 1.0]
+    losses = head.cv_results_["mean_log_loss"]
+    assert head.C_ == head.cv_results_["C"][int(np.argmin(losses))]
+    assert head.C_ > 1e-4  # not the strongest regularisation, whose probabilities are timid
+    assert head.predict_proba(X).max(axis=1).mean() > 0.95
+
+
+def test_convergence_problems_are_counted_not_hidden():
+    X, y = make_classification(200, 50, n_informative=30, random_state=1)
+    head = LogisticHead(Cs=[1e4], max_iter=3).fit(X, y)
+    assert head.n_not_converged_ >= 1
+
+
+def test_too_few_examples_for_the_folds_suggests_fewer_folds():
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    y = np.array([0] * 10 + [1] * 2)
+    with pytest.raises(TransferkitError, match=r"class 1 has 2 training example\(s\), fewer than the 3 .*--cv 2"):
+        LogisticHead(cv=3).fit(X, y)
+
+
+def test_model_file_round_trip_without_pickle(tmp_path):
+    X, y = make_classification(120, 6, n_informative=4, n_classes=3, random_state=0)
+    head = LogisticHead(Cs=[0.1, 1.0]).fit(X, y)
+    model = TrainedModel(head=head, class_names=["x", "y", "z"], backbone={"model": "efficientnet_lite0"},
+                         training={"n_train": 120})
+    path = model.save(tmp_path / "m.safetensors")
+    raw = path.read_bytes()
+    assert b"pickle" not in raw and raw[8:9] == b"{"  # safetensors: length + JSON header, then arrays
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert loaded.class_names == ["x", "y", "z"] and loaded.head.C_ == head.C_
+    assert loaded.head.get_params() == {**head.get_params(), "Cs": [0.1, 1.0]}
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(TransferkitError, match="not a transferkit model file"):
+        load_model(tmp_path / "junk.safetensors")
+
+
+def test_head_plays_in_scikit_learn_pipelines():
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_score
+
+    X, y = make_classification(150, 8, random_state=0)
+    head = LogisticHead(Cs=[1.0])
+    assert clone(head).get_params() == head.get_params()
+    assert cross_val_score(head, X, y, cv=3).mean() > 0.8

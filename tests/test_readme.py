@@ -1,0 +1,41 @@
+"""The README is the contract with a new user: its commands are what CI runs, its example runs."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def _block_after(heading_text: str, lang: str = "bash") -> str:
+    i = README.index(heading_text)
+    m = re.compile(rf"```{lang}\n(.*?)```", re.S).search(README, i)
+    return m.group(1).strip()
+
+
+def test_ci_runs_exactly_the_readme_install_and_test_commands():
+    ci = (REPO / ".ci" / "run").read_text()
+    install = _block_after("Install everything")
+    test = _block_after("Run the tests")
+    assert install in ci and test in ci
+    assert "transferkit demo" in _block_after("as a first thing to run")
+    assert "-eq 5" in ci  # pytest's "no tests collected" fails the run
+
+
+@pytest.mark.slow
+def test_demo_then_the_readme_python_example_runs(tmp_path):
+    demo = subprocess.run([sys.executable, "-m", "transferkit", "demo"], cwd=tmp_path, capture_output=True, text=True)
+    assert demo.returncode == 0, demo.stderr
+    out = demo.stdout
+    assert "ImageNet 698 (palace" in out and "ImageNet 985 (daisy" in out
+    assert "raw pixels win" in out  # the seeds' lesson: 6 vs 8 digits are far from ImageNet
+    summary = (tmp_path / "transferkit-demo" / "demo-summary.json").read_text()
+    assert '"predict_total": 9' in summary
+
+    example = _block_after("this runs as is", lang="python")
+    proc = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "macro avg" in proc.stdout and "efficientnet_lite0" in proc.stdout
