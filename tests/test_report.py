@@ -148,6 +148,18 @@ def test_confusion_matrix_with_101_classes_is_a_compact_table():
     assert len(text) < 1_500_000
 
 
+def test_user_text_is_escaped_and_a_perfect_run_says_so():
+    names = ['<b>bold</b> & "quoted"', "plain"]
+    y = np.array([0, 0, 1, 1])
+    proba = np.array([[.9, .1], [.8, .2], [.3, .7], [.1, .9]])
+    data = ReportData(title="<script>alert(1)</script>", metrics=classification_metrics(y, proba, names),
+                      skipped=[("<img src=x>.jpg", "not an image")])
+    text = render_html(data)
+    assert "<script>alert(1)" not in text and "<b>bold" not in text and "<img src=x>" not in text
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; &#34;quoted&#34;" in text or "&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;" in text
+    assert "every test image was classified correctly" in text
+
+
 # -- in a real browser ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def chromium():

@@ -507,12 +507,15 @@ def render_html(data: ReportData) -> str:
     scores = [("accuracy", m["accuracy"]), ("macro-F1", m["macro_f1"])]
     scores += [(f"top-{k} accuracy", m[f"top{k}_accuracy"]) for k in (3, 5) if f"top{k}_accuracy" in m]
     scores += [("weighted-F1", m["weighted_f1"])] if "weighted_f1" in m else []
-    metrics_json = json.dumps({k: v for k, v in m.items() if k != "model"}, ensure_ascii=False).replace("</", "<\\/")
+    # Safe inside <script>: no "<", ">" or "&" survives as such (JSON \u escapes mean the same string).
+    plain = {k: v for k, v in m.items() if k != "model"}
+    metrics_json = (json.dumps(plain, ensure_ascii=False)
+                    .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     return env.get_template("report.html.j2").render(
         d=data, m=m, scores=scores, n_errors=len(data.errors), n_classes=len(names),
         per_class=per_class, confusion=confusion_table(cm, names) if len(names) else "",
         confusions=confusions[:TOP_CONFUSIONS],
         history_img=history_png(data.history) if data.history else None,
         cv_img=cv_png(data.cv_results) if data.cv_results else None,
-        metrics_json=metrics_json, version=__version__,
+        metrics_json=metrics_json, metrics_text=json.dumps(plain, ensure_ascii=False, indent=1), version=__version__,
     )
