@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -23,8 +24,6 @@ def export(
 
     with console.status("exporting to ONNX…"):
         r = export_onnx(model, output, opset=opset, check=check, overwrite=overwrite)
-    import json
-
     info = json.loads(r.sidecar.read_text(encoding="utf-8"))
     shape = "×".join(str(d) for d in info["input"]["shape"])
     console.print(f"[green]wrote[/] {r.path} ({r.size_bytes / 1e6:.1f} MB, {r.n_nodes} nodes, opset {opset})", highlight=False)
