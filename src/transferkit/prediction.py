@@ -40,16 +40,26 @@ class PredictResult:
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files as given, folders searched recursively for images; missing paths reported, not fatal."""
-    files, missing = [], []
+    """Files as given, folders searched recursively for images (sorted); missing paths reported, not fatal.
+
+    Paths keep the form they were given in (relative stays relative). A file reached twice (listed
+    and also inside a listed folder) is kept once, at its first place.
+    """
+    files, missing, seen = [], [], set()
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files.extend(list_images(p))
+            found = list_images(p)
         elif p.exists():
-            files.append(p)
+            found = [p]
         else:
             missing.append((str(p), "file not found"))
+            continue
+        for f in found:
+            key = os.path.realpath(f)
+            if key not in seen:
+                seen.add(key)
+                files.append(f)
     return files, missing
 
 

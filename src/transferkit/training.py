@@ -74,8 +74,19 @@ def as_model(model: TrainedModel | str | os.PathLike) -> TrainedModel:
     return model if isinstance(model, TrainedModel) else load_model(model)
 
 
-def evaluate(model: TrainedModel | str | os.PathLike, features: str | os.PathLike, split: str = "test") -> dict:
-    """Metrics of ``model`` on ``split`` of a feature file made with the same backbone."""
+def evaluate(
+    model: TrainedModel | str | os.PathLike,
+    features: str | os.PathLike,
+    split: str = "test",
+    *,
+    html: str | os.PathLike | None = None,
+    images_root: str | os.PathLike | None = None,
+) -> dict:
+    """Metrics of ``model`` on ``split`` of a feature file made with the same backbone.
+
+    ``html``: also write the self-contained HTML report there (see :mod:`transferkit.evaluate.report`);
+    ``images_root`` replaces the recorded dataset root when the images have moved.
+    """
     model = as_model(model)
     with open_features(features) as ff:
         ff.require_complete("evaluate on")
@@ -85,8 +96,14 @@ def evaluate(model: TrainedModel | str | os.PathLike, features: str | os.PathLik
         X, y = ff.load(split)
     if not len(y):
         raise TransferkitError(f"{features}: the {split} split is empty")
-    metrics = classification_metrics(y, model.predict_proba(X), model.class_names)
+    proba = model.predict_proba(X)
+    metrics = classification_metrics(y, proba, model.class_names)
     metrics["split"] = split
+    if html is not None:
+        from .evaluate.report import write_report
+
+        metrics["html"] = str(write_report(html, model, features, split=split, images_root=images_root,
+                                           proba=proba, metrics=dict(metrics)))
     metrics["model"] = model.describe()
     return metrics
 

@@ -1,0 +1,216 @@
+"""Export a trained model as ONE ONNX graph: preprocessed images (N×3×H×W float32) -> class probabilities.
+
+The graph is the backbone (cut at the recorded layer and pooling) followed by the head's torch form
+(``head.to_torch()``), with a dynamic batch dimension. The tf_ EfficientNets compute TF "same" padding
+from the input shape at run time; onnxslim folds that shape arithmetic into constants (the input size
+is fixed), which leaves a plain Conv graph. The export is checked against PyTorch with ONNX Runtime
+before it is kept.
+
+Next to ``model.onnx`` goes ``model.onnx.json``: the preprocessing (as numbers and as steps in words),
+the class names in output order, the input/output names and shapes and the provenance, i.e. what a
+consumer in any language needs. The same JSON is also stored in the ONNX file's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .backbones import PreprocessConfig
+from .errors import TransferkitError
+from .heads import TrainedModel
+
+EXPORT_FORMAT = "transferkit-onnx"
+EXPORT_FORMAT_VERSION = 1
+INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
+DEFAULT_OPSET = 17
+TOLERANCE = 1e-4
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    sidecar: Path
+    max_abs_diff: float | None  # ONNX Runtime vs PyTorch on the probe batch (None: not checked)
+    n_nodes: int
+    size_bytes: int
+    seconds: float
+    slimmed: bool
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def export_onnx(
+    model: TrainedModel | str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    opset: int = DEFAULT_OPSET,
+    check: bool = True,
+    slim: bool = True,
+    tolerance: float = TOLERANCE,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Write ``output`` (.onnx) and ``output + ".json"`` for ``model``; see the module docstring.
+
+    ``check``: run the graph with ONNX Runtime on a probe batch and refuse the export when a
+    probability differs from PyTorch's by more than ``tolerance``.
+    """
+    import torch
+
+    from .prediction import backbone_for
+    from .training import as_model
+
+    start = time.perf_counter()
+    model = as_model(model)
+    output = Path(output)
+    sidecar = sidecar_path(output)
+    if output.parent and not output.parent.exists():
+        raise TransferkitError(f"{output.parent}: output folder does not exist")
+    for existing in (output, sidecar):
+        if existing.exists() and not overwrite:
+            raise TransferkitError(f"{existing}: already exists; pass --overwrite (overwrite=True) to replace it")
+    to_torch = getattr(model.head, "to_torch", None)
+    if not callable(to_torch):
+        raise TransferkitError(f"{model.path or 'model'}: its {getattr(model.head, 'kind', 'head')} head cannot be exported (no to_torch())")
+    backbone = backbone_for(model.backbone, str(model.path or "model"))
+    preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
+    net = torch.nn.Sequential(backbone.features, to_torch()).eval()  # images -> features -> probabilities
+    h, w = preprocess.input_size
+    probe = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 3, h, w)).astype(np.float32))
+
+    tmp = output.with_name(output.name + ".tmp")
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice and tracer warnings
+            torch.onnx.export(
+                net, (probe[:2],), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                opset_version=opset, do_constant_folding=True, dynamo=False,
+            )
+        graph, slimmed = _slim(tmp) if slim else (_load(tmp), False)
+        info = describe_export(model, preprocess, opset, output.name)
+        _set_metadata(graph, info)
+        _save(graph, tmp)
+        diff = None
+        if check:
+            with torch.inference_mode():
+                expected = net(probe).numpy()
+            diff = check_onnx(tmp, probe.numpy(), expected)
+            if not diff <= tolerance:
+                raise TransferkitError(
+                    f"{output}: the exported graph differs from PyTorch by {diff:.2e} (> {tolerance:g}); not written"
+                )
+            info["check"] = {"max_abs_diff": diff, "tolerance": tolerance, "probe": "3 random N(0,1) images"}
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    info["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    side_tmp = sidecar.with_name(sidecar.name + ".tmp")
+    side_tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    side_tmp.replace(sidecar)
+    return ExportResult(path=output, sidecar=sidecar, max_abs_diff=diff, n_nodes=len(graph.graph.node),
+                        size_bytes=output.stat().st_size, seconds=time.perf_counter() - start, slimmed=slimmed)
+
+
+def describe_export(model: TrainedModel, preprocess: PreprocessConfig, opset: int, file_name: str) -> dict:
+    """The sidecar's content: everything a consumer needs to feed the graph and read its output."""
+    from . import __version__
+
+    h, w = preprocess.input_size
+    head = {k: v for k, v in model.head.describe().items() if k not in ("backbone", "classes", "history")} \
+        if hasattr(model.head, "describe") else {}
+    pre = preprocess.to_dict()
+    if preprocess.crop:
+        pre["resize_shorter"] = preprocess.resize_shorter
+    steps = ["decode the file to 8-bit RGB: apply the EXIF orientation, composite transparency on white, "
+             "replicate grayscale to three channels"]
+    if preprocess.crop:
+        steps += [f"resize so that the shorter side is {preprocess.resize_shorter} px ({preprocess.interpolation}, "
+                  "aspect ratio kept: the longer side becomes floor(longer * resize_shorter / shorter))",
+                  f"centre-crop {h}x{w} (height x width); offsets round((size - crop) / 2)"]
+    else:
+        steps += [f"resize to {h}x{w} (height x width, {preprocess.interpolation}, aspect ratio not kept)"]
+    steps += [f"scale to [0, 1] (divide by 255), subtract mean {list(preprocess.mean)} and divide by std "
+              f"{list(preprocess.std)} per channel (R, G, B)",
+              f"transpose HWC -> CHW and stack images into a float32 batch N x 3 x {h} x {w}"]
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "onnx_file": file_name,
+        "opset": opset,
+        "input": {"name": INPUT_NAME, "shape": ["batch", 3, h, w], "dtype": "float32", "layout": "NCHW",
+                  "channels": "RGB"},
+        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(model.class_names)], "dtype": "float32",
+                   "meaning": "softmax probabilities; column i is class_names[i]"},
+        "class_names": list(model.class_names),
+        "preprocess": pre,
+        "preprocess_steps": steps,
+        "backbone": {k: v for k, v in model.backbone.items() if k != "preprocess"},
+        "head": head,
+        "source_model": str(model.path) if model.path else None,
+        "transferkit_version": __version__,
+    }
+
+
+def check_onnx(path: str | os.PathLike, images: np.ndarray, expected: np.ndarray) -> float:
+    """Largest absolute difference between ONNX Runtime's output on ``images`` and ``expected``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    got = np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: images[i : i + 2]})[0]  # batch 2, then 1
+                          for i in range(0, len(images), 2)])
+    if got.shape != expected.shape:
+        raise TransferkitError(f"{path}: the exported graph returns shape {got.shape}, expected {expected.shape}")
+    return float(np.max(np.abs(got - expected)))
+
+
+# -- ONNX file helpers ---------------------------------------------------------------------------
+def _load(path: Path):
+    import onnx
+
+    return onnx.load(str(path))
+
+
+def _save(graph, path: Path) -> None:
+    import onnx
+
+    onnx.save(graph, str(path))
+
+
+def _slim(path: Path):
+    """Fold constant shape arithmetic (onnxslim); keep the plain export when slimming fails."""
+    graph = _load(path)
+    try:
+        import onnxslim
+    except ImportError:
+        return graph, False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            slim = onnxslim.slim(graph)
+    except Exception as exc:  # noqa: BLE001 - slimming is an optimisation, never a reason to fail
+        warnings.warn(f"onnxslim could not simplify the graph ({type(exc).__name__}: {exc}); keeping it as exported",
+                      stacklevel=3)
+        return graph, False
+    return slim, True
+
+
+def _set_metadata(graph, info: dict) -> None:
+    del graph.metadata_props[:]
+    for key, value in (("transferkit", json.dumps(info, ensure_ascii=False)),
+                       ("class_names", json.dumps(info["class_names"], ensure_ascii=False)),
+                       ("preprocess", json.dumps(info["preprocess"]))):
+        prop = graph.metadata_props.add()
+        prop.key, prop.value = key, value
