@@ -21,13 +21,14 @@ def predict(
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write predictions to this CSV file."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write predictions to this JSON file."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="The backbone's weights file, if it moved since extraction (its hash must match)."),
 ):
     """Label new images with a trained model (unreadable files are reported, not fatal)."""
     from .. import api
     from ..progress import progress_bar
 
     with progress_bar("predict", err) as update:
-        r = api.predict(model, inputs, top_k=top_k, batch_size=batch_size, progress=update)
+        r = api.predict(model, inputs, top_k=top_k, batch_size=batch_size, progress=update, weights=weights)
     table = Table("path", *[f"label {i + 1}" if top_k > 1 else "label" for i in range(top_k)])
     for p in r.predictions:
         table.add_row(p.path, *[f"{lab} ({prob:.3f})" for lab, prob in zip(p.labels, p.probabilities)])
