@@ -67,6 +67,8 @@ def probe(loaded: LoadedNet, input_size: tuple[int, int]) -> Probe:
 
     handles = [m.register_forward_hook(hook) for m in names]
     x = torch.zeros(1, 3, *input_size)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one small image: more threads only add synchronisation (10x slower on busy CPUs)
     try:
         with torch.inference_mode():
             if loaded.family == "timm":
@@ -86,6 +88,7 @@ def probe(loaded: LoadedNet, input_size: tuple[int, int]) -> Probe:
             "try another --image-size"
         ) from None
     finally:
+        torch.set_num_threads(threads)
         for h in handles:
             h.remove()
     if loaded.family == "torchvision":
@@ -183,7 +186,10 @@ def _choice(loaded: LoadedNet, p: Probe, name: str, want: str | None, model_name
 
 
 class LayerTap(torch.nn.Module):
-    """images (N, 3, H, W) -> the chosen layers' pooled outputs, concatenated in order: (N, sum of dims)."""
+    """images (N, 3, H, W) -> the chosen layers' pooled outputs, concatenated in order: (N, sum of dims).
+
+    Each output is pooled inside its hook, at once: a later in-place operation (``ReLU(inplace=True)``,
+    a residual ``+=``) would otherwise change the captured tensor before it is read."""
 
     def __init__(self, loaded: LoadedNet, choices: list[LayerChoice]):
         super().__init__()
@@ -192,45 +198,63 @@ class LayerTap(torch.nn.Module):
         self.prefix = loaded.prefix_tokens
         self.nhwc = loaded.nhwc
         self.choices = choices
-        self._keys = [c.where for c in choices]
-        self._hooked = {k for k in self._keys if k[0] is not None}
-        self._pseudo = {k[1] for k in self._keys if k[0] is None}
-        self._store: dict = {}
-        for module_name, how in self._hooked:
+        self._by_key: dict[tuple, list[int]] = {}
+        for i, c in enumerate(choices):
+            self._by_key.setdefault(c.where, []).append(i)
+        self._hooked = {i for i, c in enumerate(choices) if c.where[0] is not None}
+        self._pseudo = {c.where[1] for c in choices if c.where[0] is None}
+        self._store: dict[int, torch.Tensor] = {}
+        self._active = False  # the hooks stay on the network but act only inside forward()
+        for key in self._by_key:
+            module_name, how = key
+            if module_name is None:
+                continue
             module = self.net.get_submodule(module_name)
             if how == "input":
-                module.register_forward_pre_hook(partial(self._on_input, (module_name, how)))
+                module.register_forward_pre_hook(partial(self._on_input, key))
             else:
-                module.register_forward_hook(partial(self._on_output, (module_name, how)))
+                module.register_forward_hook(partial(self._on_output, key))
 
-    def _captured(self, key, value) -> None:
-        self._store[key] = value
+    def _take(self, key, value: torch.Tensor) -> None:
+        for i in self._by_key.get(key, ()):
+            c = self.choices[i]
+            pooled = pool_tensor(value, c.op, self.prefix, self.nhwc and value.ndim == 4)
+            # flatten/none can return a view of the layer's output: copy it before the network moves on
+            self._store[i] = pooled.clone() if c.op in ("flatten", "none") else pooled
+
+    def _on_input(self, key, module, args):
+        if self._active:
+            self._take(key, args[0])
+            self._maybe_stop()
+
+    def _on_output(self, key, module, args, out):
+        if self._active:
+            self._take(key, out)
+            self._maybe_stop()
+
+    def _maybe_stop(self) -> None:
         if not self._pseudo and self._hooked.issubset(self._store) and not _tracing():
             raise _Enough
 
-    def _on_input(self, key, module, args):
-        self._captured(key, args[0])
-
-    def _on_output(self, key, module, args, out):
-        self._captured(key, out)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._store = {}
+        self._store, self._active = {}, True
         try:
             if self.family == "timm":
                 feats = self.net.forward_features(x)
-                self._store[(None, "forward_features")] = feats
+                self._take((None, "forward_features"), feats)
                 if "pre_logits" in self._pseudo or not self._hooked.issubset(self._store):
                     pl = self.net.forward_head(feats, pre_logits=True)
-                    self._store[(None, "pre_logits")] = pl
+                    self._take((None, "pre_logits"), pl)
                     if not self._hooked.issubset(self._store):
                         self.net.get_classifier()(pl)
             else:
                 self.net(x)
         except _Enough:
             pass
+        finally:
+            self._active = False
         store, self._store = self._store, {}
-        out = [pool_tensor(store[c.where], c.op, self.prefix, self.nhwc and store[c.where].ndim == 4) for c in self.choices]
+        out = [store[i] for i in range(len(self.choices))]
         return out[0] if len(out) == 1 else torch.cat(out, 1)
 
 
