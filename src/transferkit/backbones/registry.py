@@ -139,6 +139,11 @@ def create_backbone(
     """
     from .layers import LayerTap, choose_layers, probe
     from .modules import PreLogits
+    from .pooling import POOLS
+
+    for want in ([pool] if pool is None or isinstance(pool, str) else pool):
+        if want is not None and want not in POOLS + ("none",) and not isinstance(pool, (list, tuple)):
+            raise TransferkitError(f"--pool {want}: unknown pooling; choose from {', '.join(POOLS)}")
 
     if preprocess is not None:
         pp = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig.from_dict(preprocess)
