@@ -74,8 +74,8 @@ def preprocess_of(w) -> PreprocessConfig:
 def default_preprocess(spec: str, name: str) -> tuple[PreprocessConfig, bool]:
     arch, tag = split_name(spec, name)
     w = weights_enum(arch, tag, name)
-    fixed = bool(w is not None and tuple(w.meta.get("min_size", (1, 1))) == tuple(preprocess_of(w).input_size))
-    return preprocess_of(w), fixed
+    # torchvision's ViTs are built for one image size (their position embeddings); Swin & co. adapt
+    return preprocess_of(w), arch.startswith("vit_")
 
 
 def hub_file(spec: str, name: str = "") -> tuple[str, Path | None]:
