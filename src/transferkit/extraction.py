@@ -15,7 +15,7 @@ from .data import discover, stratified_split
 from .data.discover import require_two_classes
 from .engines import TorchEngine, iter_batches
 from .errors import TransferkitError
-from .store import FeatureWriter, open_features
+from .store import LayeredFeatureWriter, open_features
 
 Progress = Callable[[int, int], None]  # (images done, images total)
 
@@ -61,8 +61,11 @@ def extract(
     *,
     model: str = DEFAULT_MODEL,
     weights: str | None = None,
-    layer: str | None = None,
-    pool: str = "avg",
+    layer: str | Sequence[str] | None = None,
+    pool: str | None = None,
+    image_size: int | tuple[int, int] | None = None,
+    crop_pct: float | None = None,
+    crop: bool | None = None,
     batch_size: int = 32,
     test_size: float = 0.25,
     seed: int = 42,
@@ -72,7 +75,11 @@ def extract(
     device: str = "cpu",
     progress: Progress | None = None,
 ) -> ExtractResult:
-    """Turn every image of ``data`` (class folders or a CSV manifest) into a feature row in ``output``."""
+    """Turn every image of ``data`` (class folders or a CSV manifest) into a feature row in ``output``.
+
+    ``model``/``weights``/``layer``/``pool``/``image_size``/``crop_pct``/``crop``: see
+    :func:`transferkit.backbones.create_backbone` (several layers: one dataset each, see docs/backbones.md).
+    """
     output = Path(output)
     if output.exists() and not overwrite:
         raise TransferkitError(f"{output}: already exists; pass --overwrite (overwrite=True) to replace it")
@@ -82,7 +89,8 @@ def extract(
         raise TransferkitError(f"batch size must be at least 1, got {batch_size}")
     dataset = discover(data)
     require_two_classes(dataset, str(data))
-    backbone = create_backbone(model, weights=weights, layer=layer, pool=pool)
+    backbone = create_backbone(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
+                               crop_pct=crop_pct, crop=crop)
     labels = np.array([s.label for s in dataset.samples])
     split = stratified_split(labels, test_size, seed)
     attrs = {
@@ -98,8 +106,8 @@ def extract(
     engine = TorchEngine(backbone.features, device=device)
     paths = [dataset.absolute(s) for s in dataset.samples]
     start = time.perf_counter()
-    with FeatureWriter(output, feature_dim=backbone.feature_dim, label_names=dataset.class_names,
-                       attrs=attrs, buffer_rows=buffer_rows) as writer:
+    with LayeredFeatureWriter(output, layers=backbone.layers, feature_dim=backbone.feature_dim,
+                              label_names=dataset.class_names, attrs=attrs, buffer_rows=buffer_rows) as writer:
         for positions, feats, failures in feature_batches(paths, backbone.preprocess, engine, batch_size, workers, progress):
             for pos, reason in failures:
                 writer.add_skipped(dataset.samples[pos].path, reason)

@@ -24,6 +24,7 @@ def describe_features(path: str | Path) -> dict:
             "complete": ff.complete,
             "n_rows": ff.n_rows,
             "feature_dim": ff.feature_dim,
+            "layers": ff.layers,
             "dtype": str(ff.h5["features"].dtype),
             "n_train": int(np.sum(split == 0)),
             "n_test": int(np.sum(split == 1)),

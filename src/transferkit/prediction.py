@@ -63,11 +63,13 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list
     return files, missing
 
 
-def backbone_for(spec: dict, origin: str) -> Backbone:
-    """Rebuild the backbone a feature file or model records, refusing different weights."""
-    backbone = create_backbone(spec["model"])
-    check_spec(spec, backbone, origin)
-    return backbone
+def backbone_for(spec: dict, origin: str, weights: str | os.PathLike | None = None) -> Backbone:
+    """Rebuild the backbone a feature file or model records (model, weights, layers, pooling,
+    preprocessing), refusing different weights. ``weights``: where the recorded weights file is now,
+    if it has moved (its hash must still match)."""
+    from .backbones.replay import replay_backbone
+
+    return replay_backbone(spec, origin, weights)
 
 
 def predict(
@@ -79,14 +81,16 @@ def predict(
     workers: int | None = None,
     device: str = "cpu",
     progress: Progress | None = None,
+    weights: str | os.PathLike | None = None,
 ) -> PredictResult:
-    """Label images with ``model``, replaying the backbone and preprocessing it was trained with."""
+    """Label images with ``model``, replaying the backbone and preprocessing it was trained with.
+    ``weights``: the backbone's weights file, when it is no longer where the model recorded it."""
     model = as_model(model)
     files, missing = expand_inputs(inputs)
     result = PredictResult(skipped=list(missing))
     if not files:
         return result
-    backbone = backbone_for(model.backbone, str(model.path or "model"))
+    backbone = backbone_for(model.backbone, str(model.path or "model"), weights)
     preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
     engine = TorchEngine(backbone.features, device=device)
     k = max(1, min(top_k, len(model.class_names)))

@@ -36,15 +36,20 @@ def train(
     class_weight: str | None = None,
     seed: int = 42,
     n_jobs: int | None = None,
+    layer: str | Iterable[str] | None = None,
 ) -> TrainResult:
-    """Fit logistic regression (C by stratified CV) on the train split; score it on the test split."""
+    """Fit logistic regression (C by stratified CV) on the train split; score it on the test split.
+
+    ``layer``: which of the file's layers to train on: None (the ``features`` dataset), a name, or
+    several names (concatenated in that order)."""
     start = time.perf_counter()
     with open_features(features) as ff:
         ff.require_complete("train on")
         class_names = ff.label_names
-        X, y = ff.load("train")
-        X_test, y_test = ff.load("test")
-        spec = ff.backbone_spec()
+        layer = layer if layer is None or isinstance(layer, str) else list(layer)
+        X, y = ff.load("train", layers=layer)
+        X_test, y_test = ff.load("test", layers=layer)
+        spec = ff.backbone_spec(layer)
         provenance = {k: v for k, v in ff.attrs.items() if k not in ("preprocess",)}
     if len(np.unique(y)) < 2:
         raise TransferkitError(f"{features}: the train split has only one class; a classifier needs at least two")
@@ -90,10 +95,11 @@ def evaluate(
     model = as_model(model)
     with open_features(features) as ff:
         ff.require_complete("evaluate on")
-        _check_same_backbone(model, ff)
+        layer = model.backbone.get("layer")
+        _check_same_backbone(model, ff, layer)
         if ff.label_names != model.class_names:
             raise TransferkitError(f"{features}: its classes differ from the model's ({len(ff.label_names)} vs {len(model.class_names)})")
-        X, y = ff.load(split)
+        X, y = ff.load(split, layers=layer)
     if not len(y):
         raise TransferkitError(f"{features}: the {split} split is empty")
     proba = model.predict_proba(X)
@@ -108,8 +114,8 @@ def evaluate(
     return metrics
 
 
-def _check_same_backbone(model: TrainedModel, ff: FeatureFile) -> None:
-    spec = ff.backbone_spec()
+def _check_same_backbone(model: TrainedModel, ff: FeatureFile, layer=None) -> None:
+    spec = ff.backbone_spec(layer)
     for key in ("model", "weights_sha256", "layer", "pool", "preprocess"):
         if spec[key] != model.backbone.get(key):
             raise TransferkitError(

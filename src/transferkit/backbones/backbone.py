@@ -1,5 +1,5 @@
 """A pretrained network with its classifier cut off, plus everything needed to replay it: the
-preprocessing, the layer and pooling it stops at, and the hash of the weights it was loaded with."""
+preprocessing, the layer(s) and pooling it stops at, and the hash of the weights it was loaded with."""
 
 from __future__ import annotations
 
@@ -12,25 +12,34 @@ from .preprocess import PreprocessConfig
 
 @dataclass
 class Backbone:
-    name: str  # as the user wrote it (e.g. "efficientnet_lite0")
+    name: str  # as the user wrote it (e.g. "efficientnet_lite0", "timm:resnet50", "torchvision:vgg16")
     net: "object"  # torch.nn.Module: the whole network, classifier included
     features: "object"  # torch.nn.Module: images (N,3,H,W) -> features (N, feature_dim)
     preprocess: PreprocessConfig
     weights_sha256: str
-    feature_dim: int
-    layer: str = "pre_logits"
-    pool: str = "avg"
+    feature_dim: int  # all layers together
+    layer: "str | list[str]" = "pre_logits"  # a list when several layers are extracted at once
+    pool: "str | list[str]" = "avg"  # one per layer when several
+    weights: str = "default"  # "default" (the model's pretrained weights), "random", or a file path
+    weights_source: str = ""  # where the weights came from, for people ("pypi:…", "hf-hub:…", "file:…")
+    layers: list = field(default_factory=list)  # per layer: {"name", "pool", "dim", "shape"}, in column order
     extra: dict = field(default_factory=dict)
 
     def spec(self) -> dict:
         """What a feature file and a trained model record, so that ``predict`` rebuilds the same thing."""
         return {
             "model": self.name,
+            "weights": self.weights,
             "weights_sha256": self.weights_sha256,
+            "weights_source": self.weights_source,
             "layer": self.layer,
             "pool": self.pool,
             "preprocess": self.preprocess.to_dict(),
         }
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [self.layer] if isinstance(self.layer, str) else list(self.layer)
 
     def classify(self, images: np.ndarray) -> np.ndarray:
         """ImageNet class probabilities from the full network (a sanity check that weights are real)."""

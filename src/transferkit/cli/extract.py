@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -14,7 +14,13 @@ from ._app import app, console, friendly, print_skipped
 def extract(
     data: Path = typer.Argument(..., help="Folder with one sub-folder per class, or a CSV manifest (path,label)."),
     output: Path = typer.Option(..., "-o", "--output", help="Feature file to write (HDF5)."),
-    model: str = typer.Option("efficientnet_lite0", "--model", "-m", help="Backbone (see `transferkit models`)."),
+    model: str = typer.Option("efficientnet_lite0", "--model", "-m", help="Backbone: efficientnet_lite0/1/2 (offline), timm:<name>, torchvision:<name> (see `transferkit models`)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Local weights file (.safetensors or .pth) for the model, or 'random'; default: its pretrained weights."),
+    layer: Optional[List[str]] = typer.Option(None, "--layer", help="Layer to take features from (repeat for several, stored one dataset each; see `transferkit models --layers MODEL`). Default: pre_logits."),
+    pool: Optional[str] = typer.Option(None, "--pool", help="avg, max, avgmax, gem, flatten; for transformers cls, mean, cls+mean. Default: the model's own pooling."),
+    image_size: Optional[str] = typer.Option(None, "--image-size", help="Input size N or HxW instead of the model's pretrained one."),
+    crop_pct: Optional[float] = typer.Option(None, "--crop-pct", help="Centre-crop fraction instead of the model's (resize to size/crop_pct, crop size)."),
+    no_crop: bool = typer.Option(False, "--no-crop", help="Resize the whole picture to the input size (no centre crop; aspect ratio not kept)."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per forward pass."),
     test_size: float = typer.Option(0.25, "--test-size", min=0.0, max=0.95, help="Fraction of each class held out as the test split."),
     seed: int = typer.Option(42, "--seed", help="Seed of the train/test split."),
@@ -23,11 +29,14 @@ def extract(
 ):
     """Turn every image into a feature vector and store them, with labels and provenance, in HDF5."""
     from .. import api
+    from ..backbones.registry import parse_image_size
     from ..progress import progress_bar
 
     with progress_bar("extract", console) as update:
         r = api.extract(data, output, model=model, batch_size=batch_size, test_size=test_size, seed=seed,
-                        workers=workers, overwrite=overwrite, progress=update)
+                        workers=workers, overwrite=overwrite, progress=update,
+                        weights=weights, layer=layer or None, pool=pool, image_size=parse_image_size(image_size),
+                        crop_pct=crop_pct, crop=False if no_crop else None)
     console.print(
         f"[green]wrote[/] {r.path}: {r.n_rows} rows ({r.n_train} train, {r.n_test} test), "
         f"{len(r.class_counts)} classes, {len(r.skipped)} skipped, "

@@ -26,7 +26,7 @@ def inspect(
     status = "[green]complete[/]" if info["complete"] else "[bold red]INCOMPLETE[/] (resume with `transferkit extract ... --resume`)"
     console.print(f"[bold]{features}[/]: {info['n_rows']} rows x {info['feature_dim']} features, {status}")
     prov = Table(show_header=False, box=None)
-    for key in ("model", "layer", "pool", "weights_sha256", "dataset_root", "test_size", "seed", "created", "engine"):
+    for key in ("model", "layer", "pool", "weights", "weights_sha256", "dataset_root", "test_size", "seed", "created", "engine"):
         if key in info["provenance"]:
             prov.add_row(key, str(info["provenance"][key]))
     prov.add_row("preprocess", json.dumps(info["provenance"].get("preprocess")))

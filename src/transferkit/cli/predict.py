@@ -25,6 +25,7 @@ def predict(
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write predictions to this CSV file ('-': standard output)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write predictions to this JSON file ('-': standard output)."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="The backbone's weights file, if it moved since extraction (its hash must match)."),
 ):
     """Label new images with a trained model (unreadable files are reported, not fatal).
 
@@ -40,7 +41,7 @@ def predict(
     from ..progress import progress_bar
 
     with progress_bar("predict", err) as update:
-        r = api.predict(model, inputs, top_k=top_k, batch_size=batch_size, progress=update)
+        r = api.predict(model, inputs, top_k=top_k, batch_size=batch_size, progress=update, weights=weights)
     k = max((len(p.labels) for p in r.predictions), default=0)  # top_k, at most the number of classes
     if r.predictions and not to_stdout and (not (csv_out or json_out) or len(r.predictions) <= 50):
         console.print(prediction_table(r.predictions, k))

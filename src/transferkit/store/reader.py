@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from ..errors import IncompleteFileError, TransferkitError
+from . import layers as _layers
 from . import schema
 
 SPLITS = {"train": 0, "test": 1}
@@ -50,6 +51,8 @@ class FeatureFile:
                 value = value.item()
             if key in ("preprocess", "versions") and isinstance(value, str):
                 value = json.loads(value)
+            elif key in ("layer", "pool") and isinstance(value, str) and value.startswith("["):
+                value = json.loads(value)  # several layers: one name / pool each
             out[key] = value
         return out
 
@@ -64,9 +67,25 @@ class FeatureFile:
                 f"finish. Resume it with `transferkit extract ... --resume` before you {action} it"
             )
 
-    def backbone_spec(self) -> dict:
+    def backbone_spec(self, layers=None) -> dict:
+        """The backbone that made the features of ``layers`` (None: the ``features`` dataset's layer)."""
         a = self.attrs
-        return {k: a[k] for k in ("model", "weights_sha256", "layer", "pool", "preprocess")}
+        spec = {k: a[k] for k in ("model", "weights_sha256", "preprocess")}
+        spec["weights"] = a.get("weights", "default")
+        chosen = self.select_layers(layers)
+        spec["layer"] = chosen[0]["name"] if len(chosen) == 1 else [c["name"] for c in chosen]
+        spec["pool"] = chosen[0]["pool"] if len(chosen) == 1 else [c["pool"] for c in chosen]
+        return spec
+
+    # -- layers ----------------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[dict]:
+        """Every layer the file holds, in column order: {"name", "pool", "dim", "shape"}."""
+        return _layers.layer_infos(self.h5, self.attrs)
+
+    def select_layers(self, layers=None) -> list[dict]:
+        """``layers``: None (the first layer, stored as ``features``), a layer name, or a list of names."""
+        return _layers.select(self.layers, layers, self.path)
 
     # -- rows ------------------------------------------------------------------------------------
     @property
@@ -105,25 +124,30 @@ class FeatureFile:
             raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
         return np.flatnonzero(self.split == SPLITS[split])
 
-    def load(self, split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Features (float32) and labels of ``split``, in memory."""
+    def load(self, split: str | None = None, layers=None) -> tuple[np.ndarray, np.ndarray]:
+        """Features (float32) and labels of ``split``, in memory; ``layers`` as in :meth:`select_layers`
+        (several layers are concatenated in the order given)."""
         idx = self.rows(split)
         labels = self.labels[idx]
+        dsets = _layers.datasets(self.h5, self.select_layers(layers))
         if len(idx) == self.n_rows:
-            return self.h5[schema.FEATURES][()].astype(np.float32, copy=False), labels
-        parts = [c for c, _ in self.iter_chunks(split)]
-        feats = np.concatenate(parts) if parts else np.empty((0, self.feature_dim), np.float32)
+            full = [ds[()].astype(np.float32, copy=False) for ds in dsets]
+            return (full[0] if len(full) == 1 else np.concatenate(full, axis=1)), labels
+        parts = [c for c, _ in self.iter_chunks(split, layers=layers)]
+        dim = sum(ds.shape[1] for ds in dsets)
+        feats = np.concatenate(parts) if parts else np.empty((0, dim), np.float32)
         return feats, labels
 
-    def iter_chunks(self, split: str | None = None, chunk_rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_chunks(self, split: str | None = None, chunk_rows: int = 4096, layers=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (features, labels) of ``split`` in file order, at most ``chunk_rows`` rows at a time."""
         idx = self.rows(split)
         labels = self.labels
-        ds = self.h5[schema.FEATURES]
+        dsets = _layers.datasets(self.h5, self.select_layers(layers))
         for start in range(0, len(idx), chunk_rows):
             sel = idx[start : start + chunk_rows]
             lo, hi = int(sel[0]), int(sel[-1]) + 1
-            block = ds[lo:hi]  # one contiguous read, then pick the split's rows
+            # one contiguous read per layer, then pick the split's rows
+            block = dsets[0][lo:hi] if len(dsets) == 1 else np.concatenate([ds[lo:hi] for ds in dsets], axis=1)
             yield block[sel - lo].astype(np.float32, copy=False), labels[sel]
 
     # -- lifecycle -------------------------------------------------------------------------------

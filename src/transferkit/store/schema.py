@@ -7,9 +7,15 @@ Datasets (N rows, one per decoded image, in dataset order):
   paths         N utf-8 strings, relative to the dataset root (attribute ``dataset_root``)
   split         N uint8, 0 = train, 1 = test (attribute ``names``)
   skipped       K x 2 utf-8 strings: path, reason, for files that could not be decoded
-Root attributes: format, format_version, model, weights_sha256, layer, pool, preprocess (JSON),
-versions (JSON), created (ISO 8601), complete (true only once every row is written), and the
-extraction settings (dataset_root, source, test_size, seed, n_images, batch_size, engine).
+  layers/       group (since the model zoo; absent in older files, which hold one layer): one dataset
+                per extracted layer, ``layers/<name>`` N x Di float32 with attributes layer, pool, dim,
+                shape (JSON, the unpooled output shape); group attribute ``order`` = JSON list of the
+                names in extraction order. ``features`` is the first layer, and ``layers/<first>`` is
+                an HDF5 hard link to it (one copy of the data). See store/layers.py, docs/backbones.md.
+Root attributes: format, format_version, model, weights ("default", "random" or a file path),
+weights_sha256, weights_source, layer and pool (a string, or a JSON list with several layers),
+preprocess (JSON), versions (JSON), created (ISO 8601), complete (true only once every row is
+written), and the extraction settings (dataset_root, source, test_size, seed, n_images, batch_size, engine).
 """
 
 from __future__ import annotations
