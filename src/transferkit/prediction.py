@@ -9,7 +9,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .backbones import Backbone, PreprocessConfig, check_spec, create_backbone
+from .backbones import Backbone, PreprocessConfig
 from .data import list_images
 from .engines import TorchEngine
 from .extraction import Progress, feature_batches
