@@ -6,7 +6,7 @@ cheap classifier heads are trained, compared and deployed on them.
 
 __version__ = "0.1.0"
 
-from .api import evaluate, extract, load_model, open_features, predict, train  # noqa: E402
+from .api import compare, evaluate, extract, load_model, open_features, predict, train  # noqa: E402
 from .errors import TransferkitError  # noqa: E402
 
-__all__ = ["TransferkitError", "__version__", "evaluate", "extract", "load_model", "open_features", "predict", "train"]
+__all__ = ["TransferkitError", "__version__", "compare", "evaluate", "extract", "load_model", "open_features", "predict", "train"]

@@ -6,6 +6,7 @@
 >>> tk.load_model("model.safetensors").predict(["rose.jpg"])  # doctest: +SKIP
 """
 
+from .compare import CompareResult, compare
 from .extraction import ExtractResult, extract
 from .heads import TrainedModel, load_model
 from .prediction import Prediction, PredictResult, predict
@@ -13,6 +14,6 @@ from .store import FeatureFile, open_features
 from .training import TrainResult, evaluate, train
 
 __all__ = [
-    "ExtractResult", "FeatureFile", "PredictResult", "Prediction", "TrainResult", "TrainedModel",
-    "evaluate", "extract", "load_model", "open_features", "predict", "train",
+    "CompareResult", "ExtractResult", "FeatureFile", "PredictResult", "Prediction", "TrainResult", "TrainedModel",
+    "compare", "evaluate", "extract", "load_model", "open_features", "predict", "train",
 ]
