@@ -35,7 +35,7 @@ def compare(
     """Which representation suits this dataset? Raw pixels vs backbones x layers x pools, by paired
     k-fold CV accuracy and macro-F1, ordered by LogME (a transferability score, not an accuracy)."""
     from .. import api
-    from ..compare.report import table
+    from ..compare.report import print_table
     from ..progress import progress_bar
 
     result = api.compare(
@@ -45,18 +45,7 @@ def compare(
         progress=lambda description: progress_bar(description, console),
         log=lambda msg: console.print(f"  {msg}", highlight=False),
     )
-    t = table(result)
-    if console.is_terminal:
-        console.print(t)
-    else:  # a pipe or a log file: print at the table's natural width rather than squeezing the numbers
-        from rich.measure import Measurement
-
-        width = console.width
-        console.width = min(200, max(width, Measurement.get(console, console.options.update_width(200), t).maximum))
-        try:
-            console.print(t)
-        finally:
-            console.width = width
+    print_table(console, result)
     best = result.best
     ties = [r.name for r in result.rows if r.ok and r is not best and r.tied_with_best]
     console.print(f"best CV accuracy: [bold]{best.name}[/] ({best.accuracy_mean:.3f})"

@@ -121,3 +121,20 @@ def table(result: CompareResult):
                   f"[bold]{acc}[/]" if r is best else acc, f"{r.macro_f1_mean:.3f}±{r.macro_f1_std:.3f}", vs,
                   "reused" if r.reused else f"{r.extract_seconds:.1f}s", f"{r.train_seconds:.1f}s")
     return t
+
+
+def print_table(console, result: CompareResult) -> None:
+    """Print :func:`table`; where the output is not a terminal (a pipe, a log file), print it at its
+    natural width rather than squeezing the numbers into 80 columns."""
+    t = table(result)
+    if console.is_terminal:
+        console.print(t)
+        return
+    from rich.measure import Measurement
+
+    width = console.width
+    console.width = min(200, max(width, Measurement.get(console, console.options.update_width(200), t).maximum))
+    try:
+        console.print(t)
+    finally:
+        console.width = width
