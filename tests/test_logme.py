@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from transferkit.compare import hscore, logme
-from transferkit.compare.logme import log_evidence, maximise_evidence, spectrum
+from transferkit.comparison import hscore, logme
+from transferkit.comparison.logme import log_evidence, maximise_evidence, spectrum
 
 
 def marginal_log_likelihood(F, y, alpha, beta):

@@ -6,7 +6,7 @@
 >>> tk.load_model("model.safetensors").predict(["rose.jpg"])  # doctest: +SKIP
 """
 
-from .compare import CompareResult, compare
+from .comparison import CompareResult, compare
 from .extraction import ExtractResult, extract
 from .heads import TrainedModel, load_model
 from .prediction import Prediction, PredictResult, predict

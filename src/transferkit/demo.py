@@ -136,7 +136,7 @@ def run_demo(out: Path, console: Console | None = None) -> dict:
     console.rule("[bold]3. the seeds' lesson: digits 6 vs 8, raw pixels vs ImageNet features (10-fold CV)")
     digits = out / "digits"
     write_digits(digits)
-    from .compare.report import print_table
+    from .comparison.report import print_table
 
     cmp = api.compare(digits, ["efficientnet_lite0"], baseline="pixels:8", folds=10, out=out / "digits-compare",
                       progress=lambda d: progress_bar(f"  {d}", console))

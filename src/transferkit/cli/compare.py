@@ -35,7 +35,7 @@ def compare(
     """Which representation suits this dataset? Raw pixels vs backbones x layers x pools, by paired
     k-fold CV accuracy and macro-F1, ordered by LogME (a transferability score, not an accuracy)."""
     from .. import api
-    from ..compare.report import print_table
+    from ..comparison.report import print_table
     from ..progress import progress_bar
 
     result = api.compare(

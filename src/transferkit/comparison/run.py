@@ -160,6 +160,8 @@ def compare(
     for folder in (out_dir, cache):
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
+    if cache is not None:
+        cache = cache.resolve()  # the sample manifest's paths are made relative to it
     newest = max((_mtime(k) for k in keys), default=0.0)
     digest = images_digest(keys)
     source: Path | None = None  # what extract() reads: the dataset itself, or a manifest of the sample
