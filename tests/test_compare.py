@@ -167,25 +167,3 @@ def test_cli_compare_reports_failed_candidates(first_run, images, tmp_path):
     assert [bool(r["error"]) for r in rows].count(True) == 1
     assert (tmp_path / "compare.png").exists()
 
-
-def test_row_space_fit_gives_the_same_model():
-    """Fitting in the span of the training rows (n < D) is an exact shortcut, not an approximation."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    from transferkit.comparison.cv import cross_validate, make_folds
-
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 45)
-    X = rng.normal(size=(45, 200)) + 0.7 * np.eye(3)[y] @ rng.normal(size=(3, 200))
-    folds = make_folds(y, 3, 0)
-    fast, plain = cross_validate(X, y, folds, row_space=True), cross_validate(X, y, folds, row_space=False)
-    assert np.array_equal(fast.accuracy, plain.accuracy) and np.array_equal(fast.macro_f1, plain.macro_f1)
-    train, test = folds[0]
-    s = StandardScaler().fit(X[train])
-    A, B = s.transform(X[train]), s.transform(X[test])
-    vt = np.linalg.svd(A, full_matrices=False)[2]
-    kw = dict(C=1.0, max_iter=5000, tol=1e-10)
-    p_fast = LogisticRegression(**kw).fit(A @ vt.T, y[train]).predict_proba(B @ vt.T)
-    p_plain = LogisticRegression(**kw).fit(A, y[train]).predict_proba(B)
-    assert np.allclose(p_fast, p_plain, atol=1e-5)
