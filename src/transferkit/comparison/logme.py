@@ -17,7 +17,8 @@ sum over the singular values, so maximising over (alpha, beta) by the fixed-poin
     gamma = sum_i beta s_i^2 / (alpha + beta s_i^2)
     alpha <- gamma / m'm,   beta <- (n - gamma) / ||F m - y||^2
 
-costs O(min(n, D)) per iteration after one decomposition shared by all classes. The score is the
+costs O(min(n, D)) per iteration after one decomposition (of the smaller Gram matrix) shared by
+all classes. The score is the
 maximised log evidence divided by n, averaged over classes: higher means the features explain the
 labels better with a linear model. It ranks feature sets for one dataset; it is not an accuracy and
 its values are not comparable across datasets.
@@ -52,16 +53,17 @@ def spectrum(features: np.ndarray, targets: np.ndarray) -> Spectrum:
     if Y.ndim == 1:
         Y = Y[:, None]
     n, d = F.shape
+    # Eigen-decompose the smaller Gram matrix (D x D when tall, n x n when wide) rather than taking
+    # the SVD of F: the same singular values and bases at a fraction of the cost.
     if n > d:
-        # Tall: eigen-decompose the D x D Gram matrix instead of the n x D SVD (same result, cheaper).
         s2, V = np.linalg.eigh(F.T @ F)
         keep = s2 > s2.max(initial=0.0) * max(n, d) * np.finfo(np.float64).eps
         s2, V = s2[keep], V[:, keep]
-        z = (V.T @ (F.T @ Y)) / np.sqrt(s2)[:, None]
+        z = (V.T @ (F.T @ Y)) / np.sqrt(s2)[:, None]  # U'Y with U = F V / s
     else:
-        U, s, _ = np.linalg.svd(F, full_matrices=False)
-        keep = s > s.max(initial=0.0) * max(n, d) * np.finfo(np.float64).eps
-        U, s2 = U[:, keep], s[keep] ** 2
+        s2, U = np.linalg.eigh(F @ F.T)
+        keep = s2 > s2.max(initial=0.0) * max(n, d) * np.finfo(np.float64).eps
+        s2, U = s2[keep], U[:, keep]
         z = U.T @ Y
     y_out2 = np.maximum((Y**2).sum(0) - (z**2).sum(0), 0.0)
     return Spectrum(n=n, dim=d, s2=s2, z=z, y_out2=y_out2)
