@@ -6,8 +6,8 @@ cheap classifier heads are trained, compared and deployed on them.
 
 __version__ = "0.1.0"
 
-from .api import evaluate, export_onnx, extract, load_model, open_features, predict, train  # noqa: E402
+from .api import compare, evaluate, export_onnx, extract, load_model, open_features, predict, train  # noqa: E402
 from .errors import TransferkitError  # noqa: E402
 
-__all__ = ["TransferkitError", "__version__", "evaluate", "export_onnx", "extract", "load_model", "open_features",
-           "predict", "train"]
+__all__ = ["TransferkitError", "__version__", "compare", "evaluate", "export_onnx", "extract", "load_model",
+           "open_features", "predict", "train"]

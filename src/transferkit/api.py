@@ -6,6 +6,7 @@
 >>> tk.load_model("model.safetensors").predict(["rose.jpg"])  # doctest: +SKIP
 """
 
+from .comparison import CompareResult, compare
 from .export import ExportResult, export_onnx
 from .extraction import ExtractResult, extract
 from .heads import TrainedModel, load_model
@@ -14,6 +15,6 @@ from .store import FeatureFile, open_features
 from .training import TrainResult, evaluate, train
 
 __all__ = [
-    "ExportResult", "ExtractResult", "FeatureFile", "PredictResult", "Prediction", "TrainResult", "TrainedModel",
-    "evaluate", "export_onnx", "extract", "load_model", "open_features", "predict", "train",
+    "CompareResult", "ExportResult", "ExtractResult", "FeatureFile", "PredictResult", "Prediction", "TrainResult",
+    "TrainedModel", "compare", "evaluate", "export_onnx", "extract", "load_model", "open_features", "predict", "train",
 ]

@@ -4,8 +4,8 @@
 2. A natural-image run, end to end: crops of the photos that ship with scikit-learn and matplotlib
    become a 3-class dataset -> extract -> train -> evaluate -> predict on crops the model never saw.
 3. The seeds' cautionary experiment: handwritten digits 6 vs 8 (scikit-learn's bundled 8x8 digits,
-   upscaled and written as grayscale PNGs) classified with 10-fold CV from raw pixels and from
-   ImageNet features. Transfer can lose to raw pixels on data far from ImageNet: always compare.
+   upscaled and written as grayscale PNGs) compared with ``compare``: 10-fold CV from raw pixels and
+   from ImageNet features. Transfer can lose to raw pixels on data far from ImageNet: always compare.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from rich.console import Console
-from rich.table import Table
 
 PHOTO_SOURCES = {
     "palace": ("sklearn", "china.jpg"),
@@ -136,24 +135,23 @@ def run_demo(out: Path, console: Console | None = None) -> dict:
     # 3 ---------------------------------------------------------------------------------------
     console.rule("[bold]3. the seeds' lesson: digits 6 vs 8, raw pixels vs ImageNet features (10-fold CV)")
     digits = out / "digits"
-    X_raw, y = write_digits(digits)
-    with progress_bar("  extract", console) as update:
-        dx = api.extract(digits, out / "digits.h5", test_size=0.0, overwrite=True, progress=update)
-    with api.open_features(dx.path) as ff:
-        X_feat, y_feat = ff.load()
-    assert np.array_equal(y_feat, (y == 8).astype(int)), "digit files were read back in an unexpected order"
-    raw = cv_accuracy(X_raw, y)
-    feat = cv_accuracy(X_feat, y)
-    table = Table("input", "dims", "10-fold CV accuracy")
-    table.add_row("raw pixels (8x8)", str(X_raw.shape[1]), f"{raw[0]:.3f} ± {raw[1]:.3f}")
-    table.add_row("EfficientNet-Lite0 ImageNet features", str(X_feat.shape[1]), f"{feat[0]:.3f} ± {feat[1]:.3f}")
-    console.print(table)
-    verdict = "raw pixels win" if raw[0] > feat[0] else "ImageNet features win"
-    console.print(f"  {len(y)} images; {verdict}. ImageNet features do not fit every dataset: compare before you trust them.")
-    summary["digits"] = {"n": int(len(y)), "raw_pixels": raw[0], "imagenet_features": feat[0]}
+    write_digits(digits)
+    from .comparison.report import print_table
+
+    cmp = api.compare(digits, ["efficientnet_lite0"], baseline="pixels:8", folds=10, out=out / "digits-compare",
+                      progress=lambda d: progress_bar(f"  {d}", console))
+    print_table(console, cmp)
+    raw, feat = cmp["raw pixels 8x8"], cmp["efficientnet_lite0"]
+    verdict = "raw pixels win" if raw.accuracy_mean > feat.accuracy_mean else "ImageNet features win"
+    console.print(f"  {cmp.n_images} images; {verdict}. ImageNet features do not fit every dataset: compare before you trust them.")
+    console.print(f"  the same on your data: transferkit compare DATA --models efficientnet_lite0,efficientnet_lite1 "
+                  f"(report: {cmp.csv_path}, {cmp.png_path})", highlight=False)
+    summary["digits"] = {"n": cmp.n_images, "raw_pixels": raw.accuracy_mean, "imagenet_features": feat.accuracy_mean,
+                         "logme_raw_pixels": raw.logme, "logme_imagenet_features": feat.logme,
+                         "p_value": raw.p_vs_best if raw.p_vs_best is not None else feat.p_vs_best}
 
     console.rule("[bold]files")
-    for path in (photos, out / "photos.h5", out / "photos.safetensors", out / "photos-metrics.json", digits, out / "digits.h5"):
+    for path in (photos, out / "photos.h5", out / "photos.safetensors", out / "photos-metrics.json", digits, out / "digits-compare"):
         console.print(f"  {path}")
     console.print("next: `transferkit inspect " + str(out / "photos.h5") + "`, or run the same commands on your own folder.")
     (out / "demo-summary.json").write_text(json.dumps(summary, indent=2))

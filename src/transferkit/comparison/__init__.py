@@ -1,0 +1,9 @@
+"""Compare representations of one dataset: raw pixels vs backbones vs layers, by paired k-fold CV
+accuracy and by transferability scores (LogME, H-score) that need no classifier training."""
+
+from .candidates import Candidate
+from .hscore import hscore
+from .logme import logme
+from .run import CandidateResult, CompareResult, compare
+
+__all__ = ["Candidate", "CandidateResult", "CompareResult", "compare", "hscore", "logme"]

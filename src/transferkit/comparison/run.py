@@ -1,0 +1,287 @@
+"""``compare()``: which representation of *this* dataset works best for a linear classifier?
+
+Every candidate (the raw-pixel baseline and each backbone x layer x pool) is scored on the same
+images and the same stratified folds, so the comparison is paired. Features come from a matching
+feature file when one exists (same model, weights hash, layer, pool, preprocessing, covering the same
+images) and are extracted into the cache folder otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..backbones import DEFAULT_MODEL
+from ..errors import TransferkitError
+from .candidates import Candidate, expand, find_reusable, image_key, images_digest, match_feature_file, parse_baseline, pixel_features, write_manifest
+from .cv import corrected_paired_ttest, cross_validate, make_folds
+from .hscore import hscore
+from .logme import logme
+
+SIGNIFICANCE = 0.05
+
+
+@dataclass
+class CandidateResult:
+    candidate: Candidate
+    dims: int | None = None
+    logme: float | None = None
+    hscore: float | None = None
+    accuracy: np.ndarray | None = None  # per fold
+    macro_f1: np.ndarray | None = None  # per fold
+    extract_seconds: float = 0.0  # spent in this run (0 when the features were reused)
+    reused: bool = False
+    feature_file: Path | None = None
+    train_seconds: float = 0.0  # standardise + fit + predict, summed over folds
+    score_seconds: float = 0.0  # LogME and H-score together
+    not_converged: int = 0
+    delta_vs_best: float | None = None  # mean per-fold accuracy difference to the best candidate
+    p_vs_best: float | None = None  # corrected resampled t-test of that difference
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.candidate.name
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def accuracy_mean(self) -> float:
+        return float(self.accuracy.mean()) if self.accuracy is not None else float("nan")
+
+    @property
+    def accuracy_std(self) -> float:
+        return float(self.accuracy.std()) if self.accuracy is not None else float("nan")
+
+    @property
+    def macro_f1_mean(self) -> float:
+        return float(self.macro_f1.mean()) if self.macro_f1 is not None else float("nan")
+
+    @property
+    def macro_f1_std(self) -> float:
+        return float(self.macro_f1.std()) if self.macro_f1 is not None else float("nan")
+
+    @property
+    def tied_with_best(self) -> bool:
+        """Not distinguishable from the best candidate at the 5% level (the best itself included)."""
+        return self.ok and (self.p_vs_best is None or self.p_vs_best >= SIGNIFICANCE)
+
+
+@dataclass
+class CompareResult:
+    rows: list[CandidateResult]  # ordered by LogME, best first; failed candidates last
+    class_names: list[str]
+    n_images: int  # images every candidate could read, the ones scored
+    n_dataset: int  # images in the dataset before --sample
+    folds: int
+    sample: int | None
+    seed: int
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (image, why) left out of every candidate
+    out_dir: Path | None = None
+    csv_path: Path | None = None
+    json_path: Path | None = None
+    png_path: Path | None = None
+
+    @property
+    def best(self) -> CandidateResult:
+        """The candidate with the highest mean CV accuracy."""
+        ok = [r for r in self.rows if r.ok]
+        if not ok:
+            raise TransferkitError("no candidate could be scored")
+        return max(ok, key=lambda r: r.accuracy_mean)
+
+    def __getitem__(self, name: str) -> CandidateResult:
+        for r in self.rows:
+            if r.name == name or r.candidate.model == name:
+                return r
+        raise KeyError(name)
+
+
+def compare(
+    data: str | os.PathLike,
+    models: Sequence[str] = (DEFAULT_MODEL,),
+    *,
+    layers: Sequence[str | None] = (None,),
+    pools: Sequence[str] = ("avg",),
+    weights: str | None = None,
+    baseline: str | None = "pixels",
+    folds: int = 10,
+    sample: int | None = None,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    reuse: Sequence[str | os.PathLike] = (),
+    C: float = 1.0,
+    batch_size: int = 32,
+    workers: int | None = None,
+    device: str = "cpu",
+    progress: Callable[[str], contextlib.AbstractContextManager] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> CompareResult:
+    """Score the raw-pixel ``baseline`` and every ``models`` x ``layers`` x ``pools`` candidate on ``data``.
+
+    Returns a :class:`CompareResult` whose rows carry per-fold accuracy and macro-F1 (paired: the same
+    ``folds`` stratified folds for every candidate), LogME and H-score, extraction and training time.
+    ``sample``: score a stratified subsample of that many images. ``out``: write ``compare.csv``,
+    ``compare.json`` and ``compare.png`` there. ``cache_dir`` (default ``out/features``): per-candidate
+    feature files, reused on later runs; ``reuse``: more feature files to reuse when they match.
+    ``progress(description)`` returns a context manager yielding a ``(done, total)`` callback.
+    """
+    from ..data import discover
+    from ..data.discover import require_two_classes
+
+    say = log or (lambda msg: None)
+    candidates = ([b] if (b := parse_baseline(baseline)) else []) + expand(models, layers, pools, weights)
+    if sample is not None and sample < 2:
+        raise TransferkitError(f"--sample must be at least 2, got {sample}")
+    if C <= 0:
+        raise TransferkitError(f"C must be positive, got {C}")
+
+    dataset = discover(data)
+    require_two_classes(dataset, str(data))
+    root = Path(dataset.root).resolve()
+    keys_all = [image_key(root, s.path) for s in dataset.samples]
+    labels_all = np.array([s.label for s in dataset.samples])
+    chosen = _stratified_sample(labels_all, sample, seed, str(data))
+    keys = [keys_all[i] for i in chosen]
+    labels = labels_all[chosen]
+    make_folds(labels, folds, seed)  # refuse too many folds before any extraction
+
+    out_dir = Path(out) if out is not None else None
+    cache = Path(cache_dir) if cache_dir is not None else (out_dir / "features" if out_dir is not None else None)
+    for folder in (out_dir, cache):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+    if cache is not None:
+        cache = cache.resolve()  # the sample manifest's paths are made relative to it
+    newest = max((_mtime(k) for k in keys), default=0.0)
+    digest = images_digest(keys)
+    source: Path | None = None  # what extract() reads: the dataset itself, or a manifest of the sample
+
+    results: list[CandidateResult] = []
+    features: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # candidate index -> (rows, present mask)
+    skipped: dict[str, str] = {}
+    for ci, cand in enumerate(candidates):
+        res = CandidateResult(cand)
+        results.append(res)
+        try:
+            if cand.is_pixels:
+                say(f"{cand.name}: decoding {len(keys)} images")
+                start = time.perf_counter()
+                feats, positions, failures = pixel_features(keys, cand.pixel_size, workers=workers)
+                res.extract_seconds = time.perf_counter() - start
+                present = np.zeros(len(keys), bool)
+                present[positions] = True
+                full = np.zeros((len(keys), feats.shape[1]), np.float32)
+                full[positions] = feats
+                skipped.update((keys[p], reason) for p, reason in failures)
+            else:
+                if cache is None:
+                    raise TransferkitError("compare needs out= or cache_dir= for the feature files of backbone candidates")
+                if source is None:
+                    source = Path(data) if sample is None else write_manifest(
+                        cache / f"sample-{digest}.csv", keys, [dataset.class_names[i] for i in labels])
+                full, present, res = _backbone_features(res, keys, cache, digest, newest, source, reuse,
+                                                        batch_size, workers, device, seed, progress, say)
+            res.dims = int(full.shape[1])
+            features[ci] = (full, present)
+        except TransferkitError as exc:
+            res.error = str(exc)
+            say(f"{cand.name}: [red]failed[/]: {exc}")
+
+    if not features:
+        raise TransferkitError("no candidate could be scored: " + "; ".join(f"{r.name}: {r.error}" for r in results))
+    common = np.logical_and.reduce([present for _, present in features.values()])
+    dropped = [(k, skipped.get(k, "unreadable for some candidate")) for k, c in zip(keys, common) if not c]
+    y = labels[common]
+    fold_list = make_folds(y, folds, seed)
+    n_test = int(np.mean([len(t) for _, t in fold_list]))
+    for ci, (full, _) in features.items():
+        res, X = results[ci], full[common]
+        say(f"{res.name}: {folds}-fold CV on {len(y)} images x {X.shape[1]} features")
+        cv = cross_validate(X, y, fold_list, C=C, seed=seed)
+        res.accuracy, res.macro_f1 = cv.accuracy, cv.macro_f1
+        res.train_seconds, res.not_converged = cv.fit_seconds, cv.not_converged
+        start = time.perf_counter()
+        res.logme = logme(X, y)
+        res.hscore = hscore(X, y)
+        res.score_seconds = time.perf_counter() - start
+    ok = [r for r in results if r.ok]
+    best = max(ok, key=lambda r: r.accuracy_mean)
+    for r in ok:
+        if r is not best:
+            r.delta_vs_best, r.p_vs_best = corrected_paired_ttest(r.accuracy, best.accuracy, len(y) - n_test, n_test)
+    rows = sorted(ok, key=lambda r: -r.logme) + [r for r in results if not r.ok]
+    result = CompareResult(rows=rows, class_names=list(dataset.class_names), n_images=int(len(y)),
+                           n_dataset=len(dataset), folds=folds, sample=sample, seed=seed, dropped=dropped,
+                           out_dir=out_dir)
+    if out_dir is not None:
+        from .report import save
+
+        save(result, out_dir)
+    return result
+
+
+def _backbone_features(res, keys, cache, digest, newest, source, reuse, batch_size, workers, device, seed,
+                       progress, say):
+    from ..backbones import create_backbone
+    from ..extraction import extract
+    from ..store import open_features
+
+    cand = res.candidate
+    backbone = create_backbone(cand.model, weights=cand.weights, layer=cand.layer, pool=cand.pool)
+    spec = backbone.spec()
+    del backbone
+    target = cache / f"{cand.slug}__{digest}.h5"
+    pool = [Path(p) for p in reuse] + [target] + sorted(p for p in cache.glob("*.h5") if p != target)
+    found = find_reusable([p for p in pool if p.is_file()], spec, keys, newest)
+    if found is not None:
+        res.reused = True
+        say(f"{cand.name}: reusing {found.path}")
+    else:
+        if target.exists():
+            say(f"{cand.name}: {target.name} is stale or incomplete; extracting again")
+        ctx = progress(f"extract {cand.name}") if progress else contextlib.nullcontext(None)
+        start = time.perf_counter()
+        with ctx as update:
+            extract(source, target, model=cand.model, weights=cand.weights, layer=cand.layer, pool=cand.pool,
+                    batch_size=batch_size, test_size=0.0, seed=seed, workers=workers, overwrite=True,
+                    device=device, progress=update)
+        res.extract_seconds = time.perf_counter() - start
+        found = match_feature_file(target, spec, keys, 0.0)
+        if found is None:
+            raise TransferkitError(f"{target}: the new feature file does not cover the images asked for")
+    res.feature_file = found.path
+    with open_features(found.path) as ff:
+        stored = ff.h5["features"][()].astype(np.float32, copy=False)
+    present = found.rows >= 0
+    full = np.zeros((len(keys), stored.shape[1]), np.float32)
+    full[present] = stored[found.rows[present]]
+    return full, present, res
+
+
+def _stratified_sample(labels: np.ndarray, sample: int | None, seed: int, where: str) -> np.ndarray:
+    if sample is None or sample >= len(labels):
+        return np.arange(len(labels))
+    from sklearn.model_selection import train_test_split
+
+    n_classes = len(np.unique(labels))
+    if sample < n_classes:
+        raise TransferkitError(f"{where}: --sample {sample} is smaller than the number of classes ({n_classes})")
+    chosen, _ = train_test_split(np.arange(len(labels)), train_size=sample, stratify=labels, random_state=seed)
+    return np.sort(chosen)
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
