@@ -15,11 +15,14 @@ def extract(
     data: Path = typer.Argument(..., help="Folder with one sub-folder per class, or a CSV manifest (path,label)."),
     output: Path = typer.Option(..., "-o", "--output", help="Feature file to write (HDF5)."),
     model: str = typer.Option("efficientnet_lite0", "--model", "-m", help="Backbone (see `transferkit models`)."),
-    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per forward pass."),
+    batch_size: str = typer.Option("32", "--batch-size", "-b", help="Images per forward pass, or auto."),
     test_size: float = typer.Option(0.25, "--test-size", min=0.0, max=0.95, help="Fraction of each class held out as the test split."),
     seed: int = typer.Option(42, "--seed", help="Seed of the train/test split."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads (default: CPUs available)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | torch (see docs/engines.md)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 (auto: fp32 on CPU, fp16 on CUDA)."),
 ):
     """Turn every image into a feature vector and store them, with labels and provenance, in HDF5."""
     from .. import api
@@ -27,7 +30,8 @@ def extract(
 
     with progress_bar("extract", console) as update:
         r = api.extract(data, output, model=model, batch_size=batch_size, test_size=test_size, seed=seed,
-                        workers=workers, overwrite=overwrite, progress=update)
+                        workers=workers, overwrite=overwrite, progress=update,
+                        engine=engine, device=device, precision=precision)
     console.print(
         f"[green]wrote[/] {r.path}: {r.n_rows} rows ({r.n_train} train, {r.n_test} test), "
         f"{len(r.class_counts)} classes, {len(r.skipped)} skipped, "

@@ -20,14 +20,18 @@ def predict(
     top_k: int = typer.Option(1, "--top-k", "-k", min=1, help="Labels to show per image."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write predictions to this CSV file."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write predictions to this JSON file."),
-    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
+    batch_size: str = typer.Option("32", "--batch-size", "-b", help="Images per forward pass, or auto."),
+    engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | torch (see docs/engines.md)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16."),
 ):
     """Label new images with a trained model (unreadable files are reported, not fatal)."""
     from .. import api
     from ..progress import progress_bar
 
     with progress_bar("predict", err) as update:
-        r = api.predict(model, inputs, top_k=top_k, batch_size=batch_size, progress=update)
+        r = api.predict(model, inputs, top_k=top_k, batch_size=batch_size, progress=update,
+                        engine=engine, device=device, precision=precision)
     table = Table("path", *[f"label {i + 1}" if top_k > 1 else "label" for i in range(top_k)])
     for p in r.predictions:
         table.add_row(p.path, *[f"{lab} ({prob:.3f})" for lab, prob in zip(p.labels, p.probabilities)])
