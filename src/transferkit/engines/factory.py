@@ -64,6 +64,8 @@ def create_engine(backbone, engine: str = "auto", device: str = "auto", precisio
     engine = (engine or "auto").strip().lower()
     if engine not in ENGINES:
         raise TransferkitError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if engine == "onnxruntime" and (device or "auto").strip().lower() == "auto":
+        device = "cpu"  # the ONNX engine runs on the CPU; auto must not pick a GPU and then refuse
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     threads = threads or available_cpus()

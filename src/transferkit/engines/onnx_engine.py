@@ -15,11 +15,13 @@ change in any of them exports again instead of replaying a stale graph.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +36,25 @@ EXPORT_FORMAT = 1  # bump when the way we export changes, to invalidate every ca
 OPSET = 17
 PROBE_BATCH = 3
 ATOL = 1e-4  # max |onnx - torch| allowed at export, scaled up for outputs larger than 1 in magnitude
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """The TorchScript exporter prints the whole graph to the C++ stderr when it fails; we report the
+    failure in one line instead. (Process-wide for its duration: export runs before any worker.)"""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class ExportError(RuntimeError):
@@ -117,7 +138,7 @@ def export_onnx(module, input_size: tuple[int, int], path: Path) -> dict:
         frozen, n_frozen = freeze_same_padding(module, input_size)
         frozen = frozen.float().eval()
         example = torch.from_numpy(probe_batch(input_size, 2))
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _native_stderr_silenced():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
             torch.onnx.export(
                 frozen, (example,), str(path), dynamo=False, opset_version=OPSET,
