@@ -5,7 +5,8 @@ open with Pillow, resize to 224x224, turn into an array; then one batch at a tim
 backbone (EfficientNet-Lite0, same weights) in eager fp32 PyTorch, no prefetch. `transferkit extract`
 runs with its defaults. Each run is its own subprocess (so no process-wide tuning leaks from one into
 the other) and the two alternate, so both see the same load on a shared machine; we report every run,
-the median images/s of each and the ratio of medians.
+the median images/s of each and the ratio of medians, plus the CPU time per image of each whole
+process (user + system, start-up included), which the load of other jobs disturbs much less.
 
     PYTHONPATH=src python benchmarks/e2e_flowers.py /work/shared/datasets/flowers17 --repeats 3
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,11 +51,17 @@ print(len(files), end - start, end - t0)
 '''
 
 
+def _child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_reference(data: Path, limit: int) -> dict:
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _child_cpu()
     out = subprocess.run([sys.executable, "-c", REFERENCE, str(data), str(limit)], capture_output=True, text=True, check=True)
     n, loop_s, total_s = out.stdout.split()
-    return {"images": int(n), "seconds": float(loop_s), "process_seconds": time.perf_counter() - t}
+    return {"images": int(n), "seconds": float(loop_s), "process_seconds": time.perf_counter() - t,
+            "cpu_seconds": _child_cpu() - c}
 
 
 def run_transferkit(data: Path, extra: list[str]) -> dict:
@@ -67,11 +75,12 @@ def run_transferkit(data: Path, extra: list[str]) -> dict:
         for item in extra:
             k, v = item.split("=", 1)
             kwargs[k] = int(v) if v.isdigit() else v
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _child_cpu()
         out = subprocess.run([sys.executable, "-c", code, str(data), json.dumps(kwargs), str(out_h5)],
                              capture_output=True, text=True, check=True)
         res = json.loads(out.stdout.strip().splitlines()[-1])
         res["process_seconds"] = time.perf_counter() - t
+        res["cpu_seconds"] = _child_cpu() - c
         return res
 
 
@@ -91,8 +100,10 @@ def main() -> None:
         tk_rates.append(tk_rate)
         ref_rates.append(ref_rate)
         print(f"run {i + 1}: transferkit ({tk['engine']}) {tk_rate:6.1f} img/s "
-              f"[{tk['images']} in {tk['seconds']:.1f} s, process {tk['process_seconds']:.1f} s]   "
-              f"reference {ref_rate:6.1f} img/s [{ref['images']} in {ref['seconds']:.1f} s]   "
+              f"[{tk['images']} in {tk['seconds']:.1f} s, process {tk['process_seconds']:.1f} s, "
+              f"CPU {1000 * tk['cpu_seconds'] / tk['images']:.1f} ms/img]   "
+              f"reference {ref_rate:6.1f} img/s [{ref['images']} in {ref['seconds']:.1f} s, "
+              f"CPU {1000 * ref['cpu_seconds'] / ref['images']:.1f} ms/img]   "
               f"ratio {tk_rate / ref_rate:.2f}x   load {os.getloadavg()[0]:.1f}", flush=True)
     ratios = [a / b for a, b in zip(tk_rates, ref_rates)]
     print(f"median: transferkit {statistics.median(tk_rates):.1f} img/s (range {min(tk_rates):.1f}-{max(tk_rates):.1f}), "
