@@ -8,6 +8,7 @@ run on a GPU when it was written: there was none.)
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
@@ -101,8 +102,9 @@ class TorchEngine:
             x = self._to_device(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)))
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                                enabled=self.autocast_dtype is not None):
+            autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
+                        else contextlib.nullcontext())
+            with autocast:
                 out = self.module(x)
             return out.float().cpu().numpy()
 
