@@ -79,6 +79,12 @@ def add_bad_files(class_dir: Path) -> dict[str, str]:
     return {"empty.jpg": "empty", "not an image.png": "not an image", "truncated.jpg": "truncated", "bomb.png": "decompression bomb"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_engine_cache(tmp_path_factory):
+    """Engines cache exported ONNX files; keep the tests' cache out of the user's home folder."""
+    os.environ["TRANSFERKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("transferkit-cache"))
+
+
 @pytest.fixture(scope="session")
 def dataset_dir(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("data") / "my dataset")

@@ -13,7 +13,7 @@ import numpy as np
 from .backbones import DEFAULT_MODEL, PreprocessConfig, create_backbone
 from .data import discover, stratified_split
 from .data.discover import require_two_classes
-from .engines import TorchEngine, iter_batches
+from .engines import create_engine, iter_batches, resolve_batch_size
 from .errors import TransferkitError
 from .store import LayeredFeatureWriter, open_features
 
@@ -66,14 +66,16 @@ def extract(
     image_size: int | tuple[int, int] | None = None,
     crop_pct: float | None = None,
     crop: bool | None = None,
-    batch_size: int = 32,
+    batch_size: int | str = 32,
     test_size: float = 0.25,
     seed: int = 42,
     workers: int | None = None,
     buffer_rows: int = 1000,
     overwrite: bool = False,
-    device: str = "cpu",
+    device: str = "auto",
     progress: Progress | None = None,
+    engine: str = "auto",
+    precision: str = "auto",
 ) -> ExtractResult:
     """Turn every image of ``data`` (class folders or a CSV manifest) into a feature row in ``output``.
 
@@ -85,12 +87,13 @@ def extract(
         raise TransferkitError(f"{output}: already exists; pass --overwrite (overwrite=True) to replace it")
     if output.parent and not output.parent.exists():
         raise TransferkitError(f"{output.parent}: output folder does not exist")
-    if batch_size < 1:
-        raise TransferkitError(f"batch size must be at least 1, got {batch_size}")
+    resolve_batch_size(batch_size, None)  # bad values fail before any work
     dataset = discover(data)
     require_two_classes(dataset, str(data))
     backbone = create_backbone(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
                                crop_pct=crop_pct, crop=crop)
+    engine = create_engine(backbone, engine=engine, device=device, precision=precision)
+    batch_size = resolve_batch_size(batch_size, engine, backbone.preprocess.input_size)
     labels = np.array([s.label for s in dataset.samples])
     split = stratified_split(labels, test_size, seed)
     attrs = {
@@ -101,9 +104,10 @@ def extract(
         "seed": int(seed),
         "n_images": len(dataset),
         "batch_size": int(batch_size),
-        "engine": TorchEngine.name,
+        "engine": engine.name,
+        "device": str(engine.device),
+        "precision": engine.precision,
     }
-    engine = TorchEngine(backbone.features, device=device)
     paths = [dataset.absolute(s) for s in dataset.samples]
     start = time.perf_counter()
     with LayeredFeatureWriter(output, layers=backbone.layers, feature_dim=backbone.feature_dim,

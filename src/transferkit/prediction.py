@@ -11,7 +11,7 @@ import numpy as np
 
 from .backbones import Backbone, PreprocessConfig
 from .data import list_images
-from .engines import TorchEngine
+from .engines import create_engine, resolve_batch_size
 from .extraction import Progress, feature_batches
 from .heads import TrainedModel
 from .training import as_model
@@ -77,11 +77,13 @@ def predict(
     inputs: Iterable[str | os.PathLike],
     *,
     top_k: int = 5,
-    batch_size: int = 32,
+    batch_size: int | str = 32,
     workers: int | None = None,
-    device: str = "cpu",
+    device: str = "auto",
     progress: Progress | None = None,
     weights: str | os.PathLike | None = None,
+    engine: str = "auto",
+    precision: str = "auto",
 ) -> PredictResult:
     """Label images with ``model``, replaying the backbone and preprocessing it was trained with.
     ``weights``: the backbone's weights file, when it is no longer where the model recorded it."""
@@ -92,7 +94,8 @@ def predict(
         return result
     backbone = backbone_for(model.backbone, str(model.path or "model"), weights)
     preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
-    engine = TorchEngine(backbone.features, device=device)
+    engine = create_engine(backbone, engine=engine, device=device, precision=precision)
+    batch_size = resolve_batch_size(batch_size, engine, preprocess.input_size)
     k = max(1, min(top_k, len(model.class_names)))
     for positions, feats, failures in feature_batches(files, preprocess, engine, batch_size, workers, progress):
         result.skipped.extend((str(files[p]), reason) for p, reason in failures)

@@ -21,11 +21,14 @@ def extract(
     image_size: Optional[str] = typer.Option(None, "--image-size", help="Input size N or HxW instead of the model's pretrained one."),
     crop_pct: Optional[float] = typer.Option(None, "--crop-pct", help="Centre-crop fraction instead of the model's (resize to size/crop_pct, crop size)."),
     no_crop: bool = typer.Option(False, "--no-crop", help="Resize the whole picture to the input size (no centre crop; aspect ratio not kept)."),
-    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per forward pass."),
+    batch_size: str = typer.Option("32", "--batch-size", "-b", help="Images per forward pass, or auto."),
     test_size: float = typer.Option(0.25, "--test-size", min=0.0, max=0.95, help="Fraction of each class held out as the test split."),
     seed: int = typer.Option(42, "--seed", help="Seed of the train/test split."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads (default: CPUs available)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | torch (see docs/engines.md)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 (auto: fp32 on CPU, fp16 on CUDA)."),
 ):
     """Turn every image into a feature vector and store them, with labels and provenance, in HDF5."""
     from .. import api
@@ -36,7 +39,8 @@ def extract(
         r = api.extract(data, output, model=model, batch_size=batch_size, test_size=test_size, seed=seed,
                         workers=workers, overwrite=overwrite, progress=update,
                         weights=weights, layer=layer or None, pool=pool, image_size=parse_image_size(image_size),
-                        crop_pct=crop_pct, crop=False if no_crop else None)
+                        crop_pct=crop_pct, crop=False if no_crop else None,
+                        engine=engine, device=device, precision=precision)
     console.print(
         f"[green]wrote[/] {r.path}: {r.n_rows} rows ({r.n_train} train, {r.n_test} test), "
         f"{len(r.class_counts)} classes, {len(r.skipped)} skipped, "

@@ -24,8 +24,11 @@ def predict(
     top_k: int = typer.Option(1, "--top-k", "-k", min=1, help="Labels to show per image (with their probabilities)."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write predictions to this CSV file ('-': standard output)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write predictions to this JSON file ('-': standard output)."),
-    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
+    batch_size: str = typer.Option("32", "--batch-size", "-b", help="Images per forward pass, or auto."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="The backbone's weights file, if it moved since extraction (its hash must match)."),
+    engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | torch (see docs/engines.md)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16."),
 ):
     """Label new images with a trained model (unreadable files are reported, not fatal).
 
@@ -41,7 +44,8 @@ def predict(
     from ..progress import progress_bar
 
     with progress_bar("predict", err) as update:
-        r = api.predict(model, inputs, top_k=top_k, batch_size=batch_size, progress=update, weights=weights)
+        r = api.predict(model, inputs, top_k=top_k, batch_size=batch_size, progress=update, weights=weights,
+                        engine=engine, device=device, precision=precision)
     k = max((len(p.labels) for p in r.predictions), default=0)  # top_k, at most the number of classes
     if r.predictions and not to_stdout and (not (csv_out or json_out) or len(r.predictions) <= 50):
         console.print(prediction_table(r.predictions, k))

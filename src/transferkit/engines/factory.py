@@ -1,0 +1,134 @@
+"""Pick and build the engine for a backbone: ``create_engine(backbone, engine, device, precision)``.
+
+``auto`` means: on the CPU in fp32, ONNX Runtime (about 5x eager PyTorch for Lite0 on 2 cores);
+on the CPU in bf16, PyTorch with bf16 autocast; on CUDA, PyTorch with fp16 autocast. A model that
+cannot be exported to ONNX (or whose export does not reproduce PyTorch) falls back to PyTorch with a
+warning, whether the ONNX engine was asked for or picked.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import warnings
+
+from ..errors import TransferkitError
+from .pipeline import available_cpus
+from .torch_engine import PRECISIONS, TorchEngine
+
+ENGINES = ("auto", "onnxruntime", "torch")
+
+
+class EngineFallbackWarning(UserWarning):
+    """The requested or preferred engine could not be used; another one runs instead."""
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``cuda[:N]`` is checked to exist."""
+    device = (device or "auto").strip().lower()
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    m = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if not m:
+        raise TransferkitError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise TransferkitError(f"device {device}: no CUDA GPU is visible to PyTorch; use --device cpu")
+    if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
+        raise TransferkitError(f"device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return device
+
+
+def resolve_precision(precision: str | None, device: str) -> str:
+    precision = (precision or "auto").strip().lower()
+    if precision == "auto":
+        return "fp16" if device.startswith("cuda") else "fp32"
+    if precision not in PRECISIONS:
+        raise TransferkitError(f"unknown precision {precision!r}; choose from auto, {', '.join(PRECISIONS)}")
+    return precision
+
+
+def onnxruntime_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+
+
+def create_engine(backbone, engine: str = "auto", device: str = "auto", precision: str | None = "auto",
+                  threads: int | None = None):
+    """A callable ``images (N,3,H,W) float32 -> features (N,D) float32`` with ``name``, ``device``,
+    ``precision`` and ``describe()``."""
+    engine = (engine or "auto").strip().lower()
+    if engine not in ENGINES:
+        raise TransferkitError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if engine == "onnxruntime" and (device or "auto").strip().lower() == "auto":
+        device = "cpu"  # the ONNX engine runs on the CPU; auto must not pick a GPU and then refuse
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    threads = threads or available_cpus()
+    on_cpu = device == "cpu"
+    if engine == "onnxruntime":
+        if not on_cpu:
+            raise TransferkitError(f"--engine onnxruntime runs on the CPU; for {device} use --engine torch (or auto)")
+        if precision != "fp32":
+            raise TransferkitError(f"--engine onnxruntime runs in fp32; for {precision} use --engine torch (or auto)")
+        if not onnxruntime_available():
+            raise TransferkitError("--engine onnxruntime needs the onnx and onnxruntime packages: pip install onnx onnxruntime")
+    want_onnx = engine == "onnxruntime" or (engine == "auto" and on_cpu and precision == "fp32" and onnxruntime_available())
+    if want_onnx:
+        from .onnx_engine import ExportError, OnnxEngine
+
+        try:
+            return OnnxEngine(backbone, threads=threads)
+        except ExportError as exc:
+            warnings.warn(f"{backbone.name}: cannot run with ONNX Runtime ({exc}); using the torch engine",
+                          EngineFallbackWarning, stacklevel=2)
+    return TorchEngine(backbone.features, device=device, threads=threads, precision=precision)
+
+
+def resolve_batch_size(batch_size: int | str | None, engine, input_size: tuple[int, int] = (224, 224)) -> int:
+    """An int as given; ``auto``: 32 on the CPU (throughput is flat beyond it on few cores while memory
+    keeps growing), and on CUDA the largest power of two up to 256 whose forward pass fits in half the
+    free GPU memory."""
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, str):
+        text = batch_size.strip().lower()
+        if text != "auto":
+            try:
+                batch_size = int(text)
+            except ValueError:
+                raise TransferkitError(f"batch size must be a positive integer or 'auto', got {batch_size!r}") from None
+        elif str(getattr(engine, "device", "cpu")).startswith("cuda"):
+            return _cuda_batch_size(engine, input_size)
+        else:
+            return 32
+    if int(batch_size) < 1:
+        raise TransferkitError(f"batch size must be at least 1, got {batch_size}")
+    return int(batch_size)
+
+
+def _cuda_batch_size(engine, input_size: tuple[int, int], largest: int = 256) -> int:
+    """Probe the engine on the GPU with doubling batches; stop before running out of memory."""
+    import numpy as np
+    import torch
+
+    best, b = 8, 8
+    while b <= largest:
+        try:
+            torch.cuda.reset_peak_memory_stats(engine.device)
+            free, _ = torch.cuda.mem_get_info(engine.device)
+            engine(np.zeros((b, 3, *input_size), np.float32))
+            peak = torch.cuda.max_memory_allocated(engine.device)
+        except torch.OutOfMemoryError:
+            break
+        finally:
+            torch.cuda.empty_cache()
+        best = b
+        if peak * 4 > free:  # the next doubling (about 2x the peak) would not leave half the memory free
+            break
+        b *= 2
+    return best
