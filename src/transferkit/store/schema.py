@@ -1,7 +1,8 @@
 """Layout of a transferkit feature file (readable with plain h5py, no transferkit needed).
 
 Datasets (N rows, one per decoded image, in dataset order):
-  features      N x D float32, chunked by rows, resizable
+  features      N x D float32 (or float16), chunked by whole rows (~1 MiB a chunk), resizable,
+                optionally lzf- or gzip-compressed with byte shuffle
   labels        N int32, index into label_names
   label_names   C utf-8 strings
   paths         N utf-8 strings, relative to the dataset root (attribute ``dataset_root``)
@@ -9,7 +10,12 @@ Datasets (N rows, one per decoded image, in dataset order):
   skipped       K x 2 utf-8 strings: path, reason, for files that could not be decoded
 Root attributes: format, format_version, model, weights_sha256, layer, pool, preprocess (JSON),
 versions (JSON), created (ISO 8601), complete (true only once every row is written), and the
-extraction settings (dataset_root, source, test_size, seed, n_images, batch_size, engine).
+extraction settings (dataset_root, source, test_size, seed, n_images, batch_size, engine), and
+``resumes`` (how many times an interrupted extraction was resumed to make it).
+
+While an extraction runs (or after it was interrupted) the file has the crash-safe working layout
+described in :mod:`transferkit.store.working` (a ``_resume`` group; only committed rows are valid);
+read it through :class:`transferkit.store.FeatureFile`, which handles both.
 """
 
 from __future__ import annotations
@@ -39,6 +45,22 @@ def library_versions() -> dict[str, str]:
 
 def versions_json() -> str:
     return json.dumps(library_versions(), sort_keys=True)
+
+
+COMPRESSIONS = ("none", "lzf", "gzip")
+DTYPES = ("float32", "float16")
+
+
+def compression_options(compression: str | None) -> dict:
+    """h5py keyword arguments for ``features``: none, lzf (fast) or gzip level 4 (smaller), each with
+    the byte-shuffle filter, which groups the bytes of the floats and roughly doubles what they gain."""
+    if compression in (None, "none"):
+        return {}
+    if compression == "lzf":
+        return {"compression": "lzf", "shuffle": True}
+    if compression == "gzip":
+        return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+    raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
 
 
 def rows_per_chunk(feature_dim: int, itemsize: int = 4, target_bytes: int = 1 << 20) -> int:

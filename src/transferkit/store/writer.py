@@ -1,8 +1,11 @@
-"""Buffered writer: rows are gathered in memory and appended to resizable HDF5 datasets in blocks.
+"""Buffered writer of the finished layout: rows are gathered in memory and appended to resizable,
+row-chunked HDF5 datasets in blocks.
 
 The file is created with ``complete = False``; :meth:`FeatureWriter.close` with ``complete=True``
-flushes the last rows and only then marks it complete. A run that fails or is interrupted leaves a
-readable file that says it is incomplete.
+flushes the last rows and only then marks it complete. Appending grows HDF5 metadata, which a process
+killed mid-write can leave unreadable, so ``extract`` does not append here directly: it extracts into
+the crash-safe working file (:mod:`.working`) and uses this writer only to write the finished file
+under a temporary name, renamed into place once closed (:mod:`.finalize`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import schema
+from . import fsio, schema
 
 STR = h5py.string_dtype("utf-8")
 
@@ -29,6 +32,7 @@ class FeatureWriter:
         attrs: dict,
         buffer_rows: int = 1000,
         dtype: str = "float32",
+        compression: str | None = None,
     ):
         self.path = Path(path)
         self.buffer_rows = max(1, int(buffer_rows))
@@ -38,9 +42,17 @@ class FeatureWriter:
         self.rows_written = 0
         self.n_skipped = 0
         self.f = h5py.File(self.path, "w")
+        try:
+            self._create(label_names, attrs, dtype, compression)
+        except BaseException:
+            fsio.abandon(self.f)  # e.g. a full disk: close without HDF5 retrying the failed writes
+            raise
+
+    def _create(self, label_names, attrs, dtype, compression) -> None:
         f = self.f
         chunk = schema.rows_per_chunk(self.feature_dim, np.dtype(dtype).itemsize)
-        f.create_dataset(schema.FEATURES, shape=(0, self.feature_dim), maxshape=(None, self.feature_dim), dtype=dtype, chunks=(chunk, self.feature_dim))
+        f.create_dataset(schema.FEATURES, shape=(0, self.feature_dim), maxshape=(None, self.feature_dim), dtype=dtype,
+                         chunks=(chunk, self.feature_dim), **schema.compression_options(compression))
         f.create_dataset(schema.LABELS, shape=(0,), maxshape=(None,), dtype="int32", chunks=(max(chunk, 1024),))
         f.create_dataset(schema.PATHS, shape=(0,), maxshape=(None,), dtype=STR, chunks=(1024,))
         split = f.create_dataset(schema.SPLIT, shape=(0,), maxshape=(None,), dtype="uint8", chunks=(max(chunk, 1024),))
