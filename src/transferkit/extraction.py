@@ -15,7 +15,9 @@ from .data import discover, stratified_split
 from .data.discover import require_two_classes
 from .engines import TorchEngine, iter_batches
 from .errors import TransferkitError
-from .store import FeatureWriter, open_features
+from .store import open_features
+from .store.lock import holds_output_lock
+from .store.resume import ExtractionRun, resolve_mode
 
 Progress = Callable[[int, int], None]  # (images done, images total)
 
@@ -31,10 +33,16 @@ class ExtractResult:
     class_counts: dict[str, int]
     n_train: int
     n_test: int
+    status: str = "extracted"  # "extracted", "resumed", "updated" or "up to date"
+    n_processed: int | None = None  # images decoded and run through the model in this call
+    rows_before: int = 0  # rows the file already had (resumed or kept by an update)
+    n_added: int = 0  # --update: files that had no row yet
+    n_removed: int = 0  # --update: rows (and skip records) of files no longer in the dataset
 
     @property
     def images_per_second(self) -> float:
-        return self.n_images / self.seconds if self.seconds > 0 else float("nan")
+        n = self.n_images if self.n_processed is None else self.n_processed
+        return n / self.seconds if self.seconds > 0 else float("nan")
 
 
 def feature_batches(
@@ -55,6 +63,7 @@ def feature_batches(
         yield batch.indices, feats, batch.failures
 
 
+@holds_output_lock("output")  # one writer per file, refused at once; a killed run's lock dies with it
 def extract(
     data: str | os.PathLike,
     output: str | os.PathLike,
@@ -71,11 +80,20 @@ def extract(
     overwrite: bool = False,
     device: str = "cpu",
     progress: Progress | None = None,
+    resume: bool = False,
+    update: bool = False,
+    dtype: str | None = None,
+    compression: str | None = None,
 ) -> ExtractResult:
-    """Turn every image of ``data`` (class folders or a CSV manifest) into a feature row in ``output``."""
+    """Turn every image of ``data`` (class folders or a CSV manifest) into a feature row in ``output``.
+
+    An existing ``output`` is never replaced unless ``overwrite``. ``resume`` continues an interrupted
+    extraction (same settings, same files; the result equals an uninterrupted run); ``update`` keeps
+    the rows of files still in the dataset and extracts only new ones. ``dtype`` "float16" halves the
+    file; ``compression`` "lzf" or "gzip" shrinks it further. See docs/feature-store.md.
+    """
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise TransferkitError(f"{output}: already exists; pass --overwrite (overwrite=True) to replace it")
+    mode = resolve_mode(output, overwrite=overwrite, resume=resume, update=update)
     if output.parent and not output.parent.exists():
         raise TransferkitError(f"{output.parent}: output folder does not exist")
     if batch_size < 1:
@@ -96,23 +114,22 @@ def extract(
         "engine": TorchEngine.name,
     }
     engine = TorchEngine(backbone.features, device=device)
-    paths = [dataset.absolute(s) for s in dataset.samples]
     start = time.perf_counter()
-    with FeatureWriter(output, feature_dim=backbone.feature_dim, label_names=dataset.class_names,
-                       attrs=attrs, buffer_rows=buffer_rows) as writer:
-        for positions, feats, failures in feature_batches(paths, backbone.preprocess, engine, batch_size, workers, progress):
-            for pos, reason in failures:
-                writer.add_skipped(dataset.samples[pos].path, reason)
-            if positions:
-                writer.add(feats, labels[positions], [dataset.samples[p].path for p in positions], split[positions])
-        n_rows = writer.rows_written + writer.buffered_rows
+    with ExtractionRun(output, mode=mode, dataset=dataset, labels=labels, split=split, attrs=attrs,
+                       feature_dim=backbone.feature_dim, dtype=dtype, compression=compression,
+                       buffer_rows=buffer_rows, test_size=test_size, seed=seed) as run:
+        paths = run.todo_paths(dataset.root)
+        for positions, feats, failures in feature_batches(paths, backbone.preprocess, engine, batch_size, workers, run.progress(progress)):
+            run.add(positions, feats, failures)
     seconds = time.perf_counter() - start
     with open_features(output) as ff:
         written_split = ff.split
         skipped = ff.skipped
+        n_rows = ff.n_rows
     return ExtractResult(
         path=output, n_images=len(dataset), n_rows=n_rows, skipped=skipped, seconds=seconds,
         class_counts=dataset.counts(), n_train=int((written_split == 0).sum()), n_test=int((written_split == 1).sum()),
+        status=run.status, n_processed=len(paths), rows_before=run.rows_before, n_added=run.n_added, n_removed=run.n_removed,
     )
 
 

@@ -20,17 +20,28 @@ def extract(
     seed: int = typer.Option(42, "--seed", help="Seed of the train/test split."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads (default: CPUs available)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted extraction of OUTPUT (same settings); start it if it is not there."),
+    update: bool = typer.Option(False, "--update", help="Bring OUTPUT up to date with the dataset: extract only new files, drop rows of removed ones."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 (default) or float16 (half the file; resumes keep the file's)."),
+    compression: Optional[str] = typer.Option(None, "--compression", help="none (default), lzf (fast) or gzip (smaller)."),
+    buffer_rows: int = typer.Option(1000, "--buffer-rows", min=1, help="Rows gathered in memory between commits to the file (what a crash can cost)."),
 ):
     """Turn every image into a feature vector and store them, with labels and provenance, in HDF5."""
     from .. import api
     from ..progress import progress_bar
 
-    with progress_bar("extract", console) as update:
+    with progress_bar("extract", console) as bar:
         r = api.extract(data, output, model=model, batch_size=batch_size, test_size=test_size, seed=seed,
-                        workers=workers, overwrite=overwrite, progress=update)
+                        workers=workers, overwrite=overwrite, progress=bar, resume=resume, update=update,
+                        dtype=dtype, compression=compression, buffer_rows=buffer_rows)
+    if r.status == "up to date":
+        console.print(f"[green]{r.path} is complete and up to date[/] ({r.n_rows} rows); nothing to do")
+        return
+    how = {"resumed": f"resumed {r.path} ({r.rows_before} rows were already there)",
+           "updated": f"updated {r.path} (kept {r.rows_before} rows, {r.n_added} new files, {r.n_removed} removed)"}
     console.print(
-        f"[green]wrote[/] {r.path}: {r.n_rows} rows ({r.n_train} train, {r.n_test} test), "
+        f"[green]{how.get(r.status, f'wrote {r.path}')}[/]: {r.n_rows} rows ({r.n_train} train, {r.n_test} test), "
         f"{len(r.class_counts)} classes, {len(r.skipped)} skipped, "
-        f"{r.n_images} images in {r.seconds:.1f} s ({r.images_per_second:.1f} img/s)"
+        f"{r.n_processed} images in {r.seconds:.1f} s ({r.images_per_second:.1f} img/s)"
     )
     print_skipped(r.skipped)
