@@ -41,9 +41,9 @@ class FeatureFile:
         if self.path.is_dir():
             raise TransferkitError(f"{self.path}: is a folder, not a feature file")
         try:
-            # locking=False: a running extraction holds the file open for writing; reading its
-            # committed rows meanwhile is safe (see .working), and HDF5's own lock would refuse it.
-            self.h5 = h5py.File(self.path, "r", locking=False)
+            # HDF5's default (shared) lock: the extraction writing a working file takes none (it
+            # relies on its own lock, see .lock), so its committed rows can be read meanwhile.
+            self.h5 = h5py.File(self.path, "r")
         except (OSError, RuntimeError) as exc:
             raise TransferkitError(f"{self.path}: {_why_unreadable(self.path, exc)}") from None
         try:
@@ -53,9 +53,15 @@ class FeatureFile:
             if fmt != schema.FORMAT:
                 raise TransferkitError(f"{self.path}: not a transferkit feature file (no format='{schema.FORMAT}' attribute)")
             self._progress = working.read_progress(self.h5) if working.is_working(self.h5) else None
-            missing = [n for n in (schema.FEATURES, schema.LABELS, schema.PATHS, schema.SPLIT, schema.LABEL_NAMES) if n not in self.h5]
+            required = (schema.FEATURES, schema.LABELS, schema.PATHS, schema.SPLIT, schema.LABEL_NAMES)
+            missing = [n for n in required if n not in self.h5]
             if missing:
                 raise DamagedFileError(f"{self.path}: damaged feature file: missing dataset(s) {', '.join(missing)}")
+            for name in required:  # open each once, so a damaged header fails here, in one line
+                try:
+                    self.h5[name].shape
+                except (OSError, RuntimeError, KeyError, ValueError) as exc:
+                    raise DamagedFileError(f"{self.path}: damaged feature file: cannot open {name!r} ({_short(exc)})") from None
         except TransferkitError:
             self.h5.close()
             raise

@@ -166,7 +166,11 @@ def create_working_file(path: Path, plan: Plan, *, feature_dim: int, dtype: str,
 
 
 class WorkingFile:
-    """A working file opened for appending rows. Rows are buffered and committed in blocks."""
+    """A working file opened for appending rows. Rows are buffered and committed in blocks.
+
+    It is opened without HDF5's file lock (transferkit's own lock, :mod:`.lock`, keeps writers out),
+    so readers can open it meanwhile: what they see is the last committed state.
+    """
 
     def __init__(self, h5: h5py.File, *, buffer_rows: int = 1000, durable: bool = True):
         self.h5 = h5
@@ -241,7 +245,8 @@ class WorkingFile:
             if n:
                 idx = np.asarray(self._inputs)
                 feats = np.concatenate(self._features)
-                stored = feats.astype(self.dtype, copy=False)
+                with np.errstate(over="ignore"):
+                    stored = feats.astype(self.dtype, copy=False)
                 if stored.dtype != feats.dtype and not np.isfinite(stored).all() and np.isfinite(feats).all():
                     raise TransferkitError(
                         f"{self.path}: features exceed the range of {self.dtype} (largest {np.abs(feats).max():.4g}); "
