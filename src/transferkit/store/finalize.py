@@ -1,14 +1,15 @@
 """Finishing a feature file: the working file (every input done) is rewritten in the ordinary layout
 of :mod:`.schema` — exact row count, chunked for row streaming, optionally compressed, ``complete``
-set — under a temporary name, fsynced, and renamed over it. A crash before the rename leaves the
-working file as it was (all rows committed), and ``--resume`` simply finishes it again.
+set — under a temporary name (by a child process, see :mod:`.isolate`), fsynced, and renamed over
+it. A crash before the rename leaves the working file as it was (all rows committed), and
+``--resume`` simply finishes it again.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import fsio, schema, working
+from . import fsio, isolate, schema, working
 from .reader import FeatureFile, _decode_str
 from .testhook import checkpoint
 from .writer import FeatureWriter
@@ -26,10 +27,22 @@ def finalize(path: Path, compression: str | None = None) -> None:
     ``compression`` (None: the one chosen when the extraction started)."""
     tmp = temp_path(path)
     fsio.remove_quietly(tmp)
+    try:
+        isolate.run(write_finished, path, tmp, compression)
+    except BaseException:
+        fsio.remove_quietly(tmp)
+        raise
+    checkpoint("finalize")
+    fsio.replace(tmp, path)
+
+
+def write_finished(path: Path, tmp: Path, compression: str | None = None) -> None:
+    """Write the finished form of the working file ``path`` to ``tmp`` and fsync it (in a child:
+    this writes HDF5 metadata, see :mod:`.isolate`)."""
     with FeatureFile(path) as src:
         progress = src.progress
         if progress is None:
-            return  # already finished
+            raise ValueError(f"{path}: already finished")
         if progress["inputs_done"] != progress["inputs_total"]:
             raise ValueError(f"{path}: {progress['inputs_total'] - progress['inputs_done']} inputs are not done yet")
         attrs = {k: v for k, v in src.h5.attrs.items() if k != "complete"}
@@ -40,9 +53,9 @@ def finalize(path: Path, compression: str | None = None) -> None:
                 compression = compression.decode()
         n, dim = src.n_rows, src.feature_dim
         window = max(1, WINDOW_BYTES // max(1, dim * src.dtype.itemsize))
-        writer = FeatureWriter(tmp, feature_dim=dim, label_names=src.label_names, attrs=attrs,
-                               buffer_rows=window, dtype=str(src.dtype), compression=compression)
         try:
+            writer = FeatureWriter(tmp, feature_dim=dim, label_names=src.label_names, attrs=attrs,
+                                   buffer_rows=window, dtype=str(src.dtype), compression=compression)
             for lo in range(0, n, window):
                 hi = min(n, lo + window)
                 writer.add(src._read(schema.FEATURES, slice(lo, hi)), src._read(schema.LABELS, slice(lo, hi)),
@@ -50,10 +63,7 @@ def finalize(path: Path, compression: str | None = None) -> None:
             for p, reason in src.skipped:
                 writer.add_skipped(p, reason)
             writer.close(complete=True)
-        except BaseException:
-            fsio.abandon(writer.f)
-            fsio.remove_quietly(tmp)
+        except BaseException as exc:
+            isolate.fail_fast(exc)  # in a child: report and exit before h5py cleans up the failed file
             raise
     fsio.fsync_path(tmp)
-    checkpoint("finalize")
-    fsio.replace(tmp, path)

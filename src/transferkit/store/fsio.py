@@ -1,5 +1,4 @@
-"""File-system plumbing for the feature store: atomic replace, fsync, out-of-space errors, and a way to
-let go of an HDF5 file whose writes failed without HDF5 touching it again.
+"""File-system plumbing for the feature store: atomic replace, fsync, and out-of-space errors.
 
 h5py reports a failed write as ``RuntimeError``/``OSError`` whose text carries ``errno = N``; CPython
 ignores SIGXFSZ, so a file-size limit (``ulimit -f``) shows up as EFBIG there, like a full disk as ENOSPC.
@@ -83,28 +82,4 @@ def remove_quietly(path: Path) -> None:
     try:
         path.unlink()
     except FileNotFoundError:
-        pass
-
-
-def abandon(h5file) -> None:
-    """Close an h5py file after a failed write without HDF5 writing to it again.
-
-    A failed write leaves dirty buffers that HDF5 retries (and fails) at every close, and h5py then
-    crashes at interpreter exit. Pointing the file's descriptor at /dev/null first lets the close go
-    through while the bytes on disk stay exactly as they were when the write failed.
-    """
-    try:
-        if not h5file.id.valid:
-            return
-        fd = h5file.id.get_vfd_handle()
-        null = os.open(os.devnull, os.O_RDWR)
-        try:
-            os.dup2(null, fd)
-        finally:
-            os.close(null)
-    except Exception:  # noqa: BLE001 - best effort; fall through to close
-        pass
-    try:
-        h5file.close()
-    except Exception:  # noqa: BLE001
         pass

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..data.split import stratified_split
 from ..errors import TransferkitError
-from . import fsio, schema, working
+from . import fsio, isolate, schema, working
 from .finalize import finalize, temp_path
 from .reader import FeatureFile, _decode_str
 from .testhook import checkpoint
@@ -164,18 +164,15 @@ class ExtractionRun:
     def _create(self, plan: Plan, dtype: str, attrs: dict, copy_done: Callable[[WorkingFile], None] | None = None) -> None:
         tmp = temp_path(self.output)
         try:
-            create_working_file(tmp, plan, feature_dim=self.feature_dim, dtype=dtype, attrs=attrs,
-                                compression=self.compression)
+            isolate.run(create_working_file, tmp, plan, feature_dim=self.feature_dim, dtype=dtype, attrs=attrs,
+                        compression=self.compression)
             if copy_done is not None:
                 wf = WorkingFile.open(tmp, buffer_rows=1 << 62)
                 try:
                     copy_done(wf)
                     wf.commit()
-                except BaseException:
-                    wf.abandon()
-                    raise
-                wf.close()
-                fsio.fsync_path(tmp)
+                finally:
+                    wf.close()
         except BaseException as exc:
             fsio.remove_quietly(tmp)
             raise self._translate(exc, "create") from None
@@ -334,26 +331,25 @@ class ExtractionRun:
             try:
                 wf.commit()
             except BaseException as err:
-                wf.abandon()
                 raise self._translate(err, "write") from None
-            wf.close()
+            finally:
+                wf.close()
             try:
                 finalize(self.output, compression=self.compression)
             except BaseException as err:
                 raise self._translate(err, "finish") from None
             return False
-        if fsio.space_errno(exc) is not None or wf.broken:
-            wf.abandon()
-            translated = self._translate(exc, "write")
-            if translated is not exc:
-                raise translated from None
-            return False
-        try:  # interrupted (Ctrl-C) or the engine failed: keep every row computed so far
-            wf.commit()
-        except BaseException:
-            wf.abandon()
-        else:
+        try:
+            if not wf.broken and fsio.space_errno(exc) is None:
+                try:  # interrupted (Ctrl-C) or the engine failed: keep every row computed so far
+                    wf.commit()
+                except Exception:  # noqa: BLE001 - the original error is the one to report
+                    pass
+        finally:
             wf.close()
+        translated = self._translate(exc, "write")
+        if translated is not exc:
+            raise translated from None
         return False
 
     def _translate(self, exc: BaseException, stage: str) -> BaseException:

@@ -7,8 +7,8 @@ opens. So the working file never changes its metadata after it is created:
 * It is written completely under a temporary name, fsynced, and renamed into place: every dataset is
   sized for the whole plan (one row per input image) and its storage is allocated up front
   (contiguous layout, early allocation, no fill: a sparse file, so unwritten rows take no disk).
-* While rows are extracted, only raw bytes inside those datasets are written: the rows, then — after
-  a flush and fsync — a small progress record (rows, skipped files, next input) in one of two slots
+* While rows are extracted, only raw bytes inside those datasets are written (``pwrite`` at their
+  offsets; HDF5 writes nothing): the rows, then — after an fsync — a small progress record (rows, skipped files, next input) in one of two slots
   with a sequence number and a checksum. A torn write spoils only the slot being written; readers take
   the valid slot with the highest sequence number. Rows past the committed count are ignored.
 
@@ -37,7 +37,7 @@ import h5py
 import numpy as np
 
 from ..errors import TransferkitError
-from . import fsio, schema
+from . import fsio, isolate, schema
 from .testhook import checkpoint
 
 GROUP = "_resume"
@@ -131,7 +131,10 @@ def _allocated(f: h5py.Group, name: str, shape: tuple, dtype) -> h5py.Dataset:
 
 def create_working_file(path: Path, plan: Plan, *, feature_dim: int, dtype: str, attrs: dict,
                         compression: str | None = None) -> None:
-    """Write a complete working file for ``plan`` at ``path`` (a temporary name) and fsync it."""
+    """Write a complete working file for ``plan`` at ``path`` (a temporary name) and fsync it.
+
+    This writes HDF5 metadata; run it through :func:`.isolate.run` so that a failure cannot leave the
+    calling process with a half-closed HDF5 file."""
     n = len(plan)
     paths = _encode_paths(plan.paths)
     f = h5py.File(path, "w", locking=False)
@@ -158,9 +161,9 @@ def create_working_file(path: Path, plan: Plan, *, feature_dim: int, dtype: str,
             f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
         f.attrs["complete"] = False
         f.close()
-    except BaseException:
-        fsio.abandon(f)
+    except BaseException as exc:
         fsio.remove_quietly(path)
+        isolate.fail_fast(exc)  # in a child (see .isolate): report and exit before h5py cleans up
         raise
     fsio.fsync_path(path)
 
@@ -168,41 +171,53 @@ def create_working_file(path: Path, plan: Plan, *, feature_dim: int, dtype: str,
 class WorkingFile:
     """A working file opened for appending rows. Rows are buffered and committed in blocks.
 
-    It is opened without HDF5's file lock (transferkit's own lock, :mod:`.lock`, keeps writers out),
-    so readers can open it meanwhile: what they see is the last committed state.
+    Rows go straight into the datasets' preallocated storage with ``pwrite`` at offsets read from
+    the file once, when it is opened: HDF5 itself writes nothing after creation, so a failed write
+    (a full disk) is a plain ``OSError`` and nothing is left half-flushed in a library's caches.
+    Readers can open the file meanwhile (transferkit's own lock, :mod:`.lock`, keeps other writers
+    out); what they see is the last committed state.
     """
 
-    def __init__(self, h5: h5py.File, *, buffer_rows: int = 1000, durable: bool = True):
-        self.h5 = h5
-        self.path = Path(h5.filename)
+    _COLUMNS = {  # what is written, dataset path
+        "features": schema.FEATURES, "labels": schema.LABELS, "paths": schema.PATHS, "split": schema.SPLIT,
+        "skipped_input": f"{GROUP}/{SKIPPED_INPUT}", "skipped_reason": f"{GROUP}/{SKIPPED_REASON}",
+        "progress": f"{GROUP}/{PROGRESS}",
+    }
+
+    def __init__(self, path: str | Path, *, buffer_rows: int = 1000, durable: bool = True):
+        self.path = Path(path)
         self.buffer_rows = max(1, int(buffer_rows))
         self.durable = durable
-        g = h5[GROUP]
-        self.plan_paths = g[PLAN_PATHS][()]
-        self.plan_labels = g[PLAN_LABELS][()]
-        self.plan_split = g[PLAN_SPLIT][()]
+        try:
+            with h5py.File(self.path, "r") as h5:
+                g = h5[GROUP]
+                self.plan_paths = g[PLAN_PATHS][()]
+                self.plan_labels = g[PLAN_LABELS][()]
+                self.plan_split = g[PLAN_SPLIT][()]
+                self.dtype = h5[schema.FEATURES].dtype
+                self.feature_dim = int(h5[schema.FEATURES].shape[1])
+                self.progress = read_progress(h5)
+                self._where = {}
+                for key, name in self._COLUMNS.items():
+                    ds = h5[name]
+                    offset = ds.id.get_offset()
+                    if offset is None or ds.chunks is not None or ds.compression:
+                        raise DamagedFileError(f"{self.path}: damaged feature file: {name!r} has no preallocated storage")
+                    self._where[key] = (int(offset), ds.dtype, ds.shape)
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            raise DamagedFileError(f"{self.path}: cannot open the feature file to resume it ({_short(exc)})") from None
         self.capacity = len(self.plan_labels)
-        self.dtype = h5[schema.FEATURES].dtype
-        self.feature_dim = int(h5[schema.FEATURES].shape[1])
-        self.progress = read_progress(h5)
         self.sessions = self.progress.sessions + 1
         self.next_input = self.progress.next_input
         self.broken = False
         self._features: list[np.ndarray] = []
         self._inputs: list[int] = []
         self._skips: list[tuple[int, str]] = []
+        self._fd = os.open(self.path, os.O_RDWR)
 
     @classmethod
     def open(cls, path: str | Path, **kwargs) -> "WorkingFile":
-        try:
-            h5 = h5py.File(path, "r+", locking=False)
-        except (OSError, RuntimeError) as exc:
-            raise DamagedFileError(f"{path}: cannot open the feature file to resume it ({_short(exc)})") from None
-        try:
-            return cls(h5, **kwargs)
-        except BaseException:
-            h5.close()
-            raise
+        return cls(path, **kwargs)
 
     # -- rows ------------------------------------------------------------------------------------
     @property
@@ -232,14 +247,14 @@ class WorkingFile:
             self.commit()
 
     def commit(self) -> None:
-        """Write the buffered rows, flush, then record them in the progress record and flush again."""
+        """Write the buffered rows, fsync, then record them in the progress record and fsync again."""
         if self.broken:
             raise TransferkitError(f"{self.path}: an earlier write failed; resume to continue")
         old = self.progress
         n, k = self.buffered_rows, len(self._skips)
         if not n and not k and self.next_input == old.next_input:
             return
-        if old.rows + n > self.capacity or old.skipped + k > self.capacity:
+        if old.rows + n > self.capacity or old.skipped + k > self.capacity or self.next_input > self.capacity:
             raise ValueError("more rows than the plan has inputs")
         try:
             if n:
@@ -252,21 +267,18 @@ class WorkingFile:
                         f"{self.path}: features exceed the range of {self.dtype} (largest {np.abs(feats).max():.4g}); "
                         "extract with --dtype float32"
                     )
-                r0 = old.rows
-                h5 = self.h5
-                h5[schema.FEATURES][r0 : r0 + n] = stored
-                h5[schema.LABELS][r0 : r0 + n] = self.plan_labels[idx]
-                h5[schema.PATHS][r0 : r0 + n] = self.plan_paths[idx]
-                h5[schema.SPLIT][r0 : r0 + n] = self.plan_split[idx]
+                self._write("features", old.rows, stored)
+                self._write("labels", old.rows, self.plan_labels[idx])
+                self._write("paths", old.rows, self.plan_paths[idx])
+                self._write("split", old.rows, self.plan_split[idx])
             if k:
-                s0 = old.skipped
-                self.h5[GROUP][SKIPPED_INPUT][s0 : s0 + k] = np.array([i for i, _ in self._skips], dtype=np.int32)
-                self.h5[GROUP][SKIPPED_REASON][s0 : s0 + k] = np.array([_reason_bytes(r) for _, r in self._skips], dtype=f"S{REASON_BYTES}")
+                self._write("skipped_input", old.skipped, np.array([i for i, _ in self._skips]))
+                self._write("skipped_reason", old.skipped, np.array([_reason_bytes(r) for _, r in self._skips]))
             self._sync()
             checkpoint("data")
             new = Progress(rows=old.rows + n, skipped=old.skipped + k, next_input=self.next_input,
                            sessions=self.sessions, seq=old.seq + 1)
-            self.h5[GROUP][PROGRESS][new.seq % 2] = new.encode()
+            self._write("progress", new.seq % 2, new.encode()[None, :])
             self._sync()
         except BaseException:
             self.broken = True
@@ -275,24 +287,31 @@ class WorkingFile:
         self._features, self._inputs, self._skips = [], [], []
         checkpoint("commit")
 
+    def _write(self, column: str, start: int, values: np.ndarray) -> None:
+        """``dataset[start : start + len(values)] = values``, as raw bytes at the dataset's offset."""
+        offset, dtype, shape = self._where[column]
+        values = np.ascontiguousarray(values, dtype=dtype)
+        row_bytes = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+        if values.shape[1:] != shape[1:] or start + len(values) > shape[0]:
+            raise ValueError(f"{column}: rows {start}..{start + len(values)} do not fit {shape}")
+        data = memoryview(values.tobytes())
+        position = offset + start * row_bytes
+        while data:
+            written = os.pwrite(self._fd, data, position)
+            data, position = data[written:], position + written
+
     def _sync(self) -> None:
-        self.h5.flush()
         if self.durable:
-            os.fsync(self.h5.id.get_vfd_handle())
+            os.fsync(self._fd)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
         """Close without committing what is buffered (call :meth:`commit` first to keep it)."""
-        if self.broken:
-            fsio.abandon(self.h5)
-            return
-        try:
-            self.h5.close()
-        except Exception:  # noqa: BLE001 - nothing is dirty; never let a close hide the real error
-            fsio.abandon(self.h5)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
-    def abandon(self) -> None:
-        fsio.abandon(self.h5)
+    abandon = close
 
 
 def _short(exc: BaseException) -> str:

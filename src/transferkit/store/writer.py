@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import fsio, schema
+from . import isolate, schema
 
 STR = h5py.string_dtype("utf-8")
 
@@ -44,8 +44,8 @@ class FeatureWriter:
         self.f = h5py.File(self.path, "w")
         try:
             self._create(label_names, attrs, dtype, compression)
-        except BaseException:
-            fsio.abandon(self.f)  # e.g. a full disk: close without HDF5 retrying the failed writes
+        except BaseException as exc:
+            isolate.fail_fast(exc)  # in a child process (see .isolate): report and exit right here
             raise
 
     def _create(self, label_names, attrs, dtype, compression) -> None:
