@@ -195,10 +195,13 @@ class FeatureFile:
         if code is None:
             feats = self._read(schema.FEATURES, slice(0, self.n_rows))
             return feats.astype(np.float32, copy=False), self.labels
-        parts = list(self.iter_chunks(split, chunk_rows=16384))
-        if not parts:
-            return np.empty((0, self.feature_dim), np.float32), np.empty(0, np.int64)
-        return np.concatenate([f for f, _ in parts]), np.concatenate([y for _, y in parts])
+        X = np.empty((self.count(split), self.feature_dim), np.float32)  # filled in place: no second copy
+        y = np.empty(len(X), np.int64)
+        pos = 0
+        for f, labels in self.iter_chunks(split, max_memory=32 << 20):
+            X[pos : pos + len(f)], y[pos : pos + len(f)] = f, labels
+            pos += len(f)
+        return X, y
 
     def iter_chunks(self, split: str | None = None, chunk_rows: int | None = None, *,
                     max_memory: str | int | float | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -216,36 +219,37 @@ class FeatureFile:
             chunk_rows = budget_rows if chunk_rows is None else min(chunk_rows, budget_rows)
         chunk_rows = max(1, int(chunk_rows))
         code = _split_code(split)
-        n = self.n_rows
-        window = _aligned_window(self.h5[schema.FEATURES], chunk_rows)
-        held_f: list[np.ndarray] = []
-        held_y: list[np.ndarray] = []
-        held = 0
+        n, dim = self.n_rows, self.feature_dim
+        # Memory: the chunk being filled, the caller's previous chunk, and a read window of half a
+        # chunk (plus its float32 copy) -- three chunks' worth; chunk_rows_for() budgets four.
+        window = _aligned_window(self.h5[schema.FEATURES], max(1, chunk_rows // 2))
+        out_f, out_y, filled = None, None, 0
         for lo in range(0, n, window):
             hi = min(n, lo + window)
-            labels = self._read(schema.LABELS, slice(lo, hi)).astype(np.int64)
+            labels = self._read(schema.LABELS, slice(lo, hi))
             if code is None:
-                feats = self._read(schema.FEATURES, slice(lo, hi)).astype(np.float32, copy=False)
+                feats = self._read(schema.FEATURES, slice(lo, hi))
             else:
                 sel = np.flatnonzero(self._read(schema.SPLIT, slice(lo, hi)) == code)
                 if not len(sel):
                     continue
-                block = self._read(schema.FEATURES, slice(lo, hi))  # one contiguous read, then pick
-                feats = block[sel].astype(np.float32, copy=False)
-                del block
+                feats = self._read(schema.FEATURES, slice(lo, hi))[sel]  # one contiguous read, then pick
                 labels = labels[sel]
-            held_f.append(feats)
-            held_y.append(labels)
-            held += len(labels)
-            while held >= chunk_rows:
-                f_all = held_f[0] if len(held_f) == 1 else np.concatenate(held_f)
-                y_all = held_y[0] if len(held_y) == 1 else np.concatenate(held_y)
-                yield f_all[:chunk_rows], y_all[:chunk_rows]
-                held_f, held_y = [f_all[chunk_rows:]], [y_all[chunk_rows:]]
-                held -= chunk_rows
-                del f_all, y_all
-        if held:
-            yield np.concatenate(held_f), np.concatenate(held_y)
+            pos = 0
+            while pos < len(labels):
+                if out_f is None:
+                    out_f, out_y = np.empty((chunk_rows, dim), np.float32), np.empty(chunk_rows, np.int64)
+                take = min(chunk_rows - filled, len(labels) - pos)
+                out_f[filled : filled + take] = feats[pos : pos + take]  # converts float16 on the way
+                out_y[filled : filled + take] = labels[pos : pos + take]
+                filled += take
+                pos += take
+                if filled == chunk_rows:
+                    yield out_f, out_y
+                    out_f, out_y, filled = None, None, 0
+            del feats, labels
+        if filled:
+            yield out_f[:filled], out_y[:filled]
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
