@@ -146,10 +146,30 @@ def real_features(args) -> tuple[np.ndarray, Path | None]:
         return ff.load()[0], out
 
 
+def head_accuracy(path: Path, dtype: str) -> float:
+    """Test accuracy of a logistic regression (C=1) trained on the file's train split, with the
+    features rounded to ``dtype`` -- does float16 storage change what a head learns?"""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from transferkit.store import open_features
+
+    with open_features(path) as ff:
+        X, y = ff.load("train")
+        Xt, yt = ff.load("test")
+    X, Xt = X.astype(dtype).astype(np.float32), Xt.astype(dtype).astype(np.float32)
+    scaler = StandardScaler().fit(X)
+    clf = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(X), y)
+    return float((clf.predict(scaler.transform(Xt)) == yt).mean())
+
+
 def bench_storage(args) -> None:
     from transferkit.store import FeatureWriter, open_features
 
-    X, _ = real_features(args)
+    X, source = real_features(args)
+    source = source or Path(args.features)
+    acc32, acc16 = head_accuracy(source, "float32"), head_accuracy(source, "float16")
+    print(f"logistic regression (C=1) test accuracy: float32 features {acc32:.4f}, float16 features {acc16:.4f}")
     n, dim = X.shape
     reps = max(1, int(args.read_mb * 1e6 // X.nbytes))
     print(f"real features: {n:,} rows x {dim} (float32 {mb(X.nbytes)}); read {reps}x per option, page cache warm")

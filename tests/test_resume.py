@@ -4,6 +4,10 @@ block; an existing file is never clobbered."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,6 +16,7 @@ from extract_proc import BATCH, BUFFER, assert_same_file, launch, sigkill, wait_
 
 import transferkit as tk
 from transferkit.errors import IncompleteFileError, TransferkitError
+from transferkit.store import fsio
 from transferkit.store.lock import LockedError
 
 
@@ -118,13 +123,7 @@ def test_an_existing_file_is_never_clobbered(tmp_path, data, reference):
 
 def test_interrupted_run_keeps_its_rows_and_resume_of_a_complete_file_does_nothing(tmp_path, data, reference):
     out = tmp_path / "f.h5"
-
-    def interrupt(done, total):  # Ctrl-C while the 4th batch (inputs 6, 7) is being extracted
-        if done > 6:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        tk.extract(data, out, batch_size=BATCH, buffer_rows=BUFFER, progress=interrupt, workers=1)
+    _interrupted(data, out)  # Ctrl-C while the 4th batch (inputs 6, 7) is being extracted
     with tk.open_features(out) as ff:
         assert ff.n_rows == 6 and not ff.complete  # the buffered 3rd batch was committed on the way out
     with pytest.raises(TransferkitError, match=r"already exists \(an incomplete feature file, 6 of 16 images done\); pass --resume"):
@@ -134,3 +133,74 @@ def test_interrupted_run_keeps_its_rows_and_resume_of_a_complete_file_does_nothi
     assert_same_file(reference, out)
     r = tk.extract(data, out, batch_size=BATCH, resume=True)
     assert (r.status, r.n_processed, r.n_rows) == ("up to date", 0, 12)
+
+
+def _interrupted(data, out):
+    """An incomplete file with 6 committed rows (6 of 16 images done), made by a Ctrl-C."""
+
+    def interrupt(done, total):
+        if done > 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tk.extract(data, out, batch_size=BATCH, buffer_rows=BUFFER, progress=interrupt, workers=1)
+
+
+@pytest.mark.slow
+def test_file_size_limit_mid_run_stops_with_one_line_and_resume_finishes(tmp_path, data, reference):
+    out = tmp_path / "f.h5"
+    _interrupted(data, out)
+    with tk.open_features(out) as ff:
+        row_bytes = ff.feature_dim * 4
+        end_of_committed = ff.h5["features"].id.get_offset() + ff.n_rows * row_bytes
+    blocks = end_of_committed // 1024  # `ulimit -f` counts 1 KiB blocks: the next rows lie past it
+    proc = subprocess.run(
+        ["bash", "-c", f'ulimit -f {blocks} && exec "$0" "$@"', sys.executable, "-m", "transferkit", "extract",
+         str(data), "-o", str(out), "-b", str(BATCH), "--buffer-rows", str(BUFFER), "--resume"],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"error: {out}: extraction stopped: the file-size limit was reached (ulimit -f: {fsio.human_bytes(blocks * 1024)})" in lines[0]
+    assert "keeps its 6 committed rows (6 of 16 images done, marked incomplete)" in lines[0] and "--resume" in lines[0]
+    with tk.open_features(out) as ff:
+        assert not ff.complete and ff.n_rows == 6
+    r = tk.extract(data, out, batch_size=BATCH, buffer_rows=BUFFER, resume=True)
+    assert (r.status, r.rows_before) == ("resumed", 6)
+    assert_same_file(reference, out)
+
+
+DISK_FULL = r"""
+set -u
+mnt=$(mktemp -d)
+mount -t tmpfs -o size=512k tmpfs "$mnt" || exit 97
+avail=$(df --output=avail -B1 "$mnt" | tail -1)
+dd if=/dev/zero of="$mnt/filler" bs=4096 count=$(( (avail - 81920) / 4096 )) 2>/dev/null  # leave 80 KB
+run() { "$PY" -m transferkit "$@"; }
+run extract "$DATA" -o "$mnt/f.h5" -b 2 --buffer-rows 3 --workers 1 >"$OUT/run1.out" 2>"$OUT/run1.err"; echo $? >"$OUT/run1.rc"
+run inspect "$mnt/f.h5" --json >"$OUT/inspect.json" 2>"$OUT/inspect.err"
+rm "$mnt/filler"
+run extract "$DATA" -o "$mnt/f.h5" -b 2 --buffer-rows 3 --workers 1 --resume >"$OUT/run2.out" 2>"$OUT/run2.err"; echo $? >"$OUT/run2.rc"
+cp "$mnt/f.h5" "$OUT/f.h5"
+"""
+
+
+@pytest.mark.slow
+def test_full_disk_stops_with_one_line_and_resume_finishes_once_there_is_room(tmp_path, data, reference):
+    """A real full disk: a 512 KB tmpfs mounted in a user namespace (skipped where that is not allowed)."""
+    if subprocess.run(["unshare", "-Urm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unprivileged user namespaces are not available here, so no private tmpfs to fill")
+    env = {**os.environ, "PY": sys.executable, "DATA": str(data), "OUT": str(tmp_path), "COLUMNS": "300", "NO_COLOR": "1"}
+    proc = subprocess.run(["unshare", "-Urm", "bash", "-c", DISK_FULL], env=env, capture_output=True, text=True)
+    if proc.returncode == 97:
+        pytest.skip("cannot mount a tmpfs in a user namespace here")
+    first = (tmp_path / "run1.err").read_text().strip().splitlines()
+    assert (tmp_path / "run1.rc").read_text().strip() == "1"
+    assert len(first) == 1 and "is full" in first[0] and "marked incomplete" in first[0] and "--resume" in first[0], first
+    info = json.loads((tmp_path / "inspect.json").read_text())
+    assert info["complete"] is False and 0 < info["progress"]["inputs_done"] < 16
+    assert f"keeps its {info['n_rows']} committed rows" in first[0]
+    assert (tmp_path / "run2.rc").read_text().strip() == "0", (tmp_path / "run2.err").read_text()
+    assert "resumed" in (tmp_path / "run2.out").read_text()
+    assert_same_file(reference, tmp_path / "f.h5")

@@ -55,7 +55,8 @@ def write_finished(path: Path, tmp: Path, compression: str | None = None) -> Non
         window = max(1, WINDOW_BYTES // max(1, dim * src.dtype.itemsize))
         try:
             writer = FeatureWriter(tmp, feature_dim=dim, label_names=src.label_names, attrs=attrs,
-                                   buffer_rows=window, dtype=str(src.dtype), compression=compression)
+                                   buffer_rows=window, dtype=str(src.dtype), compression=compression,
+                                   expected_rows=n)
             for lo in range(0, n, window):
                 hi = min(n, lo + window)
                 writer.add(src._read(schema.FEATURES, slice(lo, hi)), src._read(schema.LABELS, slice(lo, hi)),

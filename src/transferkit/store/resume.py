@@ -282,20 +282,22 @@ class ExtractionRun:
             self.compression = _file_compression(ff)
         n_kept, n_done = len(kept_rows), len(kept_rows) + len(skipped)
 
+        n_old = ff.n_rows
+
         def copy_done(wf: WorkingFile) -> None:
             window = max(1, (64 << 20) // max(1, self.feature_dim * wf.dtype.itemsize))
             out = 0
-            for lo in range(0, ff.n_rows, window):
-                hi = min(ff.n_rows, lo + window)
-                sel = np.flatnonzero(keep[lo:hi])
-                if len(sel):
-                    block = ff._read(schema.FEATURES, slice(lo, hi))[sel]
-                    wf.add(range(out, out + len(sel)), block)
-                    wf.commit()  # one window at a time: memory stays bounded
-                    out += len(sel)
+            with FeatureFile(self.output) as old:  # still the old file: the new one is not in place yet
+                for lo in range(0, n_old, window):
+                    hi = min(n_old, lo + window)
+                    sel = np.flatnonzero(keep[lo:hi])
+                    if len(sel):
+                        wf.add(range(out, out + len(sel)), old._read(schema.FEATURES, slice(lo, hi))[sel])
+                        wf.commit()  # one window at a time: memory stays bounded
+                        out += len(sel)
             wf.add([], None, failures=[(n_kept + i, r) for i, (_, r) in enumerate(skipped)], next_input=n_done)
 
-        ff.close()
+        ff.close()  # no HDF5 file open here while the working file is created in a child process
         self._create(plan, self.dtype, attrs, copy_done)
         self.status = "updated"
 

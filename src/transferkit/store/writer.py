@@ -33,6 +33,7 @@ class FeatureWriter:
         buffer_rows: int = 1000,
         dtype: str = "float32",
         compression: str | None = None,
+        expected_rows: int | None = None,
     ):
         self.path = Path(path)
         self.buffer_rows = max(1, int(buffer_rows))
@@ -43,14 +44,16 @@ class FeatureWriter:
         self.n_skipped = 0
         self.f = h5py.File(self.path, "w")
         try:
-            self._create(label_names, attrs, dtype, compression)
+            self._create(label_names, attrs, dtype, compression, expected_rows)
         except BaseException as exc:
             isolate.fail_fast(exc)  # in a child process (see .isolate): report and exit right here
             raise
 
-    def _create(self, label_names, attrs, dtype, compression) -> None:
+    def _create(self, label_names, attrs, dtype, compression, expected_rows) -> None:
         f = self.f
         chunk = schema.rows_per_chunk(self.feature_dim, np.dtype(dtype).itemsize)
+        if expected_rows:  # a small file need not carry a mostly empty 1 MiB chunk
+            chunk = max(1, min(chunk, int(expected_rows)))
         f.create_dataset(schema.FEATURES, shape=(0, self.feature_dim), maxshape=(None, self.feature_dim), dtype=dtype,
                          chunks=(chunk, self.feature_dim), **schema.compression_options(compression))
         f.create_dataset(schema.LABELS, shape=(0,), maxshape=(None,), dtype="int32", chunks=(max(chunk, 1024),))
