@@ -204,3 +204,18 @@ def test_full_disk_stops_with_one_line_and_resume_finishes_once_there_is_room(tm
     assert (tmp_path / "run2.rc").read_text().strip() == "0", (tmp_path / "run2.err").read_text()
     assert "resumed" in (tmp_path / "run2.out").read_text()
     assert_same_file(reference, tmp_path / "f.h5")
+
+
+def test_evaluate_refuses_an_incomplete_file(tmp_path, data, trained):
+    out = tmp_path / "f.h5"
+    _interrupted(data, out)
+    with pytest.raises(IncompleteFileError, match=r"6 of 16 images done.*--resume` before you evaluate on it"):
+        tk.evaluate(trained.model, out)
+
+
+def test_bad_storage_options_are_refused_before_any_work(tmp_path, data):
+    with pytest.raises(TransferkitError, match="--dtype must be one of float32, float16, got 'int8'"):
+        tk.extract(data, tmp_path / "f.h5", dtype="int8")
+    with pytest.raises(TransferkitError, match="--compression must be one of none, lzf, gzip, got 'zstd'"):
+        tk.extract(data, tmp_path / "f.h5", compression="zstd")
+    assert not list(tmp_path.iterdir())

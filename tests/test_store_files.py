@@ -318,3 +318,18 @@ def test_reader_of_a_finished_file_is_unchanged_for_existing_callers(tmp_path):
         assert ff.complete and ff.progress is None and ff.n_rows == 50
         assert list(ff.rows("test")) == list(np.flatnonzero(plan.split == 1))
         ff.require_complete()
+
+
+def test_inspect_shows_what_an_incomplete_file_holds_and_how_to_finish_it(tmp_path):
+    path = tmp_path / "w.h5"
+    working_file(path, n=40, rows=30, skip=(4,))
+    result = CliRunner().invoke(app, ["inspect", str(path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert f"29 rows x {DIM} features (float32), INCOMPLETE (30 of 40 images done; finish it with " \
+           f"`transferkit extract '/data' -o '{path}' --resume`)" in result.output
+    assert "skipped 1 unreadable file(s)" in result.output
+    result = CliRunner().invoke(app, ["inspect", str(path), "--json", "--verify"])
+    info = __import__("json").loads(result.output)
+    assert info["complete"] is False and info["progress"]["inputs_done"] == 30 and info["verify"]["ok"]
+    result = CliRunner().invoke(app, ["train", str(path), "-o", str(tmp_path / "m.safetensors")])
+    assert result.exit_code == 1 and "incomplete feature file (30 of 40 images done)" in result.output

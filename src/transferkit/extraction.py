@@ -93,7 +93,7 @@ def extract(
     file; ``compression`` "lzf" or "gzip" shrinks it further. See docs/feature-store.md.
     """
     output = Path(output)
-    mode = resolve_mode(output, overwrite=overwrite, resume=resume, update=update)
+    mode = resolve_mode(output, overwrite=overwrite, resume=resume, update=update, dtype=dtype, compression=compression)
     if output.parent and not output.parent.exists():
         raise TransferkitError(f"{output.parent}: output folder does not exist")
     if batch_size < 1:
@@ -106,6 +106,7 @@ def extract(
     attrs = {
         **backbone.spec(),
         "dataset_root": str(Path(dataset.root).resolve()),
+        "data": str(Path(data).resolve()),  # the folder or CSV given, for the resume command
         "source": dataset.source,
         "test_size": float(test_size),
         "seed": int(seed),

@@ -8,13 +8,26 @@ path still names the file it locked, so two writers can never both hold it.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import inspect
 import os
 from pathlib import Path
 
 from ..errors import TransferkitError
+
+try:
+    import fcntl
+
+    def _try_lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if held
+except ImportError:  # pragma: no cover - Windows: a byte-range lock, also dropped when the process dies
+    import msvcrt
+
+    def _try_lock(fd: int) -> None:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            raise BlockingIOError from None
 
 
 class LockedError(TransferkitError):
@@ -37,7 +50,7 @@ class OutputLock:
         while True:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _try_lock(fd)
             except BlockingIOError:
                 holder = _read_pid(fd)
                 os.close(fd)

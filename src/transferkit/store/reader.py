@@ -108,7 +108,8 @@ class FeatureFile:
                 "inputs_total": int(self.h5[working.GROUP][working.PLAN_LABELS].shape[0]), "sessions": p.sessions}
 
     def resume_hint(self) -> str:
-        root = self.attrs.get("dataset_root", "DATA")
+        a = self.attrs
+        root = a.get("data") or a.get("dataset_root") or "DATA"
         return f"transferkit extract '{root}' -o '{self.path}' --resume"
 
     def require_complete(self, action: str = "use") -> None:

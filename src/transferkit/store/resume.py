@@ -47,8 +47,11 @@ class DatasetChangedError(TransferkitError):
     """Files were added to or removed from the dataset since the file was started."""
 
 
-def resolve_mode(output: Path, *, overwrite: bool = False, resume: bool = False, update: bool = False) -> str:
-    """'new', 'overwrite', 'resume' or 'update'; refuses to touch an existing file without a flag."""
+def resolve_mode(output: Path, *, overwrite: bool = False, resume: bool = False, update: bool = False,
+                 dtype: str | None = None, compression: str | None = None) -> str:
+    """'new', 'overwrite', 'resume' or 'update'; refuses to touch an existing file without a flag.
+    Cheap: called before the dataset is listed or a model loaded."""
+    check_storage_options(dtype, compression)
     if overwrite and (resume or update):
         raise TransferkitError("--overwrite starts over; it cannot be combined with --resume or --update")
     if output.is_dir():
@@ -63,6 +66,13 @@ def resolve_mode(output: Path, *, overwrite: bool = False, resume: bool = False,
         return "resume"
     what, advice = describe_existing(output)
     raise TransferkitError(f"{output}: already exists ({what}); {advice}")
+
+
+def check_storage_options(dtype: str | None, compression: str | None) -> None:
+    if dtype not in (None, *schema.DTYPES):
+        raise TransferkitError(f"--dtype must be one of {', '.join(schema.DTYPES)}, got {dtype!r}")
+    if compression not in (None, *schema.COMPRESSIONS):
+        raise TransferkitError(f"--compression must be one of {', '.join(schema.COMPRESSIONS)}, got {compression!r}")
 
 
 def describe_existing(path: Path) -> tuple[str, str]:
@@ -126,10 +136,7 @@ class ExtractionRun:
     def __init__(self, output: str | Path, *, mode: str, dataset, labels, split, attrs: dict, feature_dim: int,
                  dtype: str | None = None, compression: str | None = None, buffer_rows: int = 1000,
                  test_size: float = 0.25, seed: int = 42):
-        if dtype not in (None, *schema.DTYPES):
-            raise TransferkitError(f"--dtype must be one of {', '.join(schema.DTYPES)}, got {dtype!r}")
-        if compression not in (None, *schema.COMPRESSIONS):
-            raise TransferkitError(f"--compression must be one of {', '.join(schema.COMPRESSIONS)}, got {compression!r}")
+        check_storage_options(dtype, compression)
         self.output = Path(output)
         self.mode = mode
         self.dataset = dataset

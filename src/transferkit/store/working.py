@@ -213,7 +213,7 @@ class WorkingFile:
         self._features: list[np.ndarray] = []
         self._inputs: list[int] = []
         self._skips: list[tuple[int, str]] = []
-        self._fd = os.open(self.path, os.O_RDWR)
+        self._fd = os.open(self.path, os.O_RDWR | getattr(os, "O_BINARY", 0))
 
     @classmethod
     def open(cls, path: str | Path, **kwargs) -> "WorkingFile":
@@ -297,7 +297,7 @@ class WorkingFile:
         data = memoryview(values.tobytes())
         position = offset + start * row_bytes
         while data:
-            written = os.pwrite(self._fd, data, position)
+            written = _pwrite(self._fd, data, position)
             data, position = data[written:], position + written
 
     def _sync(self) -> None:
@@ -312,6 +312,13 @@ class WorkingFile:
             self._fd = None
 
     abandon = close
+
+
+def _pwrite(fd: int, data, position: int) -> int:
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, position)
+    os.lseek(fd, position, os.SEEK_SET)  # pragma: no cover - Windows
+    return os.write(fd, data)
 
 
 def _short(exc: BaseException) -> str:
