@@ -60,7 +60,7 @@ def reset_peak() -> None:
 
 
 def mb(n: float) -> str:
-    return f"{n / 1e6:,.0f} MB"
+    return f"{n / 1e6:,.0f} MB" if n >= 1e8 else f"{n / 1e6:.2f} MB"
 
 
 # -- synthetic files ---------------------------------------------------------------------------------
