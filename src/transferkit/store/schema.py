@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import platform
+from datetime import datetime, timezone
 
 FORMAT = "transferkit-features"
 FORMAT_VERSION = 1
@@ -31,6 +32,18 @@ FEATURES, LABELS, LABEL_NAMES, PATHS, SPLIT, SKIPPED = "features", "labels", "la
 REQUIRED_ATTRS = ("format", "format_version", "model", "weights_sha256", "layer", "pool", "preprocess", "versions", "created", "complete")
 
 _VERSIONED = ("transferkit", "torch", "torchvision", "timm", "numpy", "h5py", "pillow", "scikit-learn", "onnxruntime")
+
+
+def write_root_attrs(f, attrs: dict) -> None:
+    """Format, version, creation time, library versions, then ``attrs`` (dicts and lists as JSON;
+    they may override ``created``), then ``complete = False``."""
+    f.attrs["format"] = FORMAT
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    f.attrs["versions"] = versions_json()
+    for key, value in attrs.items():
+        f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+    f.attrs["complete"] = False
 
 
 def library_versions() -> dict[str, str]:

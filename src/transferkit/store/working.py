@@ -30,7 +30,6 @@ import json
 import os
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import h5py
@@ -153,13 +152,7 @@ def create_working_file(path: Path, plan: Plan, *, feature_dim: int, dtype: str,
         _allocated(g, SKIPPED_REASON, (n,), f"S{REASON_BYTES}")
         # Both slots are written now, so a later commit only ever rewrites bytes that already exist.
         g.create_dataset(PROGRESS, data=np.stack([Progress().encode(), np.zeros(6, "<i8")]), track_times=False)
-        f.attrs["format"] = schema.FORMAT
-        f.attrs["format_version"] = schema.FORMAT_VERSION
-        f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        f.attrs["versions"] = schema.versions_json()
-        for key, value in attrs.items():
-            f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
-        f.attrs["complete"] = False
+        schema.write_root_attrs(f, attrs)
         f.close()
     except BaseException as exc:
         fsio.remove_quietly(path)

@@ -63,13 +63,7 @@ class FeatureWriter:
         f.create_dataset(schema.LABEL_NAMES, data=np.array(label_names, dtype=object), dtype=STR)
         skipped = f.create_dataset(schema.SKIPPED, shape=(0, 2), maxshape=(None, 2), dtype=STR, chunks=(256, 2))
         skipped.attrs["columns"] = json.dumps(["path", "reason"])
-        f.attrs["format"] = schema.FORMAT
-        f.attrs["format_version"] = schema.FORMAT_VERSION
-        f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        f.attrs["versions"] = schema.versions_json()
-        for key, value in attrs.items():
-            f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
-        f.attrs["complete"] = False
+        schema.write_root_attrs(f, attrs)
         f.flush()
 
     # -- rows ------------------------------------------------------------------------------------
