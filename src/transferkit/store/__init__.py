@@ -1,7 +1,15 @@
-"""The HDF5 feature file: schema, buffered writer, read-only reader."""
+"""The HDF5 feature file: schema, crash-safe working file, buffered writer, read-only reader, lock."""
 
+from .fsio import OutOfSpaceError
+from .lock import LockedError
 from .reader import FeatureFile, open_features
+from .resume import DatasetChangedError, SettingsMismatchError
 from .schema import FORMAT, FORMAT_VERSION
+from .verify import verify_features
+from .working import DamagedFileError
 from .writer import FeatureWriter
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "FeatureFile", "FeatureWriter", "open_features"]
+__all__ = [
+    "FORMAT", "FORMAT_VERSION", "DamagedFileError", "DatasetChangedError", "FeatureFile", "FeatureWriter",
+    "LockedError", "OutOfSpaceError", "SettingsMismatchError", "open_features", "verify_features",
+]
