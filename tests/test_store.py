@@ -87,8 +87,8 @@ def test_reader_serves_a_split_in_chunks_equal_to_loading_it(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"", "not a readable HDF5 file"),
-    (b"definitely not hdf5" * 100, "not a readable HDF5 file"),
+    (b"", "empty file (0 bytes), not a feature file"),
+    (b"definitely not hdf5" * 100, "not an HDF5 file"),
 ])
 def test_non_hdf5_files_get_a_one_line_error(tmp_path, content, message):
     path = tmp_path / "x.h5"

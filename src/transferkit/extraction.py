@@ -15,7 +15,9 @@ from .data import discover, stratified_split
 from .data.discover import require_two_classes
 from .engines import create_engine, iter_batches, resolve_batch_size
 from .errors import TransferkitError
-from .store import LayeredFeatureWriter, open_features
+from .store import open_features
+from .store.lock import holds_output_lock
+from .store.resume import ExtractionRun, resolve_mode
 
 Progress = Callable[[int, int], None]  # (images done, images total)
 
@@ -31,10 +33,16 @@ class ExtractResult:
     class_counts: dict[str, int]
     n_train: int
     n_test: int
+    status: str = "extracted"  # "extracted", "resumed", "updated" or "up to date"
+    n_processed: int | None = None  # images decoded and run through the model in this call
+    rows_before: int = 0  # rows the file already had (resumed or kept by an update)
+    n_added: int = 0  # --update: files that had no row yet
+    n_removed: int = 0  # --update: rows (and skip records) of files no longer in the dataset
 
     @property
     def images_per_second(self) -> float:
-        return self.n_images / self.seconds if self.seconds > 0 else float("nan")
+        n = self.n_images if self.n_processed is None else self.n_processed
+        return n / self.seconds if self.seconds > 0 else float("nan")
 
 
 def feature_batches(
@@ -55,6 +63,7 @@ def feature_batches(
         yield batch.indices, feats, batch.failures
 
 
+@holds_output_lock("output")  # one writer per file, refused at once; a killed run's lock dies with it
 def extract(
     data: str | os.PathLike,
     output: str | os.PathLike,
@@ -76,15 +85,23 @@ def extract(
     progress: Progress | None = None,
     engine: str = "auto",
     precision: str = "auto",
+    resume: bool = False,
+    update: bool = False,
+    dtype: str | None = None,
+    compression: str | None = None,
 ) -> ExtractResult:
     """Turn every image of ``data`` (class folders or a CSV manifest) into a feature row in ``output``.
 
     ``model``/``weights``/``layer``/``pool``/``image_size``/``crop_pct``/``crop``: see
     :func:`transferkit.backbones.create_backbone` (several layers: one dataset each, see docs/backbones.md).
+    ``engine``/``device``/``precision``/``batch_size`` ("auto" allowed): see docs/engines.md.
+    An existing ``output`` is never replaced unless ``overwrite``. ``resume`` continues an interrupted
+    extraction (same settings, same files; the result equals an uninterrupted run); ``update`` keeps
+    the rows of files still in the dataset and extracts only new ones. ``dtype`` "float16" halves the
+    file; ``compression`` "lzf" or "gzip" shrinks it further. See docs/feature-store.md.
     """
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise TransferkitError(f"{output}: already exists; pass --overwrite (overwrite=True) to replace it")
+    mode = resolve_mode(output, overwrite=overwrite, resume=resume, update=update, dtype=dtype, compression=compression)
     if output.parent and not output.parent.exists():
         raise TransferkitError(f"{output.parent}: output folder does not exist")
     resolve_batch_size(batch_size, None)  # bad values fail before any work
@@ -99,6 +116,7 @@ def extract(
     attrs = {
         **backbone.spec(),
         "dataset_root": str(Path(dataset.root).resolve()),
+        "data": str(Path(data).resolve()),  # the folder or CSV given, for the resume command
         "source": dataset.source,
         "test_size": float(test_size),
         "seed": int(seed),
@@ -107,24 +125,25 @@ def extract(
         "engine": engine.name,
         "device": str(engine.device),
         "precision": engine.precision,
+        # the layers side by side in each row while extracting; finishing splits them into layers/<name>
+        "layers": backbone.layers,
     }
-    paths = [dataset.absolute(s) for s in dataset.samples]
     start = time.perf_counter()
-    with LayeredFeatureWriter(output, layers=backbone.layers, feature_dim=backbone.feature_dim,
-                              label_names=dataset.class_names, attrs=attrs, buffer_rows=buffer_rows) as writer:
-        for positions, feats, failures in feature_batches(paths, backbone.preprocess, engine, batch_size, workers, progress):
-            for pos, reason in failures:
-                writer.add_skipped(dataset.samples[pos].path, reason)
-            if positions:
-                writer.add(feats, labels[positions], [dataset.samples[p].path for p in positions], split[positions])
-        n_rows = writer.rows_written + writer.buffered_rows
+    with ExtractionRun(output, mode=mode, dataset=dataset, labels=labels, split=split, attrs=attrs,
+                       feature_dim=backbone.feature_dim, dtype=dtype, compression=compression,
+                       buffer_rows=buffer_rows, test_size=test_size, seed=seed) as run:
+        paths = run.todo_paths(dataset.root)
+        for positions, feats, failures in feature_batches(paths, backbone.preprocess, engine, batch_size, workers, run.progress(progress)):
+            run.add(positions, feats, failures)
     seconds = time.perf_counter() - start
     with open_features(output) as ff:
         written_split = ff.split
         skipped = ff.skipped
+        n_rows = ff.n_rows
     return ExtractResult(
         path=output, n_images=len(dataset), n_rows=n_rows, skipped=skipped, seconds=seconds,
         class_counts=dataset.counts(), n_train=int((written_split == 0).sum()), n_test=int((written_split == 1).sum()),
+        status=run.status, n_processed=len(paths), rows_before=run.rows_before, n_added=run.n_added, n_removed=run.n_removed,
     )
 
 

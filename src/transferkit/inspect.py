@@ -26,9 +26,13 @@ def describe_features(path: str | Path) -> dict:
             "feature_dim": ff.feature_dim,
             "layers": ff.layers,
             "dtype": str(ff.h5["features"].dtype),
+            "compression": ff.h5["features"].compression,
+            "progress": ff.progress,  # None once complete; else rows/inputs done of planned
+            "resume_command": None if ff.complete else ff.resume_hint(),
             "n_train": int(np.sum(split == 0)),
             "n_test": int(np.sum(split == 1)),
             "classes": classes,
             "skipped": [{"path": p, "reason": r} for p, r in ff.skipped],
             "provenance": {k: v for k, v in attrs.items() if k != "complete"},
+            "file_bytes": Path(path).stat().st_size,
         }

@@ -9,6 +9,7 @@ import typer
 
 from ._app import app, console, friendly, print_skipped
 
+
 @app.command()
 @friendly
 def extract(
@@ -29,21 +30,32 @@ def extract(
     engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | torch (see docs/engines.md)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 (auto: fp32 on CPU, fp16 on CUDA)."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted extraction of OUTPUT (same settings); start it if it is not there."),
+    update: bool = typer.Option(False, "--update", help="Bring OUTPUT up to date with the dataset: extract only new files, drop rows of removed ones."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 (default) or float16 (half the file; resumes keep the file's)."),
+    compression: Optional[str] = typer.Option(None, "--compression", help="none (default), lzf (fast) or gzip (smaller)."),
+    buffer_rows: int = typer.Option(1000, "--buffer-rows", min=1, help="Rows gathered in memory between commits to the file (what a crash can cost)."),
 ):
     """Turn every image into a feature vector and store them, with labels and provenance, in HDF5."""
     from .. import api
     from ..backbones.registry import parse_image_size
     from ..progress import progress_bar
 
-    with progress_bar("extract", console) as update:
+    with progress_bar("extract", console) as bar:
         r = api.extract(data, output, model=model, batch_size=batch_size, test_size=test_size, seed=seed,
-                        workers=workers, overwrite=overwrite, progress=update,
+                        workers=workers, overwrite=overwrite, progress=bar, resume=resume, update=update,
+                        dtype=dtype, compression=compression, buffer_rows=buffer_rows,
                         weights=weights, layer=layer or None, pool=pool, image_size=parse_image_size(image_size),
                         crop_pct=crop_pct, crop=False if no_crop else None,
                         engine=engine, device=device, precision=precision)
+    if r.status == "up to date":
+        console.print(f"[green]{r.path} is complete and up to date[/] ({r.n_rows} rows); nothing to do")
+        return
+    how = {"resumed": f"resumed {r.path} ({r.rows_before} rows were already there)",
+           "updated": f"updated {r.path} (kept {r.rows_before} rows, {r.n_added} new files, {r.n_removed} removed)"}
     console.print(
-        f"[green]wrote[/] {r.path}: {r.n_rows} rows ({r.n_train} train, {r.n_test} test), "
+        f"[green]{how.get(r.status, f'wrote {r.path}')}[/]: {r.n_rows} rows ({r.n_train} train, {r.n_test} test), "
         f"{len(r.class_counts)} classes, {len(r.skipped)} skipped, "
-        f"{r.n_images} images in {r.seconds:.1f} s ({r.images_per_second:.1f} img/s)"
+        f"{r.n_processed} images in {r.seconds:.1f} s ({r.images_per_second:.1f} img/s)"
     )
     print_skipped(r.skipped)

@@ -8,23 +8,38 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ._app import app, console, friendly, print_skipped
+from ._app import app, console, err, friendly, print_skipped
 
 @app.command()
 @friendly
 def inspect(
     features: Path = typer.Argument(..., help="Feature file (HDF5)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON document instead of tables."),
+    verify: bool = typer.Option(False, "--verify", help="Also check shapes, counts, label range, NaN/Inf and provenance; exit 1 on a problem."),
 ):
     """Show provenance, rows per class and split, skipped files and completeness of a feature file."""
     from ..inspect import describe_features
 
     info = describe_features(features)
+    checks = None
+    if verify:
+        from ..store.verify import verify_features
+
+        checks = verify_features(features)
+        info["verify"] = {"ok": checks.ok, "checks": [c.__dict__ for c in checks.checks]}
     if as_json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
+        if checks is not None and not checks.ok:
+            raise typer.Exit(1)
         return
-    status = "[green]complete[/]" if info["complete"] else "[bold red]INCOMPLETE[/] (resume with `transferkit extract ... --resume`)"
-    console.print(f"[bold]{features}[/]: {info['n_rows']} rows x {info['feature_dim']} features, {status}")
+    if info["complete"]:
+        status = "[green]complete[/]"
+    else:
+        p = info["progress"]
+        done = f"{p['inputs_done']} of {p['inputs_total']} images done; " if p else ""
+        status = f"[bold red]INCOMPLETE[/] ({done}finish it with `{info['resume_command']}`)"
+    storage = info["dtype"] + (f", {info['compression']}" if info["compression"] else "")
+    console.print(f"[bold]{features}[/]: {info['n_rows']} rows x {info['feature_dim']} features ({storage}), {status}", highlight=False)
     prov = Table(show_header=False, box=None)
     for key in ("model", "layer", "pool", "weights", "weights_sha256", "dataset_root", "test_size", "seed", "created", "engine"):
         if key in info["provenance"]:
@@ -36,5 +51,14 @@ def inspect(
         table.add_row(name, str(c["train"]), str(c["test"]), str(c["train"] + c["test"]))
     console.print(table)
     print_skipped([(s["path"], s["reason"]) for s in info["skipped"]])
+    if checks is not None:
+        for c in checks.checks:
+            mark = "[green]ok[/]  " if c.ok else "[bold red]FAIL[/]"
+            console.print(f"  {mark} {c.name}: {c.detail}", highlight=False)
+        if not checks.ok:
+            err.print(f"[bold red]error:[/] {features}: verify found {len(checks.problems)} problem(s): "
+                      + "; ".join(f"{c.name} ({c.detail})" for c in checks.problems), highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        console.print(f"[green]verify: all {len(checks.checks)} checks passed[/]")
 
 

@@ -1,8 +1,17 @@
-"""The HDF5 feature file: schema, buffered writer, read-only reader."""
+"""The HDF5 feature file: schema, crash-safe working file, buffered writer, read-only reader, lock."""
 
+from .fsio import OutOfSpaceError
 from .layers import LayeredFeatureWriter
+from .lock import LockedError
 from .reader import FeatureFile, open_features
+from .resume import DatasetChangedError, SettingsMismatchError
 from .schema import FORMAT, FORMAT_VERSION
+from .verify import verify_features
+from .working import DamagedFileError
 from .writer import FeatureWriter
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "FeatureFile", "FeatureWriter", "LayeredFeatureWriter", "open_features"]
+__all__ = [
+    "FORMAT", "FORMAT_VERSION", "DamagedFileError", "DatasetChangedError", "FeatureFile", "FeatureWriter",
+    "LayeredFeatureWriter", "LockedError", "OutOfSpaceError", "SettingsMismatchError", "open_features",
+    "verify_features",
+]

@@ -49,7 +49,8 @@ class LayeredFeatureWriter(FeatureWriter):
                 else:
                     chunk = schema.rows_per_chunk(dims[i], np.dtype(dtype).itemsize)
                     ds = group.create_dataset(info["name"], shape=(0, dims[i]), maxshape=(None, dims[i]),
-                                              dtype=dtype, chunks=(chunk, dims[i]))
+                                              dtype=dtype, chunks=(chunk, dims[i]),
+                                              **schema.compression_options(kwargs.get("compression")))
                 ds.attrs["layer"] = info["name"]
                 ds.attrs["pool"] = info["pool"]
                 ds.attrs["dim"] = dims[i]

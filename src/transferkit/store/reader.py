@@ -1,7 +1,9 @@
 """Read-only access to a feature file: provenance, labels, the stored split, and features by split.
 
-Reading a split reads only its rows (h5py reads the slices asked for); :meth:`FeatureFile.iter_chunks`
-serves them in file order in chunks for callers that must not hold them all in memory.
+Works on finished files and on files whose extraction is still running or was interrupted (the
+working layout of :mod:`.working`): then only the committed rows are served and :attr:`complete` is
+False. Reading never needs all features in memory: :meth:`FeatureFile.iter_chunks` serves a split in
+file order, in chunks sized from a row count or a memory budget (``max_memory="2GB"``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import numpy as np
 
 from ..errors import IncompleteFileError, TransferkitError
 from . import layers as _layers
-from . import schema
+from . import schema, working
+from .budget import parse_size, rows_for_budget
+from .working import DamagedFileError
 
 SPLITS = {"train": 0, "test": 1}
 
@@ -25,20 +29,53 @@ def _decode_str(values) -> list[str]:
 
 
 class FeatureFile:
-    """A transferkit feature file opened read-only. Use as a context manager or call :meth:`close`."""
+    """A transferkit feature file opened read-only. Use as a context manager or call :meth:`close`.
+
+    Any HDF5 error while reading (a damaged or truncated file) becomes a one-line
+    :class:`~transferkit.errors.TransferkitError` naming the file.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.exists():
             raise TransferkitError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise TransferkitError(f"{self.path}: is a folder, not a feature file")
         try:
+            # HDF5's default (shared) lock: the extraction writing a working file takes none (it
+            # relies on its own lock, see .lock), so its committed rows can be read meanwhile.
             self.h5 = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise TransferkitError(f"{self.path}: not a readable HDF5 file ({_short(exc)})") from None
-        fmt = self.h5.attrs.get("format")
-        if fmt != schema.FORMAT:
+        except (OSError, RuntimeError) as exc:
+            raise TransferkitError(f"{self.path}: {_why_unreadable(self.path, exc)}") from None
+        try:
+            fmt = self.h5.attrs.get("format")
+            if isinstance(fmt, bytes):
+                fmt = fmt.decode("utf-8", "replace")
+            if fmt != schema.FORMAT:
+                raise TransferkitError(f"{self.path}: not a transferkit feature file (no format='{schema.FORMAT}' attribute)")
+            self._progress = working.read_progress(self.h5) if working.is_working(self.h5) else None
+            required = (schema.FEATURES, schema.LABELS, schema.PATHS, schema.SPLIT, schema.LABEL_NAMES)
+            missing = [n for n in required if n not in self.h5]
+            if missing:
+                raise DamagedFileError(f"{self.path}: damaged feature file: missing dataset(s) {', '.join(missing)}")
+            for name in required:  # open each once, so a damaged header fails here, in one line
+                try:
+                    self.h5[name].shape
+                except (OSError, RuntimeError, KeyError, ValueError) as exc:
+                    raise DamagedFileError(f"{self.path}: damaged feature file: cannot open {name!r} ({_short(exc)})") from None
+        except TransferkitError:
             self.h5.close()
-            raise TransferkitError(f"{self.path}: not a transferkit feature file (no format='{schema.FORMAT}' attribute)")
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:  # a damaged header
+            self.h5.close()
+            raise DamagedFileError(f"{self.path}: damaged feature file ({_short(exc)})") from None
+
+    def _read(self, name: str, sel=slice(None)):
+        """``dataset[sel]`` with HDF5 errors turned into a one-line error naming the file."""
+        try:
+            return self.h5[name][sel]
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise DamagedFileError(f"{self.path}: damaged feature file: cannot read {name!r} ({_short(exc)})") from None
 
     # -- provenance ------------------------------------------------------------------------------
     @property
@@ -50,7 +87,10 @@ class FeatureFile:
             if isinstance(value, np.generic):
                 value = value.item()
             if key in ("preprocess", "versions") and isinstance(value, str):
-                value = json.loads(value)
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
             elif key in ("layer", "pool") and isinstance(value, str) and value.startswith("["):
                 value = json.loads(value)  # several layers: one name / pool each
             out[key] = value
@@ -58,13 +98,30 @@ class FeatureFile:
 
     @property
     def complete(self) -> bool:
-        return bool(self.h5.attrs.get("complete", False))
+        return self._progress is None and bool(self.h5.attrs.get("complete", False))
+
+    @property
+    def progress(self) -> dict | None:
+        """For a file whose extraction has not finished: rows committed, inputs done and planned,
+        and how many runs wrote it. None for a finished file."""
+        p = self._progress
+        if p is None:
+            return None
+        return {"rows": p.rows, "skipped": p.skipped, "inputs_done": p.next_input,
+                "inputs_total": int(self.h5[working.GROUP][working.PLAN_LABELS].shape[0]), "sessions": p.sessions}
+
+    def resume_hint(self) -> str:
+        a = self.attrs
+        root = a.get("data") or a.get("dataset_root") or "DATA"
+        return f"transferkit extract '{root}' -o '{self.path}' --resume"
 
     def require_complete(self, action: str = "use") -> None:
         if not self.complete:
+            p = self.progress
+            done = f"{p['inputs_done']} of {p['inputs_total']} images done" if p else f"{self.n_rows} rows written"
             raise IncompleteFileError(
-                f"{self.path}: incomplete feature file ({self.n_rows} rows written); its extraction did not "
-                f"finish. Resume it with `transferkit extract ... --resume` before you {action} it"
+                f"{self.path}: incomplete feature file ({done}); its extraction did not finish. "
+                f"Resume it with `{self.resume_hint()}` before you {action} it"
             )
 
     def backbone_spec(self, layers=None) -> dict:
@@ -90,6 +147,8 @@ class FeatureFile:
     # -- rows ------------------------------------------------------------------------------------
     @property
     def n_rows(self) -> int:
+        if self._progress is not None:
+            return self._progress.rows
         return int(self.h5[schema.FEATURES].shape[0])
 
     @property
@@ -97,58 +156,139 @@ class FeatureFile:
         return int(self.h5[schema.FEATURES].shape[1])
 
     @property
+    def dtype(self) -> np.dtype:
+        """The stored dtype of the features (float32 or float16); they are served as float32."""
+        return self.h5[schema.FEATURES].dtype
+
+    def _column(self, name: str) -> np.ndarray:
+        return self._read(name, slice(0, self.n_rows))
+
+    @property
     def label_names(self) -> list[str]:
-        return _decode_str(self.h5[schema.LABEL_NAMES][()])
+        return _decode_str(self._read(schema.LABEL_NAMES, ()))
 
     @property
     def labels(self) -> np.ndarray:
-        return self.h5[schema.LABELS][()].astype(np.int64)
+        return self._column(schema.LABELS).astype(np.int64)
 
     @property
     def paths(self) -> list[str]:
-        return _decode_str(self.h5[schema.PATHS][()])
+        return _decode_str(self._column(schema.PATHS))
 
     @property
     def split(self) -> np.ndarray:
-        return self.h5[schema.SPLIT][()]
+        return self._column(schema.SPLIT)
 
     @property
     def skipped(self) -> list[tuple[str, str]]:
-        return [tuple(_decode_str(row)) for row in self.h5[schema.SKIPPED][()]]
+        if self._progress is None:
+            return [tuple(_decode_str(row)) for row in self._read(schema.SKIPPED, ())]
+        k = self._progress.skipped
+        g = working.GROUP
+        inputs = self._read(f"{g}/{working.SKIPPED_INPUT}", slice(0, k))
+        reasons = self._read(f"{g}/{working.SKIPPED_REASON}", slice(0, k))
+        plan = self._read(f"{g}/{working.PLAN_PATHS}", ())
+        return [(p, r) for p, r in zip(_decode_str(plan[inputs]), _decode_str(reasons))]
 
     def rows(self, split: str | None = None) -> np.ndarray:
         """Row indices of ``split`` ("train", "test" or None for all), in file order."""
-        if split is None:
+        code = _split_code(split)
+        if code is None:
             return np.arange(self.n_rows)
-        if split not in SPLITS:
-            raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
-        return np.flatnonzero(self.split == SPLITS[split])
+        return np.flatnonzero(self.split == code)
+
+    def count(self, split: str | None = None) -> int:
+        """Number of rows in ``split`` (None: all rows)."""
+        return self.n_rows if split is None else len(self.rows(split))
+
+    def nbytes(self, split: str | None = None) -> int:
+        """Bytes the features of ``split`` take in memory as float32 (what :meth:`load` allocates)."""
+        return self.count(split) * self.feature_dim * 4
+
+    def chunk_rows_for(self, max_memory: str | int | float) -> int:
+        """Rows per chunk that keep :meth:`iter_chunks` within ``max_memory`` ("2GB", "512MiB", bytes)."""
+        return rows_for_budget(parse_size(max_memory), self.feature_dim * 4, copies=4)
+
+    def _feature_source(self, layers=None):
+        """(dim, read(lo, hi)) for ``layers`` (see :meth:`select_layers`): None reads ``features``;
+        several layers are read one dataset each and concatenated in the order given."""
+        if layers is None:
+            names, dim = [schema.FEATURES], self.feature_dim
+        else:
+            chosen = self.select_layers(layers)
+            names = [f"{_layers.GROUP}/{c['name']}" if _layers.GROUP in self.h5 else schema.FEATURES for c in chosen]
+            dim = sum(int(c["dim"]) for c in chosen)
+
+        def read(lo: int, hi: int) -> np.ndarray:
+            parts = [self._read(name, slice(lo, hi)) for name in names]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+        return dim, read
 
     def load(self, split: str | None = None, layers=None) -> tuple[np.ndarray, np.ndarray]:
         """Features (float32) and labels of ``split``, in memory; ``layers`` as in :meth:`select_layers`
         (several layers are concatenated in the order given)."""
-        idx = self.rows(split)
-        labels = self.labels[idx]
-        dsets = _layers.datasets(self.h5, self.select_layers(layers))
-        if len(idx) == self.n_rows:
-            full = [ds[()].astype(np.float32, copy=False) for ds in dsets]
-            return (full[0] if len(full) == 1 else np.concatenate(full, axis=1)), labels
-        parts = [c for c, _ in self.iter_chunks(split, layers=layers)]
-        dim = sum(ds.shape[1] for ds in dsets)
-        feats = np.concatenate(parts) if parts else np.empty((0, dim), np.float32)
-        return feats, labels
+        code = _split_code(split)
+        dim, read = self._feature_source(layers)
+        if code is None:
+            return read(0, self.n_rows).astype(np.float32, copy=False), self.labels
+        X = np.empty((self.count(split), dim), np.float32)  # filled in place: no second copy
+        y = np.empty(len(X), np.int64)
+        pos = 0
+        for f, labels in self.iter_chunks(split, max_memory=32 << 20, layers=layers):
+            X[pos : pos + len(f)], y[pos : pos + len(f)] = f, labels
+            pos += len(f)
+        return X, y
 
-    def iter_chunks(self, split: str | None = None, chunk_rows: int = 4096, layers=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (features, labels) of ``split`` in file order, at most ``chunk_rows`` rows at a time."""
-        idx = self.rows(split)
-        labels = self.labels
-        dsets = _layers.datasets(self.h5, self.select_layers(layers))
-        for start in range(0, len(idx), chunk_rows):
-            sel = idx[start : start + chunk_rows]
-            lo, hi = int(sel[0]), int(sel[-1]) + 1
-            # one contiguous read per layer, then pick the split's rows
-            block = dsets[0][lo:hi] if len(dsets) == 1 else np.concatenate([ds[lo:hi] for ds in dsets], axis=1)
-            yield block[sel - lo].astype(np.float32, copy=False), labels[sel]
+    def iter_chunks(self, split: str | None = None, chunk_rows: int | None = None, *,
+                    max_memory: str | int | float | None = None, layers=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (features float32, labels int64) of ``split`` in file order, ``chunk_rows`` rows at a
+        time (the last chunk may be shorter).
+
+        ``max_memory`` ("2GB", "512MiB" or bytes) sizes the chunks from a budget instead, for the
+        buffers this method holds (see :meth:`chunk_rows_for`); given both, the smaller wins. The file
+        is read in windows of about ``chunk_rows`` rows, so memory stays bounded whatever the file size.
+        ``layers``: as in :meth:`load`.
+        """
+        dim, read = self._feature_source(layers)
+        if chunk_rows is None and max_memory is None:
+            chunk_rows = 4096
+        if max_memory is not None:
+            budget_rows = rows_for_budget(parse_size(max_memory), dim * 4, copies=4)
+            chunk_rows = budget_rows if chunk_rows is None else min(chunk_rows, budget_rows)
+        chunk_rows = max(1, int(chunk_rows))
+        code = _split_code(split)
+        n = self.n_rows
+        # Memory: the chunk being filled, the caller's previous chunk, and a read window of half a
+        # chunk (plus its float32 copy) -- three chunks' worth; chunk_rows_for() budgets four.
+        window = _aligned_window(self.h5[schema.FEATURES], max(1, chunk_rows // 2))
+        out_f, out_y, filled = None, None, 0
+        for lo in range(0, n, window):
+            hi = min(n, lo + window)
+            labels = self._read(schema.LABELS, slice(lo, hi))
+            if code is None:
+                feats = read(lo, hi)
+            else:
+                sel = np.flatnonzero(self._read(schema.SPLIT, slice(lo, hi)) == code)
+                if not len(sel):
+                    continue
+                feats = read(lo, hi)[sel]  # one contiguous read, then pick
+                labels = labels[sel]
+            pos = 0
+            while pos < len(labels):
+                if out_f is None:
+                    out_f, out_y = np.empty((chunk_rows, dim), np.float32), np.empty(chunk_rows, np.int64)
+                take = min(chunk_rows - filled, len(labels) - pos)
+                out_f[filled : filled + take] = feats[pos : pos + take]  # converts float16 on the way
+                out_y[filled : filled + take] = labels[pos : pos + take]
+                filled += take
+                pos += take
+                if filled == chunk_rows:
+                    yield out_f, out_y
+                    out_f, out_y, filled = None, None, 0
+            del feats, labels
+        if filled:
+            yield out_f[:filled], out_y[:filled]
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -166,5 +306,34 @@ def open_features(path: str | Path) -> FeatureFile:
     return FeatureFile(path)
 
 
-def _short(exc: Exception) -> str:
+def _short(exc: BaseException) -> str:
     return str(exc).split("\n")[0][:200]
+
+
+def _split_code(split: str | None) -> int | None:
+    if split is None:
+        return None
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
+    return SPLITS[split]
+
+
+def _aligned_window(ds: h5py.Dataset, rows: int) -> int:
+    """``rows`` rounded down to whole HDF5 chunks (at least one), so no chunk is read twice."""
+    chunk = ds.chunks[0] if ds.chunks else 1
+    return max(chunk, rows // chunk * chunk)
+
+
+def _why_unreadable(path: Path, exc: BaseException) -> str:
+    text = str(exc)
+    size = path.stat().st_size
+    if size == 0:
+        return "empty file (0 bytes), not a feature file"
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head != b"\x89HDF\r\n\x1a\n":
+        return "not an HDF5 file, so not a transferkit feature file"
+    if "truncated file" in text:
+        return (f"truncated HDF5 file ({size} bytes; its header expects more): it was cut short, e.g. by an "
+                "interrupted copy; copy it again, or extract again with --overwrite")
+    return f"damaged HDF5 file, cannot be opened ({_short(exc)})"

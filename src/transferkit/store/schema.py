@@ -1,7 +1,8 @@
 """Layout of a transferkit feature file (readable with plain h5py, no transferkit needed).
 
 Datasets (N rows, one per decoded image, in dataset order):
-  features      N x D float32, chunked by rows, resizable
+  features      N x D float32 (or float16), chunked by whole rows (~1 MiB a chunk), resizable,
+                optionally lzf- or gzip-compressed with byte shuffle
   labels        N int32, index into label_names
   label_names   C utf-8 strings
   paths         N utf-8 strings, relative to the dataset root (attribute ``dataset_root``)
@@ -15,7 +16,12 @@ Datasets (N rows, one per decoded image, in dataset order):
 Root attributes: format, format_version, model, weights ("default", "random" or a file path),
 weights_sha256, weights_source, layer and pool (a string, or a JSON list with several layers),
 preprocess (JSON), versions (JSON), created (ISO 8601), complete (true only once every row is
-written), and the extraction settings (dataset_root, source, test_size, seed, n_images, batch_size, engine).
+written), and the extraction settings (dataset_root, source, test_size, seed, n_images, batch_size, engine), and
+``resumes`` (how many times an interrupted extraction was resumed to make it).
+
+While an extraction runs (or after it was interrupted) the file has the crash-safe working layout
+described in :mod:`transferkit.store.working` (a ``_resume`` group; only committed rows are valid);
+read it through :class:`transferkit.store.FeatureFile`, which handles both.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import platform
+from datetime import datetime, timezone
 
 FORMAT = "transferkit-features"
 FORMAT_VERSION = 1
@@ -31,6 +38,18 @@ FEATURES, LABELS, LABEL_NAMES, PATHS, SPLIT, SKIPPED = "features", "labels", "la
 REQUIRED_ATTRS = ("format", "format_version", "model", "weights_sha256", "layer", "pool", "preprocess", "versions", "created", "complete")
 
 _VERSIONED = ("transferkit", "torch", "torchvision", "timm", "numpy", "h5py", "pillow", "scikit-learn", "onnxruntime")
+
+
+def write_root_attrs(f, attrs: dict) -> None:
+    """Format, version, creation time, library versions, then ``attrs`` (dicts and lists as JSON;
+    they may override ``created``), then ``complete = False``."""
+    f.attrs["format"] = FORMAT
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    f.attrs["versions"] = versions_json()
+    for key, value in attrs.items():
+        f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+    f.attrs["complete"] = False
 
 
 def library_versions() -> dict[str, str]:
@@ -45,6 +64,22 @@ def library_versions() -> dict[str, str]:
 
 def versions_json() -> str:
     return json.dumps(library_versions(), sort_keys=True)
+
+
+COMPRESSIONS = ("none", "lzf", "gzip")
+DTYPES = ("float32", "float16")
+
+
+def compression_options(compression: str | None) -> dict:
+    """h5py keyword arguments for ``features``: none, lzf (fast) or gzip level 4 (smaller), each with
+    the byte-shuffle filter, which groups the bytes of the floats and roughly doubles what they gain."""
+    if compression in (None, "none"):
+        return {}
+    if compression == "lzf":
+        return {"compression": "lzf", "shuffle": True}
+    if compression == "gzip":
+        return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+    raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
 
 
 def rows_per_chunk(feature_dim: int, itemsize: int = 4, target_bytes: int = 1 << 20) -> int:

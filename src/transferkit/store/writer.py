@@ -1,8 +1,11 @@
-"""Buffered writer: rows are gathered in memory and appended to resizable HDF5 datasets in blocks.
+"""Buffered writer of the finished layout: rows are gathered in memory and appended to resizable,
+row-chunked HDF5 datasets in blocks.
 
 The file is created with ``complete = False``; :meth:`FeatureWriter.close` with ``complete=True``
-flushes the last rows and only then marks it complete. A run that fails or is interrupted leaves a
-readable file that says it is incomplete.
+flushes the last rows and only then marks it complete. Appending grows HDF5 metadata, which a process
+killed mid-write can leave unreadable, so ``extract`` does not append here directly: it extracts into
+the crash-safe working file (:mod:`.working`) and uses this writer only to write the finished file
+under a temporary name, renamed into place once closed (:mod:`.finalize`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import schema
+from . import isolate, schema
 
 STR = h5py.string_dtype("utf-8")
 
@@ -29,6 +32,8 @@ class FeatureWriter:
         attrs: dict,
         buffer_rows: int = 1000,
         dtype: str = "float32",
+        compression: str | None = None,
+        expected_rows: int | None = None,
     ):
         self.path = Path(path)
         self.buffer_rows = max(1, int(buffer_rows))
@@ -38,9 +43,19 @@ class FeatureWriter:
         self.rows_written = 0
         self.n_skipped = 0
         self.f = h5py.File(self.path, "w")
+        try:
+            self._create(label_names, attrs, dtype, compression, expected_rows)
+        except BaseException as exc:
+            isolate.fail_fast(exc)  # in a child process (see .isolate): report and exit right here
+            raise
+
+    def _create(self, label_names, attrs, dtype, compression, expected_rows) -> None:
         f = self.f
         chunk = schema.rows_per_chunk(self.feature_dim, np.dtype(dtype).itemsize)
-        f.create_dataset(schema.FEATURES, shape=(0, self.feature_dim), maxshape=(None, self.feature_dim), dtype=dtype, chunks=(chunk, self.feature_dim))
+        if expected_rows:  # a small file need not carry a mostly empty 1 MiB chunk
+            chunk = max(1, min(chunk, int(expected_rows)))
+        f.create_dataset(schema.FEATURES, shape=(0, self.feature_dim), maxshape=(None, self.feature_dim), dtype=dtype,
+                         chunks=(chunk, self.feature_dim), **schema.compression_options(compression))
         f.create_dataset(schema.LABELS, shape=(0,), maxshape=(None,), dtype="int32", chunks=(max(chunk, 1024),))
         f.create_dataset(schema.PATHS, shape=(0,), maxshape=(None,), dtype=STR, chunks=(1024,))
         split = f.create_dataset(schema.SPLIT, shape=(0,), maxshape=(None,), dtype="uint8", chunks=(max(chunk, 1024),))
@@ -48,13 +63,7 @@ class FeatureWriter:
         f.create_dataset(schema.LABEL_NAMES, data=np.array(label_names, dtype=object), dtype=STR)
         skipped = f.create_dataset(schema.SKIPPED, shape=(0, 2), maxshape=(None, 2), dtype=STR, chunks=(256, 2))
         skipped.attrs["columns"] = json.dumps(["path", "reason"])
-        f.attrs["format"] = schema.FORMAT
-        f.attrs["format_version"] = schema.FORMAT_VERSION
-        f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        f.attrs["versions"] = schema.versions_json()
-        for key, value in attrs.items():
-            f.attrs[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
-        f.attrs["complete"] = False
+        schema.write_root_attrs(f, attrs)
         f.flush()
 
     # -- rows ------------------------------------------------------------------------------------
