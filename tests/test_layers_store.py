@@ -113,3 +113,30 @@ def test_cli_layers_flags(multi, tmp_path):
     assert zoo["efficientnet_lite2"]["offline"] and zoo["efficientnet_lite2"]["input_size"] == [260, 260]
     assert zoo["efficientnet_lite1"]["feature_dim"] == 1280 and 5e6 < zoo["efficientnet_lite1"]["params"] < 6e6
     assert zoo["torchvision:vgg16"]["params"] == 138_357_544 and zoo["torchvision:vgg16"]["feature_dim"] == 4096
+
+
+def test_update_keeps_every_layer_of_a_multi_layer_file(multi, small_data, tmp_path):
+    """The crash-safe working file holds the layers side by side; finishing and --update keep the layout."""
+    import shutil
+
+    from conftest import draw
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    out = tmp_path / "multi.h5"
+    shutil.copy(multi, out)
+    with h5py.File(out, "r+") as f:  # the copy's dataset root is the copied folder
+        f.attrs["dataset_root"] = str(data.resolve())
+        f.attrs["data"] = str(data.resolve())
+    draw("disc", np.random.default_rng(11)).save(data / "red disc" / "zz new.png")
+    r = tk.extract(data, out, update=True, layer=["layer2", "layer4", "pre_logits"], pool="gem", batch_size=5,
+                   buffer_rows=4, workers=1, **MODEL)
+    assert r.status == "updated" and r.n_added == 1 and r.n_rows == 13
+    with tk.open_features(multi) as old, tk.open_features(out) as new:
+        assert new.complete and [l["name"] for l in new.layers] == ["layer2", "layer4", "pre_logits"]
+        assert "layers" not in new.attrs  # the working file's description is not left in the finished file
+        for name in ("layer2", "layer4", "pre_logits"):
+            before, _ = old.load(layers=name)
+            after, _ = new.load(layers=name)
+            np.testing.assert_array_equal(after[:12], before)  # kept rows, every layer, unchanged
+        assert new.paths[:12] == old.paths and new.paths[12] == "red disc/zz new.png"
