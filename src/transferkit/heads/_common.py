@@ -31,6 +31,8 @@ def check_folds(y: np.ndarray, cv: int, class_names=None, what: str = "cross-val
         name = classes[counts.argmin()]
         if class_names is not None:
             name = class_names[int(name)]
+        elif isinstance(name, np.generic):
+            name = name.item()
         hint = f"use {flag} {smallest}" if smallest >= 2 else "add images to it or remove that class"
         raise TransferkitError(
             f"class {name!r} has {smallest} training example(s), fewer than the {cv} {what}; {hint}"

@@ -104,7 +104,14 @@ def lbfgs_fit(
         obj.backward()
         return obj
 
-    opt.step(closure)
+    # Small problems: one thread; waking a pool for every tiny product costs more than it saves.
+    threads = 1 if F.numel() * k < 4_000_000 else torch.get_num_threads()
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        opt.step(closure)
+    finally:
+        torch.set_num_threads(old)
     state = opt.state[opt._params[0]]
     n_iter = int(state.get("n_iter", 0))
     with torch.enable_grad():

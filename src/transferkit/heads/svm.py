@@ -1,9 +1,10 @@
 """Linear SVM (squared hinge, one-vs-rest) with C by cross-validation and calibrated probabilities.
 
 The margins of an SVM are not probabilities. The cross-validation folds already give every training
-row a decision value from a model that did not see it; at the chosen C, one Platt sigmoid per class
-is fitted to those out-of-fold values (scikit-learn's ``CalibratedClassifierCV(method="sigmoid",
-ensemble=False)`` does the same), and the per-class probabilities are normalised to sum to one.
+row a decision value from a model that did not see it; at the chosen C, the calibration map is
+fitted to those out-of-fold values (as scikit-learn's ``CalibratedClassifierCV(ensemble=False)``
+does): Platt's sigmoid for two classes, ``softmax(a_j * z_j + b_j)`` (one slope and offset per
+class, fitted jointly by cross-entropy) for more.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._common import softmax
 from .linear import DEFAULT_CS, LinearHead
 from .solver import lbfgs_fit
 
@@ -64,23 +66,38 @@ class LinearSVMHead(LinearHead):
 
 
 def fit_platt(dec: np.ndarray, y_enc: np.ndarray) -> np.ndarray:
-    """(k, 2) slopes and offsets, one sigmoid per decision column (one column for two classes)."""
-    out = np.zeros((dec.shape[1], 2), np.float32)
-    for j in range(dec.shape[1]):
-        target = y_enc if dec.shape[1] == 1 else (y_enc == j).astype(np.int64)
-        F = torch.as_tensor(dec[:, j : j + 1], dtype=torch.float64)
-        W, b, _ = lbfgs_fit(F, target, 2, C=1e4, loss="binomial", max_iter=200, tol=1e-8)
-        out[j] = (float(W[0, 0]), float(b[0]))
-    return out
+    """(k, 2) slopes and offsets of the calibration map.
+
+    Two classes: Platt's sigmoid on the one decision value. More classes: softmax(a_j * z_j + b_j)
+    fitted by cross-entropy on all k columns at once ("vector scaling"); per-class sigmoids that are
+    normalised afterwards come out under-confident when several classes compete.
+    """
+    if dec.shape[1] == 1:
+        F = torch.as_tensor(dec, dtype=torch.float64)
+        W, b, _ = lbfgs_fit(F, y_enc, 2, C=1e4, loss="binomial", max_iter=200, tol=1e-8)
+        return np.array([[float(W[0, 0]), float(b[0])]], np.float32)
+    z = torch.as_tensor(dec, dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(y_enc, np.int64))
+    a = torch.ones(dec.shape[1], dtype=torch.float64, requires_grad=True)
+    c = torch.zeros(dec.shape[1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([a, c], lr=1, max_iter=200, tolerance_grad=1e-8, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(z * a + c, y) + 1e-4 * (c * c).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return np.column_stack([a.detach().numpy(), c.detach().numpy()]).astype(np.float32)
 
 
 def calibrated_proba(dec: np.ndarray, platt: np.ndarray) -> np.ndarray:
     z = dec.astype(np.float64) * platt[:, 0] + platt[:, 1]
-    p = 1.0 / (1.0 + np.exp(-z))
-    if p.shape[1] == 1:
-        return np.column_stack([1 - p[:, 0], p[:, 0]])
-    p = np.clip(p, 1e-12, None)
-    return p / p.sum(axis=1, keepdims=True)
+    if z.shape[1] == 1:
+        p = 1.0 / (1.0 + np.exp(-z[:, 0]))
+        return np.column_stack([1 - p, p])
+    return softmax(z)
 
 
 __all__ = ["LinearSVMHead", "calibrated_proba", "fit_platt"]

@@ -22,7 +22,7 @@ class LinearSoftmax(torch.nn.Module):
 
 
 class CalibratedLinear(torch.nn.Module):
-    """A standardised linear SVM with one Platt sigmoid per output, normalised to probabilities."""
+    """A standardised linear SVM with its calibration map: sigmoid (two classes) or softmax(a * z + b)."""
 
     def __init__(self, mean, scale, coef, intercept, platt):
         super().__init__()
@@ -33,11 +33,11 @@ class CalibratedLinear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lin = self.linear
         z = ((x - lin.mean) / lin.scale) @ lin.coef.T + lin.intercept
-        p = torch.sigmoid(z * self.slope + self.offset)
-        if p.shape[-1] == 1:
+        z = z * self.slope + self.offset
+        if z.shape[-1] == 1:
+            p = torch.sigmoid(z)
             return torch.cat([1 - p, p], dim=-1)
-        p = torch.clamp(p, min=1e-12)
-        return p / p.sum(dim=-1, keepdim=True)
+        return torch.softmax(z, dim=-1)
 
 
 class MLPNet(torch.nn.Module):
