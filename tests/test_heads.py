@@ -188,3 +188,21 @@ def test_heads_on_real_lite0_features(kind, extracted, tmp_path):
     assert np.array_equal(model.predict_proba(X), r.model.predict_proba(X))
     if kind == "mlp":
         assert len(model.training["history"]["val_loss"]) == model.head.n_epochs_
+
+
+@pytest.mark.slow
+def test_cli_train_auto_prints_the_table(extracted, tmp_path):
+    from conftest import run_cli
+
+    out = tmp_path / "auto.safetensors"
+    r = run_cli("train", extracted.path, "-o", out, "--head", "auto", "--cv", "2", "--C", "1", "--k", "3",
+                "--epochs", "20", check=True)
+    for name in ("logreg", "linear-svm", "mlp", "knn", "◀ best", "fit time", "CV accuracy"):
+        assert name in r.stdout, r.stdout
+    import transferkit as tk
+
+    model = tk.load_model(out)
+    assert [row["head"] for row in model.training["auto"]] == ["logreg", "linear-svm", "mlp", "knn"]
+    assert all(row["cv_accuracy"] is not None for row in model.training["auto"])  # single C / k: still scored
+    bad = run_cli("train", extracted.path, "-o", out, "--head", "knn", "--max-memory", "1KB")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "needs it in memory" in bad.stderr

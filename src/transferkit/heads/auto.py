@@ -58,6 +58,8 @@ class AutoHead(ClassifierMixin, BaseEstimator):
                              n_jobs=self.n_jobs, **extra)
             if kind == "mlp":
                 head.set_params(cv=self.cv)  # scored on the same folds as the others
+            else:
+                head._always_cv = True  # scored on the folds even when given a single C or k
             start = time.perf_counter()
             head.fit(X, y)
             seconds = time.perf_counter() - start

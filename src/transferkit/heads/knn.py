@@ -69,7 +69,7 @@ class KNNHead(ClassifierMixin, BaseEstimator):
         if min(ks) < 1:
             raise ValueError(f"ks must be positive, got {ks}")
         U = _unit(X)
-        if len(ks) > 1:
+        if len(ks) > 1 or getattr(self, "_always_cv", False):
             check_folds(y, self.cv)
             folds = stratified_folds(y_enc, self.cv, self.random_state)
             acc = np.zeros((len(folds), len(ks)))

@@ -71,7 +71,7 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         K = len(self.classes_)
         Cs = sorted(float(c) for c in self.Cs)
         n, D = X.shape
-        run_cv = len(Cs) > 1 or self.needs_oof
+        run_cv = len(Cs) > 1 or self.needs_oof or getattr(self, "_always_cv", False)
         if run_cv:
             check_folds(y, self.cv)
         elif K < 2:

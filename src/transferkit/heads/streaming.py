@@ -91,7 +91,8 @@ class FileSource(_Source):
             budget = _budget.parse_size(max_memory) if max_memory is not None else 256 * 2**20
             chunk_rows = chunk_rows_for(budget, self.n_features)
         self.chunk_rows = int(chunk_rows)
-        self.block_rows = int(min(block_rows, self.chunk_rows))
+        # At least 16 blocks per chunk, so that every chunk mixes rows from all over the file.
+        self.block_rows = int(max(1, min(block_rows, self.chunk_rows // 16)))
 
     def _read(self, positions):
         rows = self.file_rows[positions]
