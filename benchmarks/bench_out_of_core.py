@@ -39,15 +39,15 @@ def _rss(field: str) -> int:
 
 
 def child(path, head, budget, epochs):
-    import numpy as np  # noqa: F401
+    import numpy as np
 
     import transferkit as tk
 
     from transferkit.heads import make_head
-    from transferkit.heads.streaming import ArraySource
+    from transferkit.heads.streaming import ArraySource, FileSource
 
     with tk.open_features(path) as ff:  # warm-up: page in the code paths (torch, MKL, h5py) on 300 rows
-        X, y = next(ff.iter_chunks("train", 300))
+        X, y, _ = next(FileSource(ff, "train", chunk_rows=320).chunks(rng=np.random.default_rng(0)))
     warm = {"Cs": (1.0,), "max_epochs": 1} if head != "mlp" else {"max_epochs": 1, "validation_fraction": 0.2}
     make_head(head, cv=2, **warm).fit_stream(ArraySource(X, y, chunk_rows=100, block_rows=4))
     make_head(head, cv=2, **warm).fit(X, y)

@@ -74,8 +74,8 @@ def sample_weights(y_enc: np.ndarray, n_classes: int, class_weight) -> np.ndarra
 
 def n_workers(n_jobs, n_tasks: int) -> int:
     cpus = os.cpu_count() or 1
-    if n_jobs is None:
-        return max(1, min(n_tasks, cpus))
+    if n_jobs is None:  # one per task (3 folds on 2 cores keep both busy to the end), at most 2 per core
+        return max(1, min(n_tasks, 2 * cpus))
     if n_jobs < 0:
         return max(1, min(n_tasks, cpus + 1 + n_jobs))
     return max(1, min(n_tasks, n_jobs))
@@ -102,9 +102,9 @@ class RunningStats:
             self.shift = X[0].astype(np.float64)
             self.s1 = np.zeros_like(self.shift)
             self.s2 = np.zeros_like(self.shift)
-        d = X.astype(np.float64) - self.shift
-        self.s1 += d.sum(axis=0)
-        self.s2 += np.einsum("ij,ij->j", d, d)
+        d = X - self.shift.astype(X.dtype)  # shifted by the first row: small values, little cancellation
+        self.s1 += d.sum(axis=0, dtype=np.float64)
+        self.s2 += np.square(d).sum(axis=0, dtype=np.float64)
         self.n += len(X)
         return self
 
