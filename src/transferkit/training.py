@@ -12,8 +12,8 @@ import numpy as np
 
 from .errors import TransferkitError
 from .evaluate import classification_metrics, format_report
-from .heads import LogisticHead, TrainedModel, load_model
-from .heads.logreg import check_folds
+from .heads import TrainedModel, load_model
+from .heads._common import check_folds
 from .store import FeatureFile, open_features
 
 
@@ -37,36 +37,76 @@ def train(
     seed: int = 42,
     n_jobs: int | None = None,
     layer: str | Iterable[str] | None = None,
+    head: str = "logreg",
+    head_params: dict | None = None,
+    max_memory: str | int | None = None,
 ) -> TrainResult:
-    """Fit logistic regression (C by stratified CV) on the train split; score it on the test split.
+    """Fit a head (``logreg``, ``linear-svm``, ``mlp``, ``knn`` or ``auto``) on the train split; score it on the test split.
 
-    ``layer``: which of the file's layers to train on: None (the ``features`` dataset), a name, or
-    several names (concatenated in that order)."""
+    ``Cs`` is the C grid of logreg/linear-svm; ``head_params`` other options of the head (see
+    docs/heads.md). With ``max_memory`` ("2GB"), a train split that does not fit is streamed from
+    the file in chunks (logreg, linear-svm, mlp) instead of being loaded. ``layer``: which of the
+    file's layers to train on: None (the ``features`` dataset), a name, or several names
+    (concatenated in that order).
+    """
+    from .heads import OUT_OF_CORE_HEADS, make_head
+    from .heads.streaming import FileSource, fits_in_memory
+    from .store.budget import parse_size
+
     start = time.perf_counter()
+    params = dict(head_params or {})
+    if Cs is not None and head in ("logreg", "linear-svm"):
+        params["Cs"] = tuple(Cs)
+    estimator = make_head(head, cv=cv, class_weight=class_weight, random_state=seed, n_jobs=n_jobs, **params)
+    budget = parse_size(max_memory) if max_memory is not None else None
     with open_features(features) as ff:
         ff.require_complete("train on")
         class_names = ff.label_names
         layer = layer if layer is None or isinstance(layer, str) else list(layer)
-        X, y = ff.load("train", layers=layer)
-        X_test, y_test = ff.load("test", layers=layer)
         spec = ff.backbone_spec(layer)
         provenance = {k: v for k, v in ff.attrs.items() if k not in ("preprocess",)}
-    if len(np.unique(y)) < 2:
-        raise TransferkitError(f"{features}: the train split has only one class; a classifier needs at least two")
-    check_folds(y, cv, class_names)
-    head = LogisticHead(Cs=tuple(Cs) if Cs is not None else LogisticHead().Cs, cv=cv,
-                        class_weight=class_weight, random_state=seed, n_jobs=n_jobs)
-    head.fit(X, y)
-    seconds = time.perf_counter() - start
-    model = TrainedModel(
-        head=head, class_names=class_names, backbone=spec,
-        training={"features": str(Path(features).resolve()), "n_train": int(len(y)), "n_test": int(len(y_test)),
-                  "seed": seed, "seconds": round(seconds, 3), "feature_file": provenance},
-    )
+        n_train = len(ff.rows("train"))
+        dim = ff.feature_dim if layer is None else sum(int(c["dim"]) for c in ff.select_layers(layer))
+        out_of_core = not fits_in_memory(n_train, dim, budget)
+        if out_of_core:
+            if head not in OUT_OF_CORE_HEADS:
+                raise TransferkitError(
+                    f"{features}: the train split ({n_train} x {dim} float32, {n_train * dim * 4 / 1e9:.2f} GB) does not "
+                    f"fit --max-memory {max_memory}; the {head} head needs it in memory "
+                    f"(logreg, linear-svm and mlp can stream it)"
+                )
+            source = FileSource(ff, "train", max_memory=budget, layers=layer)
+            y = source.labels
+            if len(np.unique(y)) < 2:
+                raise TransferkitError(f"{features}: the train split has only one class; a classifier needs at least two")
+            estimator.fit_stream(source)
+            seconds = time.perf_counter() - start
+            parts = [(estimator.predict_proba(Xc), yc) for Xc, yc in ff.iter_chunks("test", source.chunk_rows, layers=layer)]
+            y_test = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+            proba = np.concatenate([p[0] for p in parts]) if parts else None
+        else:
+            X, y = ff.load("train", layers=layer)
+            X_test, y_test = ff.load("test", layers=layer)
+            if len(np.unique(y)) < 2:
+                raise TransferkitError(f"{features}: the train split has only one class; a classifier needs at least two")
+            check_folds(y, cv, class_names)  # names the class in the message
+            estimator.fit(X, y)
+            seconds = time.perf_counter() - start
+            proba = estimator.predict_proba(X_test) if len(y_test) else None
+    record = {"features": str(Path(features).resolve()), "n_train": int(len(y)), "n_test": int(len(y_test)),
+              "seed": seed, "seconds": round(seconds, 3), "feature_file": provenance, "head": head,
+              "out_of_core": bool(out_of_core)}
+    if budget is not None:
+        record["max_memory"] = int(budget)
+    if head == "auto":
+        record["auto"] = estimator.results_
+        estimator = estimator.best_estimator_
+    if hasattr(estimator, "history_"):
+        record["history"] = estimator.history_
+    model = TrainedModel(head=estimator, class_names=class_names, backbone=spec, training=record)
     if output is not None:
         model.save(output)
     if len(y_test):
-        proba = head.predict_proba(X_test)
         metrics = classification_metrics(y_test, proba, class_names)
         report = format_report(y_test, proba, class_names)
     else:

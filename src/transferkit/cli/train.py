@@ -17,30 +17,56 @@ from ._app import app, console, friendly
 def train(
     features: Path = typer.Argument(..., help="Feature file (HDF5) from `transferkit extract`."),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.safetensors)."),
-    cv: int = typer.Option(3, "--cv", min=2, help="Cross-validation folds for choosing C."),
-    C: Optional[List[float]] = typer.Option(None, "--C", help="C values to try (repeatable; default 1e-4 … 1e4, one per decade)."),
+    head: str = typer.Option("logreg", "--head", help="logreg, linear-svm, mlp, knn, or auto (try them all on the CV folds, keep the best)."),
+    cv: int = typer.Option(3, "--cv", min=2, help="Cross-validation folds for choosing C / k (and for --head auto)."),
+    C: Optional[List[float]] = typer.Option(None, "--C", help="C values to try for logreg/linear-svm (repeatable; default 1e-4 … 1e4, one per decade)."),
+    k: Optional[List[int]] = typer.Option(None, "--k", help="Neighbour counts to try for knn (repeatable; default 1 3 5 7 11 15 21)."),
+    hidden: Optional[str] = typer.Option(None, "--hidden", help="mlp hidden layer sizes, e.g. 256 or 512,128 (default 256)."),
+    dropout: Optional[float] = typer.Option(None, "--dropout", min=0.0, max=0.95, help="mlp dropout (default 0.5)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="mlp: most epochs (default 100, early stopping); streamed logreg/svm: epochs of Adam (default 20)."),
     class_weight: Optional[str] = typer.Option(None, "--class-weight", help="'balanced' to reweight rare classes."),
-    seed: int = typer.Option(42, "--seed", help="Seed of the CV folds."),
+    max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Memory budget for the features, e.g. 2GB; a train split that does not fit is streamed from the file."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the CV folds, initialisation and minibatch order."),
     layer: Optional[List[str]] = typer.Option(None, "--layer", help="Layer of the feature file to train on; repeat to concatenate several (default: its first layer)."),
 ):
-    """Fit logistic regression (C by cross-validated grid search) and report it on the test split."""
+    """Fit a classifier head (hyper-parameters by cross-validation) and report it on the test split."""
     from .. import api
+    from ..heads import HEADS
 
     if class_weight not in (None, "balanced"):
         raise TransferkitError(f"--class-weight must be 'balanced' (got {class_weight!r})")
-    with console.status("training logistic regression (cross-validating C)…"):
-        r = api.train(features, output, cv=cv, Cs=C or None, class_weight=class_weight, seed=seed, layer=layer or None)
-    head = r.model.head
-    grid = Table("C", "CV accuracy (mean ± std)", title=f"{cv}-fold CV on the train split ({r.model.training['n_train']} rows)")
-    res = head.cv_results_
-    for c, m, s in zip(res["C"], res["mean_accuracy"], res["std_accuracy"]):
-        mark = " ◀ best" if c == head.C_ else ""
-        grid.add_row(f"{c:g}", f"{m:.4f} ± {s:.4f}{mark}")
-    console.print(grid)
-    if head.n_not_converged_:
-        console.print(f"[yellow]warning:[/] L-BFGS reached max_iter in {head.n_not_converged_} of {head.n_fits_} fits; "
-                      "results at those C values may be slightly off")
-    console.print(f"best C = {head.C_:g}; trained in {r.seconds:.1f} s")
+    if head not in (*HEADS, "auto"):
+        raise TransferkitError(f"--head must be one of {', '.join([*HEADS, 'auto'])} (got {head!r})")
+    params: dict = {}
+    per_head = {"knn": {"ks": tuple(k)} if k else {},
+                "mlp": {**({"hidden": hidden} if hidden else {}), **({"dropout": dropout} if dropout is not None else {}),
+                        **({"max_epochs": epochs} if epochs else {})},
+                "logreg": {"max_epochs": epochs} if epochs else {},
+                "linear-svm": {"max_epochs": epochs} if epochs else {}}
+    if head == "auto":
+        if C:
+            for name in ("logreg", "linear-svm"):
+                per_head[name]["Cs"] = tuple(C)
+        params = {name: p for name, p in per_head.items() if p}
+    else:
+        params = per_head.get(head, {})
+        for flag, value, heads in (("--k", k, ("knn",)), ("--hidden", hidden, ("mlp",)), ("--dropout", dropout, ("mlp",)),
+                                   ("--C", C, ("logreg", "linear-svm"))):
+            if value and head not in heads:
+                raise TransferkitError(f"{flag} applies to --head {' / '.join(heads)}, not {head}")
+    label = {"auto": "trying every head"}.get(head, f"training {head}")
+    with console.status(f"{label} ({cv}-fold cross-validation)…"):
+        r = api.train(features, output, cv=cv, Cs=C or None, class_weight=class_weight, seed=seed, head=head,
+                      head_params=params, max_memory=max_memory, layer=layer or None)
+    rec = r.model.training
+    if rec.get("auto"):
+        _print_auto(rec["auto"], cv)
+    fitted = r.model.head
+    if rec.get("out_of_core"):
+        console.print(f"[yellow]out of core:[/] the train split did not fit --max-memory {max_memory}; "
+                      f"streamed from the file ({getattr(fitted, 'sgd_', {}).get('chunk_rows', '?')} rows per chunk)")
+    _print_head(fitted, cv, rec["n_train"])
+    console.print(f"trained in {r.seconds:.1f} s")
     _print_layers(features, r.model.backbone)
     console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]\n{r.report}", highlight=False)
     console.print(f"[green]saved[/] {r.path}")
@@ -55,3 +81,46 @@ def _print_layers(features: Path, spec: dict) -> None:
     if len(names) > 1:
         used = spec["layer"] if isinstance(spec["layer"], list) else [spec["layer"]]
         console.print(f"layers: trained on {' + '.join(used)} (the file holds {', '.join(names)}; choose with --layer)")
+
+
+def _print_auto(rows, cv):
+    table = Table("head", "chosen", f"{cv}-fold CV accuracy", "fit time", title="--head auto: every head on the same folds")
+    for row in rows:
+        acc = "—" if row["cv_accuracy"] is None else f"{row['cv_accuracy']:.4f} ± {row['cv_std']:.4f}"
+        table.add_row(row["head"] + (" ◀ best" if row["best"] else ""), row["chosen"], acc, f"{row['seconds']:.1f} s")
+    console.print(table)
+
+
+def _print_head(head, cv, n_train):
+    res = getattr(head, "cv_results_", {}) or {}
+    param = res.get("param")
+    if param and res.get("folds"):
+        chosen = {"C": getattr(head, "C_", None), "k": getattr(head, "k_", None)}[param]
+        what = f"{res['folds']}-fold CV" if res.get("holdout_rows") is None else f"held-out fold ({res['holdout_rows']} rows)"
+        grid = Table(param, "accuracy (mean ± std)", title=f"{head.kind}: {what} on the train split ({n_train} rows)")
+        for v, m, sd in zip(res[param], res["mean_accuracy"], res["std_accuracy"]):
+            grid.add_row(f"{v:g}", f"{m:.4f} ± {sd:.4f}" + (" ◀ best" if v == chosen else ""))
+        console.print(grid)
+        console.print(f"best {param} = {chosen:g}")
+    elif param:
+        console.print(f"{param} = {getattr(head, param + '_'):g} (given, no cross-validation)")
+    if getattr(head, "n_not_converged_", 0):
+        console.print(f"[yellow]warning:[/] L-BFGS reached max_iter in {head.n_not_converged_} of {head.n_fits_} fits; "
+                      "results at those C values may be slightly off (raise max_iter)")
+    sgd = getattr(head, "sgd_", None)
+    if sgd and sgd.get("last_change") is not None and sgd["last_change"] > 1e-3 and not sgd.get("polish"):
+        console.print(f"[yellow]warning:[/] the streamed objective still changed by {sgd['last_change']:.1%} in the last epoch; try more --epochs")
+    if getattr(head, "history_", None):
+        h = head.history_
+        table = Table("epoch", "train loss", "train acc", "val loss", "val acc",
+                      title="mlp training curves (every epoch is in the model file)")
+        n = len(h["train_loss"])
+        shown = sorted(set(list(range(0, n, max(1, n // 10))) + [n - 1, head.best_epoch_ - 1]))
+        for e in shown:
+            val = (f"{h['val_loss'][e]:.4f}", f"{h['val_accuracy'][e]:.4f}") if h["val_loss"] else ("—", "—")
+            table.add_row(str(e + 1) + (" ◀ kept" if e == head.best_epoch_ - 1 else ""), f"{h['train_loss'][e]:.4f}",
+                          f"{h['train_accuracy'][e]:.4f}", *val)
+        console.print(table)
+        stop = "early stopping" if head.stopped_early_ else "the epoch limit"
+        console.print(f"{head.n_epochs_} epochs (stopped by {stop}); weights of epoch {head.best_epoch_} kept; "
+                      f"curves are stored in the model file (training.history)")

@@ -1,8 +1,40 @@
-"""Classifier heads (scikit-learn-style estimators) and the trained-model file."""
+"""Classifier heads (scikit-learn-style estimators) and the trained-model file.
 
+Every head: hyper-parameters in ``__init__``, ``fit(X, y)`` returns self, learned state ends in
+``_``, ``predict_proba``, ``to_state()``/``from_state()`` (arrays + JSON for the safetensors model
+file, no pickle) and ``to_torch()`` (features -> probabilities as a torch module, for export).
+"""
+
+from .auto import AutoHead
+from .knn import KNNHead
 from .logreg import DEFAULT_CS, LogisticHead
+from .mlp import MLPHead
 from .model_file import TrainedModel, load_model
+from .svm import LinearSVMHead
 
-HEADS = {LogisticHead.kind: LogisticHead}
+HEADS = {h.kind: h for h in (LogisticHead, LinearSVMHead, MLPHead, KNNHead)}
+OUT_OF_CORE_HEADS = ("logreg", "linear-svm", "mlp")
 
-__all__ = ["DEFAULT_CS", "HEADS", "LogisticHead", "TrainedModel", "load_model"]
+
+def make_head(kind: str, *, cv: int = 3, class_weight=None, random_state=42, n_jobs=None, **params):
+    """A head by name with the common settings; settings a head does not take are left out."""
+    from ..errors import TransferkitError
+
+    if kind == "auto":
+        return AutoHead(cv=cv, class_weight=class_weight, random_state=random_state, n_jobs=n_jobs,
+                        head_params=params or None)
+    if kind not in HEADS:
+        raise TransferkitError(f"unknown head {kind!r}; choose one of {', '.join([*HEADS, 'auto'])}")
+    cls = HEADS[kind]
+    accepted = cls().get_params()
+    common = {"cv": cv, "class_weight": class_weight, "random_state": random_state, "n_jobs": n_jobs}
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise TransferkitError(f"head {kind!r} takes no option(s) {', '.join(unknown)}")
+    kwargs = {k: v for k, v in common.items() if k in accepted and not (k == "cv" and kind == "mlp")}
+    kwargs.update(params)
+    return cls(**kwargs)
+
+
+__all__ = ["DEFAULT_CS", "HEADS", "OUT_OF_CORE_HEADS", "AutoHead", "KNNHead", "LinearSVMHead", "LogisticHead",
+           "MLPHead", "TrainedModel", "load_model", "make_head"]

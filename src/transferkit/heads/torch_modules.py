@@ -19,3 +19,78 @@ class LinearSoftmax(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = ((x - self.mean) / self.scale) @ self.coef.T + self.intercept
         return torch.softmax(z, dim=-1)
+
+
+class CalibratedLinear(torch.nn.Module):
+    """A standardised linear SVM with its calibration map: sigmoid (two classes) or softmax(a * z + b)."""
+
+    def __init__(self, mean, scale, coef, intercept, platt):
+        super().__init__()
+        self.linear = LinearSoftmax(mean, scale, coef, intercept)
+        self.register_buffer("slope", torch.as_tensor(np.asarray(platt[:, 0], np.float32)))
+        self.register_buffer("offset", torch.as_tensor(np.asarray(platt[:, 1], np.float32)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lin = self.linear
+        z = ((x - lin.mean) / lin.scale) @ lin.coef.T + lin.intercept
+        z = z * self.slope + self.offset
+        if z.shape[-1] == 1:
+            p = torch.sigmoid(z)
+            return torch.cat([1 - p, p], dim=-1)
+        return torch.softmax(z, dim=-1)
+
+
+class MLPNet(torch.nn.Module):
+    """Standardise, then [Linear -> BatchNorm -> ReLU -> Dropout] per hidden layer, then Linear (logits)."""
+
+    def __init__(self, n_features: int, hidden: tuple[int, ...], n_classes: int, dropout: float = 0.5,
+                 batch_norm: bool = True):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        layers: list[torch.nn.Module] = []
+        width = n_features
+        for h in hidden:
+            layers.append(torch.nn.Linear(width, h, bias=not batch_norm))
+            if batch_norm:
+                layers.append(torch.nn.BatchNorm1d(h))
+            layers.append(torch.nn.ReLU())
+            if dropout > 0:
+                layers.append(torch.nn.Dropout(dropout))
+            width = h
+        layers.append(torch.nn.Linear(width, n_classes))
+        self.layers = torch.nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers((x - self.mean) / self.scale)
+
+
+class Softmax(torch.nn.Module):
+    """Wrap a logits module so that it returns probabilities."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(x), dim=-1)
+
+
+class CosineKNN(torch.nn.Module):
+    """k nearest training vectors by cosine similarity; probabilities are their (class-weighted) votes."""
+
+    def __init__(self, train_unit: np.ndarray, train_labels: np.ndarray, n_classes: int, k: int,
+                 vote_weights: np.ndarray):
+        super().__init__()
+        self.register_buffer("train_unit", torch.as_tensor(np.asarray(train_unit, np.float32)))
+        votes = np.zeros((len(train_labels), n_classes), np.float32)
+        votes[np.arange(len(train_labels)), train_labels] = np.asarray(vote_weights, np.float32)[train_labels]
+        self.register_buffer("votes", torch.as_tensor(votes))
+        self.k = int(k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x / torch.clamp(torch.linalg.vector_norm(x, dim=-1, keepdim=True), min=1e-12)
+        sims = x @ self.train_unit.T
+        idx = torch.topk(sims, self.k, dim=-1).indices
+        v = self.votes[idx].sum(dim=1)
+        return v / v.sum(dim=-1, keepdim=True)
