@@ -71,10 +71,23 @@ def extract(
     overwrite: bool = False,
     device: str = "cpu",
     progress: Progress | None = None,
+    resume: bool = False,
+    ray: str | None = None,
+    ray_workers: int | None = None,
+    ray_cpus_per_worker: float = 1.0,
+    ray_gpus_per_worker: float = 0.0,
+    ray_shard_size: int = 256,
 ) -> ExtractResult:
-    """Turn every image of ``data`` (class folders or a CSV manifest) into a feature row in ``output``."""
+    """Turn every image of ``data`` (class folders or a CSV manifest) into a feature row in ``output``.
+
+    ``ray``: run decoding and the backbone on a Ray cluster ("auto", "local" or an address; see
+    docs/distributed.md), in shards of ``ray_shard_size`` images; ``resume`` then continues an
+    interrupted distributed run, recomputing only its unfinished shards.
+    """
     output = Path(output)
-    if output.exists() and not overwrite:
+    if resume and ray is None:
+        raise TransferkitError("resume is only supported for distributed runs (--ray) in this version")
+    if output.exists() and not overwrite and not resume:
         raise TransferkitError(f"{output}: already exists; pass --overwrite (overwrite=True) to replace it")
     if output.parent and not output.parent.exists():
         raise TransferkitError(f"{output.parent}: output folder does not exist")
@@ -95,6 +108,16 @@ def extract(
         "batch_size": int(batch_size),
         "engine": TorchEngine.name,
     }
+    if ray is not None:  # same dataset, split, backbone and provenance; shards computed on Ray workers
+        from .distributed import RayOptions, run_on_ray
+
+        if device != "cpu":
+            raise TransferkitError("with ray, give the workers GPUs with ray_gpus_per_worker (--ray-gpus-per-worker), not device")
+        options = RayOptions(address=ray, workers=ray_workers, cpus_per_worker=ray_cpus_per_worker,
+                             gpus_per_worker=ray_gpus_per_worker, shard_size=ray_shard_size)
+        return run_on_ray(dataset=dataset, labels=labels, split=split, backbone=backbone, attrs=attrs, output=output,
+                          options=options, model=model, weights=weights, layer=layer, pool=pool, batch_size=batch_size,
+                          workers=workers, buffer_rows=buffer_rows, overwrite=overwrite, resume=resume, progress=progress)
     engine = TorchEngine(backbone.features, device=device)
     paths = [dataset.absolute(s) for s in dataset.samples]
     start = time.perf_counter()
