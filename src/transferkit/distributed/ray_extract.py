@@ -24,6 +24,7 @@ pipeline of the single-process path inside every worker.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import uuid
 from collections import deque
@@ -80,6 +81,29 @@ class RayExtractResult(ExtractResult):
     hosts: list[str] = field(default_factory=list)
 
 
+def _listening(address: str, timeout: float = 5.0) -> bool:
+    """Whether something accepts connections at ``host:port`` (Ray itself retries a dead address for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return True  # not host:port (e.g. ray://...): let Ray judge it
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _running_cluster() -> str | None:
+    """The address of the cluster this machine belongs to (RAY_ADDRESS, or the one `ray start` recorded), if it is up."""
+    try:
+        from ray._private.services import get_ray_address_from_environment
+
+        address = get_ray_address_from_environment("auto", None)
+    except Exception:  # none recorded (or Ray moved its helper): treat as no cluster
+        return None
+    return address if address and address != "auto" and _listening(address) else None
+
+
 @contextmanager
 def ray_session(address: str):
     """Connect to (or start) Ray; disconnect afterwards only if we connected."""
@@ -89,18 +113,20 @@ def ray_session(address: str):
         yield ray
         return
     common = dict(namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
+    target = _running_cluster() if address == "auto" else None if address == "local" else address
+    if target is not None and not _listening(target):
+        raise TransferkitError(f"--ray {address}: nothing answers at {target}; is the head node up (`ray start --head`)?")
     try:
-        if address == "local":
-            ray.init(include_dashboard=False, **common)
-        elif address == "auto":
-            try:
-                ray.init(address="auto", **common)
-            except ConnectionError:
-                ray.init(include_dashboard=False, **common)
+        if target is None:
+            ray.init(include_dashboard=False, **common)  # a new single-machine cluster, gone when we finish
         else:
-            ray.init(address=address, **common)
+            ray.init(address=target, **common)
     except (ConnectionError, ValueError, TimeoutError) as exc:
-        raise TransferkitError(f"--ray {address}: cannot connect to a Ray cluster ({str(exc).splitlines()[0]})") from None
+        why = str(exc).splitlines()[0]
+        if "InvalidAuthToken" in repr(exc.__cause__) or "Authentication" in type(exc.__cause__).__name__:
+            why = ("the cluster uses token authentication: set RAY_AUTH_MODE=token and give the token in "
+                   "RAY_AUTH_TOKEN or ~/.ray/auth_token")
+        raise TransferkitError(f"--ray {address}: cannot connect to a Ray cluster ({why})") from None
     try:
         yield ray
     finally:
@@ -193,7 +219,10 @@ def run_on_ray(
             parts, shards, output, feature_dim=backbone.feature_dim, label_names=dataset.class_names,
             attrs={**attrs, "ray": ray_attrs}, labels=labels, split=split, rel_paths=rel_paths, buffer_rows=buffer_rows)
     except BaseException:
-        parts.close()
+        if any(parts.path.glob("part-*.h5")):
+            parts.close()  # keep the finished shards for --resume
+        else:
+            parts.remove()  # nothing finished (e.g. no cluster reachable): leave no trace
         raise
     parts.remove()  # the output is complete: the parts are redundant now
     seconds = time.perf_counter() - start_time
