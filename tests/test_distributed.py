@@ -17,6 +17,7 @@ from transferkit.distributed.combine import combine_parts
 from transferkit.distributed.spec import spec_sha256
 from transferkit.distributed.worker import ShardWorker
 from transferkit.errors import TransferkitError
+from transferkit.store import FeatureWriter
 
 
 def test_shards_are_contiguous_ranges_in_dataset_order():
@@ -82,7 +83,7 @@ def test_worker_shards_combined_equal_the_single_process_file(tmp_path, dataset_
         spec = {k: attrs[k] for k in ("model", "weights_sha256", "layer", "pool", "preprocess")}
         ref_feats, ref_labels = ref.load()
         ref_paths, ref_split = ref.paths, ref.split
-    worker = ShardWorker(model="efficientnet_lite0", weights=None, layer=None, pool="avg", device="cpu", threads=1,
+    worker = ShardWorker(backbone_kwargs={"name": "efficientnet_lite0"}, engine_kwargs={}, device="cpu", threads=1,
                          decode_workers=1, batch_size=5, dataset_root=str(dataset_dir), spec_sha256=spec_sha256(spec))
     assert worker.pid() == os.getpid()
     out = tmp_path / "combined.h5"
@@ -92,7 +93,10 @@ def test_worker_shards_combined_equal_the_single_process_file(tmp_path, dataset_
     paths = [str(ds.absolute(s)) for s in ds.samples]
     for shard in reversed(shards):  # finishing order does not matter
         parts.write(shard, worker.run(shard.start, paths[shard.start:shard.stop]), 1280, run_id="r")
-    n_rows = combine_parts(parts, shards, out, feature_dim=1280, label_names=ds.class_names, attrs={**spec, "seed": 42},
+    def make_writer(path, attrs):
+        return FeatureWriter(path, feature_dim=1280, label_names=ds.class_names, attrs=attrs, buffer_rows=6)
+
+    n_rows = combine_parts(parts, shards, out, make_writer=make_writer, attrs={**spec, "seed": 42},
                            labels=labels, split=split, rel_paths=[s.path for s in ds.samples])
     parts.remove()
     with tk.open_features(out) as ff:
@@ -103,7 +107,7 @@ def test_worker_shards_combined_equal_the_single_process_file(tmp_path, dataset_
 
 
 def test_worker_refuses_a_different_backbone_or_a_missing_dataset(tmp_path, dataset_dir):
-    kw = dict(model="efficientnet_lite0", weights=None, layer=None, pool="avg", device="cpu", threads=1,
+    kw = dict(backbone_kwargs={"name": "efficientnet_lite0"}, engine_kwargs={}, device="cpu", threads=1,
               decode_workers=1, batch_size=4)
     with pytest.raises(TransferkitError, match="not found; every Ray node must see the images"):
         ShardWorker(**kw, dataset_root=str(tmp_path / "elsewhere"), spec_sha256="x").run(0, [])

@@ -144,9 +144,9 @@ def test_a_killed_worker_is_restarted_and_its_shards_retried(cluster, data, refe
     while not _parts(out):  # the worker is mid-run: one shard written, nine to go
         assert driver.is_alive() and time.monotonic() < deadline, outcome
         time.sleep(0.05)
-    names = [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("extract-")]
-    assert len(names) == 1
-    actor = ray.get_actor(names[0]["name"], namespace=names[0]["namespace"])
+    with h5py.File(_parts(out)[0], "r") as part:  # the part names the driver run, which names its actors
+        run_id = part.attrs["run_id"]
+    actor = ray.get_actor(f"extract-{run_id}-w0", namespace="transferkit")
     pid = ray.get(actor.pid.options(concurrency_group="control").remote(), timeout=60)
     os.kill(pid, signal.SIGKILL)
     driver.join(300)

@@ -115,9 +115,14 @@ def extract(
             raise TransferkitError("with ray, give the workers GPUs with ray_gpus_per_worker (--ray-gpus-per-worker), not device")
         options = RayOptions(address=ray, workers=ray_workers, cpus_per_worker=ray_cpus_per_worker,
                              gpus_per_worker=ray_gpus_per_worker, shard_size=ray_shard_size)
-        return run_on_ray(dataset=dataset, labels=labels, split=split, backbone=backbone, attrs=attrs, output=output,
-                          options=options, model=model, weights=weights, layer=layer, pool=pool, batch_size=batch_size,
-                          workers=workers, buffer_rows=buffer_rows, overwrite=overwrite, resume=resume, progress=progress)
+        return run_on_ray(
+            dataset=dataset, labels=labels, split=split, backbone=backbone, attrs=attrs, output=output, options=options,
+            backbone_kwargs=dict(name=model, weights=weights, layer=layer, pool=pool),
+            engine_kwargs={},  # device and threads come from the worker's Ray resources
+            make_writer=lambda path, file_attrs: FeatureWriter(
+                path, feature_dim=backbone.feature_dim, label_names=dataset.class_names, attrs=file_attrs,
+                buffer_rows=buffer_rows),
+            batch_size=batch_size, workers=workers, overwrite=overwrite, resume=resume, progress=progress)
     engine = TorchEngine(backbone.features, device=device)
     paths = [dataset.absolute(s) for s in dataset.samples]
     start = time.perf_counter()

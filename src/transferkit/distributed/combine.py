@@ -1,7 +1,7 @@
 """Combine the part files of a distributed extraction into one ordinary feature file.
 
-The parts are COPIED, in shard order, through the same :class:`~transferkit.store.FeatureWriter`
-that the single-process path uses, so the result has the usual layout, chunking, provenance and
+The parts are COPIED, in shard order, through the writer that :func:`transferkit.extract` builds
+for the single-process path (``make_writer``), so the result has the usual layout, chunking, provenance and
 ``complete`` flag, and nothing downstream needs to know it was made on a cluster.
 
 Why a copy and not HDF5 virtual datasets: a virtual dataset keeps pointing at the part files by
@@ -14,19 +14,21 @@ i.e. 5 GB per million images), small next to the extraction itself.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from ..store import FeatureWriter
 from .shards import PartsDir, Shard
 
 
-def combine_parts(parts: PartsDir, shards: list[Shard], output: Path, *, feature_dim: int, label_names: list[str],
-                  attrs: dict, labels: np.ndarray, split: np.ndarray, rel_paths: list[str],
-                  buffer_rows: int = 1000) -> int:
-    """Write ``output`` from the parts of ``shards``, in order; return the number of rows written."""
-    with FeatureWriter(output, feature_dim=feature_dim, label_names=label_names, attrs=attrs,
-                       buffer_rows=buffer_rows) as writer:
+def combine_parts(parts: PartsDir, shards: list[Shard], output: Path, *, make_writer: Callable, attrs: dict,
+                  labels: np.ndarray, split: np.ndarray, rel_paths: list[str]) -> int:
+    """Write ``output`` from the parts of ``shards``, in order; return the number of rows written.
+
+    ``make_writer(path, attrs)`` returns the feature writer (a context manager with ``add``,
+    ``add_skipped``, ``rows_written``, ``buffered_rows``), marking the file complete on a clean exit.
+    """
+    with make_writer(output, attrs) as writer:
         for shard in shards:
             part = parts.read(shard)
             for pos, reason in part["failures"]:

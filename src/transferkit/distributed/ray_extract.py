@@ -106,7 +106,10 @@ def _running_cluster() -> str | None:
 
 @contextmanager
 def ray_session(address: str):
-    """Connect to (or start) Ray; disconnect afterwards only if we connected."""
+    """Connect to (or start) Ray; disconnect afterwards only if we connected.
+
+    A process that has already called ``ray.init`` keeps its connection (``address`` is then not used).
+    """
     import ray
 
     if ray.is_initialized():
@@ -161,18 +164,22 @@ def run_on_ray(
     attrs: dict,
     output: Path,
     options: RayOptions,
-    model: str,
-    weights: str | None,
-    layer: str | None,
-    pool: str,
+    backbone_kwargs: dict,
+    engine_kwargs: dict,
+    make_writer: Callable,
     batch_size: int,
     workers: int | None,
-    buffer_rows: int,
     overwrite: bool,
     resume: bool,
     progress: Callable[[int, int], None] | None,
 ) -> RayExtractResult:
-    """Extract ``dataset`` on Ray into ``output``; ``labels``, ``split``, ``attrs`` come from :func:`extract`."""
+    """Extract ``dataset`` on Ray into ``output``.
+
+    Everything that decides the result comes from :func:`transferkit.extract`, computed once on the
+    driver: ``labels``, ``split``, the provenance ``attrs``, ``backbone_kwargs`` (what every worker passes
+    to ``create_backbone``), ``engine_kwargs`` (to the worker's engine), and ``make_writer(path, attrs)``,
+    the writer of the final file.
+    """
     options.validate()
     start_time = time.perf_counter()
     output = Path(output)
@@ -208,16 +215,15 @@ def run_on_ray(
             progress(done_images, n)
         n_workers = 0
         if todo:
-            n_workers = _compute_shards(todo, parts, abs_paths, backbone, options, model=model, weights=weights,
-                                        layer=layer, pool=pool, batch_size=batch_size, decode_workers=workers,
+            n_workers = _compute_shards(todo, parts, abs_paths, backbone, options, backbone_kwargs=backbone_kwargs,
+                                        engine_kwargs=engine_kwargs, batch_size=batch_size, decode_workers=workers,
                                         root=str(root), done_images=done_images, n_images=n, progress=progress)
         ray_attrs = {"shard_size": int(options.shard_size), "n_shards": len(shards), "workers": n_workers,
                      "cpus_per_worker": options.cpus_per_worker, "gpus_per_worker": options.gpus_per_worker}
         runs = run_summary([parts.record(s) for s in shards])
         ray_attrs["runs"] = runs
-        n_rows = combine_parts(
-            parts, shards, output, feature_dim=backbone.feature_dim, label_names=dataset.class_names,
-            attrs={**attrs, "ray": ray_attrs}, labels=labels, split=split, rel_paths=rel_paths, buffer_rows=buffer_rows)
+        n_rows = combine_parts(parts, shards, output, make_writer=make_writer, attrs={**attrs, "ray": ray_attrs},
+                               labels=labels, split=split, rel_paths=rel_paths)
     except BaseException:
         if any(parts.path.glob("part-*.h5")):
             parts.close()  # keep the finished shards for --resume
@@ -236,7 +242,7 @@ def run_on_ray(
     )
 
 
-def _compute_shards(todo, parts: PartsDir, abs_paths, backbone, options: RayOptions, *, model, weights, layer, pool,
+def _compute_shards(todo, parts: PartsDir, abs_paths, backbone, options: RayOptions, *, backbone_kwargs, engine_kwargs,
                     batch_size, decode_workers, root, done_images, n_images, progress) -> int:
     """Run ``todo`` shards on Ray workers, writing each part as it arrives; return the number of workers."""
     run_id = uuid.uuid4().hex[:12]
@@ -247,7 +253,7 @@ def _compute_shards(todo, parts: PartsDir, abs_paths, backbone, options: RayOpti
         gpus = options.gpus_per_worker
         threads = max(1, int(options.cpus_per_worker))
         remote = ray.remote(concurrency_groups={"control": 1})(ShardWorker)
-        kwargs = dict(model=model, weights=weights, layer=layer, pool=pool, device="cuda" if gpus > 0 else "cpu",
+        kwargs = dict(backbone_kwargs=backbone_kwargs, engine_kwargs=engine_kwargs, device="cuda" if gpus > 0 else "cpu",
                       threads=threads, decode_workers=decode_workers or threads, batch_size=batch_size,
                       dataset_root=root, spec_sha256=spec_sha256(backbone.spec()))
         actors = [

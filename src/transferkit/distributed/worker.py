@@ -17,19 +17,21 @@ import numpy as np
 from ..errors import TransferkitError
 
 
-def _make_engine(backbone, device: str, threads: int):
-    """The one place a worker builds its inference engine (swap in an engine factory here)."""
+def _make_engine(backbone, *, device: str, threads: int, **engine_kwargs):
+    """The one place a worker builds its inference engine (swap in an engine factory here);
+    ``engine_kwargs`` come unchanged from :func:`transferkit.extract` (e.g. engine, precision)."""
     from ..engines import TorchEngine
 
-    return TorchEngine(backbone.features, device=device, threads=threads)
+    return TorchEngine(backbone.features, device=device, threads=threads, **engine_kwargs)
 
 
 class ShardWorker:
     """Holds the backbone; ``run`` extracts one shard. Heavy setup is lazy, so a restarted actor redoes it."""
 
-    def __init__(self, *, model: str, weights: str | None, layer: str | None, pool: str, device: str,
-                 threads: int, decode_workers: int, batch_size: int, dataset_root: str, spec_sha256: str):
-        self.config = dict(model=model, weights=weights, layer=layer, pool=pool)
+    def __init__(self, *, backbone_kwargs: dict, engine_kwargs: dict, device: str, threads: int,
+                 decode_workers: int, batch_size: int, dataset_root: str, spec_sha256: str):
+        self.backbone_kwargs = dict(backbone_kwargs)  # create_backbone(**backbone_kwargs), as the driver did
+        self.engine_kwargs = dict(engine_kwargs)
         self.device = device
         self.threads = max(1, int(threads))
         self.decode_workers = max(1, int(decode_workers))
@@ -51,15 +53,14 @@ class ShardWorker:
                 f"worker on {self.host}: dataset folder {self.dataset_root} not found; every Ray node must see "
                 "the images at the same path (shared storage)"
             )
-        backbone = create_backbone(self.config["model"], weights=self.config["weights"],
-                                   layer=self.config["layer"], pool=self.config["pool"])
+        backbone = create_backbone(**self.backbone_kwargs)
         if spec_sha256(backbone.spec()) != self.spec_sha256:
             raise TransferkitError(
-                f"worker on {self.host}: its {self.config['model']} backbone (weights {backbone.weights_sha256[:12]}…) "
+                f"worker on {self.host}: its {backbone.name} backbone (weights {backbone.weights_sha256[:12]}…) "
                 "differs from the driver's; install the same transferkit and weights on every node"
             )
         self.backbone = backbone
-        self.engine = _make_engine(backbone, self.device, self.threads)
+        self.engine = _make_engine(backbone, device=self.device, threads=self.threads, **self.engine_kwargs)
 
     def pid(self) -> int:
         """This worker's process id (answered at once, even while a shard is running)."""
