@@ -215,7 +215,7 @@ def run_on_ray(
             progress(done_images, n)
         n_workers = 0
         if todo:
-            n_workers = _compute_shards(todo, parts, abs_paths, backbone, options, backbone_kwargs=backbone_kwargs,
+            n_workers = _compute_shards(todo, parts, abs_paths, backbone, options, attrs=attrs, backbone_kwargs=backbone_kwargs,
                                         engine_kwargs=engine_kwargs, batch_size=batch_size, decode_workers=workers,
                                         root=str(root), done_images=done_images, n_images=n, progress=progress)
         ray_attrs = {"shard_size": int(options.shard_size), "n_shards": len(shards), "workers": n_workers,
@@ -242,7 +242,7 @@ def run_on_ray(
     )
 
 
-def _compute_shards(todo, parts: PartsDir, abs_paths, backbone, options: RayOptions, *, backbone_kwargs, engine_kwargs,
+def _compute_shards(todo, parts: PartsDir, abs_paths, backbone, options: RayOptions, *, attrs, backbone_kwargs, engine_kwargs,
                     batch_size, decode_workers, root, done_images, n_images, progress) -> int:
     """Run ``todo`` shards on Ray workers, writing each part as it arrives; return the number of workers."""
     run_id = uuid.uuid4().hex[:12]
@@ -291,6 +291,11 @@ def _compute_shards(todo, parts: PartsDir, abs_paths, backbone, options: RayOpti
                         f"{options.max_restarts + 1} times ({str(exc).splitlines()[0][:200]}); the finished shards are "
                         f"kept in {parts.path}: rerun with --resume"
                     ) from None
+                if attrs.get("engine") and result.get("engine") not in (None, attrs["engine"]):
+                    raise TransferkitError(
+                        f"worker on {result.get('host')}: ran the {result['engine']} engine, not {attrs['engine']} "
+                        "as planned (an engine fallback on that node?); pass --engine explicitly"
+                    )
                 parts.write(shard, result, backbone.feature_dim, run_id)
                 done_images += shard.size
                 if progress:

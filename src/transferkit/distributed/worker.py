@@ -84,6 +84,7 @@ class ShardWorker:
             "index": np.asarray(index, dtype=np.int64),
             "features": np.concatenate(feats) if feats else np.empty((0, dim), np.float32),
             "failures": failures,
+            "engine": getattr(self.engine, "name", None),
             "host": self.host,
             "pid": os.getpid(),
             "seconds": time.perf_counter() - t0,
