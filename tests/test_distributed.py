@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import transferkit as tk
+from transferkit.backbones import create_backbone
 from transferkit.data import discover, stratified_split
 from transferkit.distributed import PartsDir, make_shards
 from transferkit.distributed.combine import combine_parts
@@ -78,9 +79,8 @@ def test_worker_shards_combined_equal_the_single_process_file(tmp_path, dataset_
     ds = discover(dataset_dir)
     labels = np.array([s.label for s in ds.samples])
     split = stratified_split(labels, 0.25, 42)
+    spec = create_backbone("efficientnet_lite0").spec()  # what the driver would hand the workers
     with tk.open_features(extracted.path) as ref:
-        attrs = ref.attrs
-        spec = {k: attrs[k] for k in ("model", "weights_sha256", "layer", "pool", "preprocess")}
         ref_feats, ref_labels = ref.load()
         ref_paths, ref_split = ref.paths, ref.split
     worker = ShardWorker(backbone_kwargs={"name": "efficientnet_lite0"}, engine_kwargs={}, device="cpu", threads=1,
@@ -96,7 +96,7 @@ def test_worker_shards_combined_equal_the_single_process_file(tmp_path, dataset_
     def make_writer(path, attrs):
         return FeatureWriter(path, feature_dim=1280, label_names=ds.class_names, attrs=attrs, buffer_rows=6)
 
-    n_rows = combine_parts(parts, shards, out, make_writer=make_writer, attrs={**spec, "seed": 42},
+    n_rows = combine_parts(parts, shards, out, make_writer=make_writer, attrs={"model": spec["model"], "seed": 42},
                            labels=labels, split=split, rel_paths=[s.path for s in ds.samples])
     parts.remove()
     with tk.open_features(out) as ff:
