@@ -39,7 +39,9 @@ def test_extract_inspect_train_evaluate_predict(tmp_path):
     (new / "broken.jpg").write_bytes(b"")
     proc = run_cli("predict", model, new, "--top-k", "2", "--csv", tmp_path / "p.csv", check=True)
     assert "3 predicted, 1 skipped" in proc.stdout and "broken.jpg: empty file" in proc.stdout
-    rows = list(csv.DictReader(open(tmp_path / "p.csv", encoding="utf-8")))
+    all_rows = list(csv.DictReader(open(tmp_path / "p.csv", encoding="utf-8")))
+    rows = [row for row in all_rows if not row["error"]]  # unreadable files get a row with their reason
+    assert [row["path"] for row in all_rows if row["error"]] == [str(new / "broken.jpg")]
     assert len(rows) == 3 and {"path", "label_1", "probability_1", "label_2"} <= set(rows[0])
     names = set(info["classes"])
     assert all(row["label_1"] in names and row["label_2"] in names for row in rows)

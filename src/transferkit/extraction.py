@@ -15,7 +15,7 @@ from .data import discover, stratified_split
 from .data.discover import require_two_classes
 from .engines import create_engine, iter_batches, resolve_batch_size
 from .errors import TransferkitError
-from .store import open_features
+from .store import LayeredFeatureWriter, open_features
 from .store.lock import holds_output_lock
 from .store.resume import ExtractionRun, resolve_mode
 
@@ -89,6 +89,11 @@ def extract(
     update: bool = False,
     dtype: str | None = None,
     compression: str | None = None,
+    ray: str | None = None,
+    ray_workers: int | None = None,
+    ray_cpus_per_worker: float = 1.0,
+    ray_gpus_per_worker: float = 0.0,
+    ray_shard_size: int = 256,
 ) -> ExtractResult:
     """Turn every image of ``data`` (class folders or a CSV manifest) into a feature row in ``output``.
 
@@ -99,9 +104,20 @@ def extract(
     extraction (same settings, same files; the result equals an uninterrupted run); ``update`` keeps
     the rows of files still in the dataset and extracts only new ones. ``dtype`` "float16" halves the
     file; ``compression`` "lzf" or "gzip" shrinks it further. See docs/feature-store.md.
+    ``ray``: run decoding and the backbone on a Ray cluster ("auto", "local" or an address; see
+    docs/distributed.md), in shards of ``ray_shard_size`` images; ``resume`` then continues an
+    interrupted distributed run, recomputing only its unfinished shards.
     """
     output = Path(output)
-    mode = resolve_mode(output, overwrite=overwrite, resume=resume, update=update, dtype=dtype, compression=compression)
+    if ray is None:
+        mode = resolve_mode(output, overwrite=overwrite, resume=resume, update=update, dtype=dtype,
+                            compression=compression)
+    else:
+        if update or dtype or compression:
+            raise TransferkitError("--update, --dtype and --compression are not supported with --ray yet; "
+                                   "run those without --ray")
+        if output.exists() and not overwrite and not resume:
+            raise TransferkitError(f"{output}: already exists; pass --overwrite to replace it, or choose another -o")
     if output.parent and not output.parent.exists():
         raise TransferkitError(f"{output.parent}: output folder does not exist")
     resolve_batch_size(batch_size, None)  # bad values fail before any work
@@ -109,7 +125,13 @@ def extract(
     require_two_classes(dataset, str(data))
     backbone = create_backbone(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
                                crop_pct=crop_pct, crop=crop)
-    engine = create_engine(backbone, engine=engine, device=device, precision=precision)
+    engine_request = engine
+    if ray is None:
+        engine = create_engine(backbone, engine=engine, device=device, precision=precision)
+    else:  # the workers build the engine; the driver only resolves what they will run
+        from .distributed import planned_engine
+
+        engine = planned_engine(engine, device, precision, ray_gpus_per_worker)
     batch_size = resolve_batch_size(batch_size, engine, backbone.preprocess.input_size)
     labels = np.array([s.label for s in dataset.samples])
     split = stratified_split(labels, test_size, seed)
@@ -128,6 +150,20 @@ def extract(
         # the layers side by side in each row while extracting; finishing splits them into layers/<name>
         "layers": backbone.layers,
     }
+    if ray is not None:  # same dataset, split, backbone and provenance; shards computed on Ray workers
+        from .distributed import RayOptions, run_on_ray
+
+        options = RayOptions(address=ray, workers=ray_workers, cpus_per_worker=ray_cpus_per_worker,
+                             gpus_per_worker=ray_gpus_per_worker, shard_size=ray_shard_size)
+        return run_on_ray(
+            dataset=dataset, labels=labels, split=split, backbone=backbone, attrs=attrs, output=output, options=options,
+            backbone_kwargs=dict(name=model, weights=weights, layer=layer, pool=pool, image_size=image_size,
+                                 crop_pct=crop_pct, crop=crop),
+            engine_kwargs=dict(engine=engine_request, precision=engine.precision),
+            make_writer=lambda path, file_attrs: LayeredFeatureWriter(
+                path, layers=backbone.layers, feature_dim=backbone.feature_dim, label_names=dataset.class_names,
+                attrs={k: v for k, v in file_attrs.items() if k != "layers"}, buffer_rows=buffer_rows),
+            batch_size=batch_size, workers=workers, overwrite=overwrite, resume=resume, progress=progress)
     start = time.perf_counter()
     with ExtractionRun(output, mode=mode, dataset=dataset, labels=labels, split=split, attrs=attrs,
                        feature_dim=backbone.feature_dim, dtype=dtype, compression=compression,

@@ -30,11 +30,21 @@ def extract(
     engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | torch (see docs/engines.md)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 (auto: fp32 on CPU, fp16 on CUDA)."),
-    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted extraction of OUTPUT (same settings); start it if it is not there."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted extraction of OUTPUT (same settings; with --ray only its unfinished shards); start it if it is not there."),
     update: bool = typer.Option(False, "--update", help="Bring OUTPUT up to date with the dataset: extract only new files, drop rows of removed ones."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 (default) or float16 (half the file; resumes keep the file's)."),
     compression: Optional[str] = typer.Option(None, "--compression", help="none (default), lzf (fast) or gzip (smaller)."),
     buffer_rows: int = typer.Option(1000, "--buffer-rows", min=1, help="Rows gathered in memory between commits to the file (what a crash can cost)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|local|ADDRESS", rich_help_panel="Distributed (Ray)",
+                                      help="Run on a Ray cluster: 'auto' (this machine's cluster, else a local one), 'local', or host:port."),
+    ray_workers: Optional[int] = typer.Option(None, "--ray-workers", min=1, rich_help_panel="Distributed (Ray)",
+                                              help="Worker actors, each holding a backbone (default: as many as the cluster fits)."),
+    ray_cpus_per_worker: float = typer.Option(1.0, "--ray-cpus-per-worker", min=0.01, rich_help_panel="Distributed (Ray)",
+                                              help="CPUs per worker (its decode and inference threads)."),
+    ray_gpus_per_worker: float = typer.Option(0.0, "--ray-gpus-per-worker", min=0.0, rich_help_panel="Distributed (Ray)",
+                                              help="GPUs per worker (0: CPU workers; 0.5: two workers share a GPU)."),
+    ray_shard_size: int = typer.Option(256, "--ray-shard-size", min=1, rich_help_panel="Distributed (Ray)",
+                                       help="Images per shard: the unit of work, retry, resume and part file."),
 ):
     """Turn every image into a feature vector and store them, with labels and provenance, in HDF5."""
     from .. import api
@@ -47,7 +57,9 @@ def extract(
                         dtype=dtype, compression=compression, buffer_rows=buffer_rows,
                         weights=weights, layer=layer or None, pool=pool, image_size=parse_image_size(image_size),
                         crop_pct=crop_pct, crop=False if no_crop else None,
-                        engine=engine, device=device, precision=precision)
+                        engine=engine, device=device, precision=precision, ray=ray, ray_workers=ray_workers,
+                        ray_cpus_per_worker=ray_cpus_per_worker, ray_gpus_per_worker=ray_gpus_per_worker,
+                        ray_shard_size=ray_shard_size)
     if r.status == "up to date":
         console.print(f"[green]{r.path} is complete and up to date[/] ({r.n_rows} rows); nothing to do")
         return
@@ -56,6 +68,9 @@ def extract(
     console.print(
         f"[green]{how.get(r.status, f'wrote {r.path}')}[/]: {r.n_rows} rows ({r.n_train} train, {r.n_test} test), "
         f"{len(r.class_counts)} classes, {len(r.skipped)} skipped, "
-        f"{r.n_processed} images in {r.seconds:.1f} s ({r.images_per_second:.1f} img/s)"
+        f"{r.n_processed if r.n_processed is not None else r.n_images} images in {r.seconds:.1f} s ({r.images_per_second:.1f} img/s)"
     )
+    if getattr(r, "n_shards", None) is not None:  # a distributed run (transferkit.distributed)
+        reused = f", {r.shards_reused} kept from the interrupted run" if r.shards_reused else ""
+        console.print(f"ray: {r.n_shards} shards on {r.workers} workers ({', '.join(r.hosts) or '-'}){reused}", highlight=False)
     print_skipped(r.skipped)

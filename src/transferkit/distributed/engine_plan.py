@@ -1,0 +1,34 @@
+"""What the workers' engine will be, resolved on the driver without building it (the driver may have no
+GPU, and building an ONNX engine there would only cost time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..engines.factory import ENGINES, onnxruntime_available, resolve_precision
+from ..errors import TransferkitError
+
+
+@dataclass(frozen=True)
+class PlannedEngine:
+    name: str
+    device: str
+    precision: str
+
+
+def planned_engine(engine: str, device: str, precision: str, gpus_per_worker: float) -> PlannedEngine:
+    engine = (engine or "auto").strip().lower()
+    if engine not in ENGINES:
+        raise TransferkitError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    worker_device = "cuda" if gpus_per_worker > 0 else "cpu"
+    asked = (device or "auto").strip().lower()
+    if asked not in ("auto", worker_device) and not (asked.startswith("cuda") and worker_device == "cuda"):
+        raise TransferkitError(f"--device {device}: with --ray the workers' device follows --ray-gpus-per-worker "
+                               f"({worker_device} here)")
+    precision = resolve_precision(precision, worker_device)
+    if engine == "auto":
+        on_cpu_fp32 = worker_device == "cpu" and precision == "fp32"
+        engine = "onnxruntime" if on_cpu_fp32 and onnxruntime_available() else "torch"
+    elif engine == "onnxruntime" and (worker_device != "cpu" or precision != "fp32"):
+        raise TransferkitError("--engine onnxruntime runs on the CPU in fp32; use --engine torch for GPU workers")
+    return PlannedEngine(engine, worker_device, precision)
