@@ -81,7 +81,8 @@ def train(
                 raise TransferkitError(f"{features}: the train split has only one class; a classifier needs at least two")
             estimator.fit_stream(source)
             seconds = time.perf_counter() - start
-            parts = [(estimator.predict_proba(Xc), yc) for Xc, yc in ff.iter_chunks("test", source.chunk_rows, layers=layer)]
+            test_rows = FileSource(ff, "test", chunk_rows=source.chunk_rows, layers=layer)  # reads only nearby rows
+            parts = [(estimator.predict_proba(Xc), yc) for Xc, yc, _ in test_rows.chunks()]
             y_test = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
             proba = np.concatenate([p[0] for p in parts]) if parts else None
         else:

@@ -116,11 +116,16 @@ def lbfgs_stream(source, y_enc, n_classes, C, loss, mean, scale, class_weight, W
         opt.zero_grad()
         total = torch.zeros((), dtype=torch.float64)
         for X, _, pos in source.chunks():
-            Xs = ((torch.from_numpy(X) - mean_t) / scale_t).double()
-            t = _targets(loss, torch.from_numpy(y_enc[pos]), n_classes)
-            part = (pointwise_loss(loss, Xs @ W + b, t) * torch.from_numpy(w_all[pos])).sum() / S
-            part.backward()
-            total += part.detach()
+            # in quarter-chunk slices: the float64 copy and what autograd keeps stay small
+            step = max(1, -(-len(pos) // 4))
+            for s in range(0, len(pos), step):
+                Xs = ((torch.from_numpy(X[s : s + step]) - mean_t) / scale_t).double()
+                p = pos[s : s + step]
+                t = _targets(loss, torch.from_numpy(y_enc[p]), n_classes)
+                part = (pointwise_loss(loss, Xs @ W + b, t) * torch.from_numpy(w_all[p])).sum() / S
+                part.backward()
+                total += part.detach()
+                del Xs, part
         r = reg * (W * W).sum()
         r.backward()
         passes[0] += 1

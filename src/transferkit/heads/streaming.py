@@ -116,9 +116,11 @@ class FileSource(_Source):
 
 
 def chunk_rows_for(budget_bytes: int, n_features: int) -> int:
-    """Rows per chunk for a budget: the chunk, its shuffled and standardised copies and the minibatch
-    intermediates take about six chunk-sized float32 buffers."""
-    return _budget.rows_for_budget(budget_bytes, 4 * n_features, copies=6, minimum=64)
+    """Rows per chunk for a budget. Measured (benchmarks/bench_out_of_core.py): reading a chunk (the
+    slices read, the chunk, its shuffled and standardised copies) plus the torch intermediates of a
+    minibatch pass or a float64 polish slice peak at about eight chunk-sized float32 buffers; twelve
+    leave room for allocator slack."""
+    return _budget.rows_for_budget(budget_bytes, 4 * n_features, copies=12, minimum=64)
 
 
 def fits_in_memory(n_rows: int, n_features: int, budget_bytes: int | None) -> bool:
