@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 
 from ..errors import TransferkitError
+from ..store.fsio import fsync_dir, fsync_path
 
 PARTS_FORMAT = "transferkit-ray-parts"
 PARTS_VERSION = 1
@@ -205,9 +206,9 @@ class PartsDir:
                                ("fingerprint", self.fingerprint), ("run_id", run_id), ("host", result.get("host", "")),
                                ("pid", int(result.get("pid", -1))), ("seconds", float(result.get("seconds", 0.0)))):
                 f.attrs[key] = value
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, final)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         return final
 
     def record(self, shard: Shard) -> dict:
@@ -229,20 +230,5 @@ class PartsDir:
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, path)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        _fsync(path)
-    except OSError:  # some filesystems cannot fsync a directory; the rename is still atomic
-        pass
