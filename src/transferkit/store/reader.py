@@ -205,9 +205,11 @@ class FeatureFile:
         """Bytes the features of ``split`` take in memory as float32 (what :meth:`load` allocates)."""
         return self.count(split) * self.feature_dim * 4
 
-    def chunk_rows_for(self, max_memory: str | int | float) -> int:
-        """Rows per chunk that keep :meth:`iter_chunks` within ``max_memory`` ("2GB", "512MiB", bytes)."""
-        return rows_for_budget(parse_size(max_memory), self.feature_dim * 4, copies=4)
+    def chunk_rows_for(self, max_memory: str | int | float, layers=None) -> int:
+        """Rows per chunk that keep :meth:`iter_chunks` within ``max_memory`` ("2GB", "512MiB", bytes)
+        when it serves ``layers`` (as in :meth:`load`)."""
+        dim = self.feature_dim if layers is None else self._feature_source(layers)[0]
+        return rows_for_budget(parse_size(max_memory), dim * 4, copies=4)
 
     def _feature_source(self, layers=None):
         """(dim, read(lo, hi)) for ``layers`` (see :meth:`select_layers`): None reads ``features``;
@@ -254,7 +256,7 @@ class FeatureFile:
         if chunk_rows is None and max_memory is None:
             chunk_rows = 4096
         if max_memory is not None:
-            budget_rows = rows_for_budget(parse_size(max_memory), dim * 4, copies=4)
+            budget_rows = self.chunk_rows_for(max_memory, layers)
             chunk_rows = budget_rows if chunk_rows is None else min(chunk_rows, budget_rows)
         chunk_rows = max(1, int(chunk_rows))
         code = _split_code(split)
