@@ -85,6 +85,18 @@ def _isolated_engine_cache(tmp_path_factory):
     os.environ["TRANSFERKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("transferkit-cache"))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of tiny batches: one torch thread is as fast, and far faster when the test
+    machine's CPUs are busy. Opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def dataset_dir(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("data") / "my dataset")

@@ -6,7 +6,6 @@ import json
 import h5py
 import numpy as np
 import pytest
-import torch
 
 import transferkit as tk
 from conftest import make_dataset, run_cli
@@ -15,12 +14,7 @@ from transferkit.errors import TransferkitError
 MODEL = dict(model="timm:resnet18", weights="random", image_size=48)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ from transferkit.demo import sample_photo
 from transferkit.errors import TransferkitError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny batches: one thread is as fast, and far faster when the test machine's CPUs are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 def features(backbone, images: np.ndarray) -> np.ndarray:
