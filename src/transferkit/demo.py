@@ -53,36 +53,19 @@ def write_photo_crops(root: Path, per_class: int, seed: int) -> None:
             crop.save(folder / f"{label} {i:03d}.jpg", quality=90)
 
 
-def write_digits(root: Path, digits=(6, 8), size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Write scikit-learn's 8x8 digits as grayscale PNGs; return (raw pixels, labels) in file order."""
+def write_digits(root: Path, digits=(6, 8), size: int = 32) -> None:
+    """Write scikit-learn's 8x8 digits of ``digits`` as grayscale PNGs, one folder per digit."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
     keep = np.isin(d.target, digits)
-    X, y = d.data[keep], d.target[keep]
     for label in digits:
         (root / str(label)).mkdir(parents=True, exist_ok=True)
     counters = dict.fromkeys(digits, 0)
-    order = []
-    for pixels, label in zip(X, y):
+    for pixels, label in zip(d.data[keep], d.target[keep]):
         img = Image.fromarray((pixels.reshape(8, 8) * (255 / 16)).astype(np.uint8), mode="L")
         img.resize((size, size), Image.Resampling.NEAREST).save(root / str(label) / f"{counters[label]:04d}.png")
-        order.append((str(label), counters[label]))
         counters[label] += 1
-    # files are read back sorted by class then name, which is this order:
-    idx = sorted(range(len(order)), key=lambda i: order[i])
-    return X[idx], y[idx]
-
-
-def cv_accuracy(X: np.ndarray, y: np.ndarray, folds: int = 10, seed: int = 0) -> tuple[float, float]:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
-    scores = cross_val_score(clf, X, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
-    return float(scores.mean()), float(scores.std())
 
 
 def run_demo(out: Path, console: Console | None = None) -> dict:
