@@ -4,17 +4,21 @@
 >>> tk.extract("flowers/", "features.h5")                    # doctest: +SKIP
 >>> result = tk.train("features.h5", "model.safetensors")     # doctest: +SKIP
 >>> tk.load_model("model.safetensors").predict(["rose.jpg"])  # doctest: +SKIP
+
+Each name is imported on first use (see :mod:`transferkit._lazy`): extracting with a cached ONNX
+graph never imports PyTorch or scikit-learn.
 """
 
-from .comparison import CompareResult, compare
-from .export import ExportResult, export_onnx
-from .extraction import ExtractResult, extract
-from .heads import TrainedModel, load_model
-from .prediction import Prediction, PredictResult, predict
-from .store import FeatureFile, open_features
-from .training import TrainResult, evaluate, train
+from ._lazy import lazy_exports
 
-__all__ = [
-    "CompareResult", "ExportResult", "ExtractResult", "FeatureFile", "PredictResult", "Prediction", "TrainResult",
-    "TrainedModel", "compare", "evaluate", "export_onnx", "extract", "load_model", "open_features", "predict", "train",
-]
+_EXPORTS = {
+    **dict.fromkeys(("CompareResult", "compare"), ".comparison"),
+    **dict.fromkeys(("ExportResult", "export_onnx"), ".export"),
+    **dict.fromkeys(("ExtractResult", "extract"), ".extraction"),
+    **dict.fromkeys(("TrainedModel", "load_model"), ".heads"),
+    **dict.fromkeys(("Prediction", "PredictResult", "predict"), ".prediction"),
+    **dict.fromkeys(("FeatureFile", "open_features"), ".store"),
+    **dict.fromkeys(("TrainResult", "evaluate", "train"), ".training"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__package__, _EXPORTS)

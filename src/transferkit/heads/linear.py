@@ -12,12 +12,13 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ._common import (check_folds, check_xy, json_params, n_workers, pick_best, sample_weights, standardiser,
                       stratified_folds)
-from .solver import RowSpace, lbfgs_fit, use_row_space
+
+# PyTorch (the solver) is imported when fitting: a saved head predicts with NumPy alone, so
+# `transferkit predict` never pays for importing torch on account of its head.
 
 # Log-spaced, one value per decade; includes the seeds' grid 0.1, 1, 10, 100, 1000, 10000.
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 4, 9))
@@ -25,6 +26,8 @@ DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 4, 9))
 
 @contextlib.contextmanager
 def torch_threads(n: int):
+    import torch
+
     old = torch.get_num_threads()
     torch.set_num_threads(max(1, n))
     try:
@@ -65,6 +68,10 @@ class LinearHead(ClassifierMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------------------------
     def fit(self, X, y):
+        import torch
+
+        from .solver import RowSpace, lbfgs_fit, use_row_space
+
         X, y = check_xy(X, y)
         self.classes_ = np.unique(y)
         y_enc = np.searchsorted(self.classes_, y)

@@ -10,11 +10,9 @@ class, fitted jointly by cross-entropy) for more.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ._common import softmax
 from .linear import DEFAULT_CS, LinearHead
-from .solver import lbfgs_fit
 
 
 class LinearSVMHead(LinearHead):
@@ -72,6 +70,10 @@ def fit_platt(dec: np.ndarray, y_enc: np.ndarray) -> np.ndarray:
     fitted by cross-entropy on all k columns at once ("vector scaling"); per-class sigmoids that are
     normalised afterwards come out under-confident when several classes compete.
     """
+    import torch
+
+    from .solver import lbfgs_fit
+
     if dec.shape[1] == 1:
         F = torch.as_tensor(dec, dtype=torch.float64)
         W, b, _ = lbfgs_fit(F, y_enc, 2, C=1e4, loss="binomial", max_iter=200, tol=1e-8)
