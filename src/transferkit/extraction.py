@@ -13,7 +13,7 @@ import numpy as np
 from .backbones import DEFAULT_MODEL, PreprocessConfig, create_backbone
 from .data import discover, stratified_split
 from .data.discover import require_two_classes
-from .engines import create_engine, iter_batches, resolve_batch_size
+from .engines import backbone_and_engine, iter_batches, resolve_batch_size
 from .errors import TransferkitError
 from .store import LayeredFeatureWriter, open_features
 from .store.lock import holds_output_lock
@@ -123,14 +123,16 @@ def extract(
     resolve_batch_size(batch_size, None)  # bad values fail before any work
     dataset = discover(data)
     require_two_classes(dataset, str(data))
-    backbone = create_backbone(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
-                               crop_pct=crop_pct, crop=crop)
     engine_request = engine
-    if ray is None:
-        engine = create_engine(backbone, engine=engine, device=device, precision=precision)
+    if ray is None:  # from the ONNX cache without PyTorch when an earlier run exported this backbone
+        backbone, engine = backbone_and_engine(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
+                                               crop_pct=crop_pct, crop=crop, engine=engine, device=device,
+                                               precision=precision)
     else:  # the workers build the engine; the driver only resolves what they will run
         from .distributed import planned_engine
 
+        backbone = create_backbone(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
+                                   crop_pct=crop_pct, crop=crop)
         engine = planned_engine(engine, device, precision, ray_gpus_per_worker)
     batch_size = resolve_batch_size(batch_size, engine, backbone.preprocess.input_size)
     labels = np.array([s.label for s in dataset.samples])

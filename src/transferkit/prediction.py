@@ -11,7 +11,7 @@ import numpy as np
 
 from .backbones import Backbone, PreprocessConfig
 from .data import list_images
-from .engines import create_engine, resolve_batch_size
+from .engines import backbone_and_engine, resolve_batch_size
 from .extraction import Progress, feature_batches
 from .heads import TrainedModel
 from .training import as_model
@@ -92,9 +92,16 @@ def predict(
     result = PredictResult(skipped=list(missing))
     if not files:
         return result
-    backbone = backbone_for(model.backbone, str(model.path or "model"), weights)
+    from .backbones.registry import check_spec
+    from .backbones.replay import replay_request
+
+    origin = str(model.path or "model")
+    request = replay_request(model.backbone, origin, weights)
+    # from the ONNX cache without rebuilding the network when an earlier run exported this backbone
+    backbone, engine = backbone_and_engine(request.pop("name"), **request, engine=engine, device=device,
+                                           precision=precision)
+    check_spec(model.backbone, backbone, origin)
     preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
-    engine = create_engine(backbone, engine=engine, device=device, precision=precision)
     batch_size = resolve_batch_size(batch_size, engine, preprocess.input_size)
     k = max(1, min(top_k, len(model.class_names)))
     for positions, feats, failures in feature_batches(files, preprocess, engine, batch_size, workers, progress):

@@ -10,9 +10,10 @@ from .backbone import Backbone
 from .registry import check_spec, create_backbone
 
 
-def replay_backbone(spec: dict, origin: str, weights: str | os.PathLike | None = None) -> Backbone:
-    """The backbone of ``spec`` (model, weights, layer(s), pool(s), preprocessing), refusing weights
-    whose hash differs from the recorded one. ``weights`` points at the weights file when it has moved."""
+def replay_request(spec: dict, origin: str, weights: str | os.PathLike | None = None) -> dict:
+    """The ``create_backbone`` arguments that rebuild ``spec`` (model, weights, layer(s), pool(s),
+    preprocessing). ``weights`` points at the weights file when it has moved. A weights file whose hash
+    differs from the recorded one is refused here, before anything is built."""
     recorded = spec.get("weights") or "default"
     if weights is None and recorded not in ("default", "random"):
         if not Path(recorded).exists():
@@ -23,9 +24,20 @@ def replay_backbone(spec: dict, origin: str, weights: str | os.PathLike | None =
         weights = recorded
     elif weights is None:
         weights = None if recorded == "default" else recorded
-    backbone = create_backbone(
-        spec["model"], weights=weights, layer=spec.get("layer"), pool=spec.get("pool"),
-        preprocess=spec.get("preprocess"),
-    )
+    if weights not in (None, "random") and spec.get("weights_sha256") and Path(weights).is_file():
+        from .lite import file_sha256
+
+        if file_sha256(weights) != spec["weights_sha256"]:
+            raise TransferkitError(
+                f"{origin}: was made with {spec['model']} weights {spec['weights_sha256'][:12]}…, "
+                f"but {weights} holds {file_sha256(weights)[:12]}…"
+            )
+    return dict(name=spec["model"], weights=weights, layer=spec.get("layer"), pool=spec.get("pool"),
+                preprocess=spec.get("preprocess"))
+
+
+def replay_backbone(spec: dict, origin: str, weights: str | os.PathLike | None = None) -> Backbone:
+    """The backbone of ``spec``, refusing weights whose hash differs from the recorded one."""
+    backbone = create_backbone(**replay_request(spec, origin, weights))
     check_spec(spec, backbone, origin)
     return backbone

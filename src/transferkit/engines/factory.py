@@ -132,3 +132,60 @@ def _cuda_batch_size(engine, input_size: tuple[int, int], largest: int = 256) ->
             break
         b *= 2
     return best
+
+
+def cpu_only_machine() -> bool:
+    """True when no GPU can be visible to PyTorch, told without importing it (Linux: no NVIDIA or AMD
+    device nodes; macOS: never CUDA). False means "ask PyTorch"."""
+    import glob
+    import os
+    import sys
+
+    if sys.platform == "darwin":
+        return True
+    if sys.platform.startswith("linux"):
+        return not (glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg"))
+    return False
+
+
+def backbone_and_engine(model: str, *, weights=None, layer=None, pool=None, image_size=None, crop_pct=None,
+                        crop=None, preprocess=None, engine: str = "auto", device: str = "auto",
+                        precision: str | None = "auto", threads: int | None = None):
+    """``(backbone, engine)`` for a request, as :func:`create_backbone` + :func:`create_engine` give them.
+
+    When the request resolves to ONNX Runtime on the CPU and an earlier run exported this very backbone,
+    the graph is opened straight from the cache and the backbone comes from the cache's index
+    (:mod:`.onnx_index`): PyTorch is never imported (seconds and ~700 MB less per run). Its ``net`` and
+    ``features`` are then None; everything a feature file or model records is there.
+    ``TRANSFERKIT_ONNX_INDEX=0`` turns the index off (always build the network).
+    """
+    import os
+
+    from ..backbones.registry import create_backbone, normalise_weights
+
+    weights = normalise_weights(weights)
+    request = {"layer": layer, "pool": pool, "image_size": image_size, "crop_pct": crop_pct, "crop": crop,
+               "preprocess": preprocess.to_dict() if hasattr(preprocess, "to_dict") else preprocess}
+    keyed = None
+    on_cpu = (device or "auto").strip().lower() == "cpu" or (
+        (device or "auto").strip().lower() == "auto" and (engine == "onnxruntime" or cpu_only_machine()))
+    use_index = os.environ.get("TRANSFERKIT_ONNX_INDEX", "1") != "0"  # "0": always build in PyTorch
+    if use_index and (engine or "auto").strip().lower() in ("auto", "onnxruntime") and on_cpu and \
+            (precision or "auto").strip().lower() in ("auto", "fp32") and onnxruntime_available():
+        from . import onnx_index
+
+        keyed = onnx_index.request_key(model, weights, request)
+        found = onnx_index.lookup(*keyed) if keyed else None
+        if found:
+            from .onnx_engine import OnnxEngine
+
+            backbone, path = found
+            return backbone, OnnxEngine.from_file(path, backbone.preprocess.input_size, threads)
+    backbone = create_backbone(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
+                               crop_pct=crop_pct, crop=crop, preprocess=preprocess)
+    built = create_engine(backbone, engine=engine, device=device, precision=precision, threads=threads)
+    if keyed and built.name == "onnxruntime":
+        from . import onnx_index
+
+        onnx_index.record(keyed[0], backbone, built.path)
+    return backbone, built

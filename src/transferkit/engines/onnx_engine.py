@@ -201,6 +201,19 @@ class OnnxEngine:
         self.session = _session(self.path, self.threads)
         self._input = self.session.get_inputs()[0].name
 
+    @classmethod
+    def from_file(cls, path: Path, input_size: tuple[int, int], threads: int | None = None) -> "OnnxEngine":
+        """The engine for a graph already in the cache (found through :mod:`.onnx_index`: no PyTorch)."""
+        self = cls.__new__(cls)
+        self.input_size = tuple(input_size)
+        self.threads = threads or available_cpus()
+        self.device = "cpu"
+        self.path = Path(path)
+        self.cache_hit = True
+        self.session = _session(self.path, self.threads)
+        self._input = self.session.get_inputs()[0].name
+        return self
+
     def _export(self, backbone, folder: Path, desc: dict, verify: bool) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=folder)
