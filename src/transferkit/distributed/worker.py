@@ -17,12 +17,14 @@ import numpy as np
 from ..errors import TransferkitError
 
 
-def _make_engine(backbone, *, device: str, threads: int, **engine_kwargs):
-    """The one place a worker builds its inference engine (swap in an engine factory here);
-    ``engine_kwargs`` come unchanged from :func:`transferkit.extract` (e.g. engine, precision)."""
-    from ..engines import create_engine
+def _make_backbone_and_engine(backbone_kwargs: dict, *, device: str, threads: int, **engine_kwargs):
+    """The one place a worker builds its backbone and inference engine; ``engine_kwargs`` come unchanged
+    from :func:`transferkit.extract` (e.g. engine, precision). A graph already in the node's ONNX cache
+    is opened without building the network (see :func:`transferkit.engines.backbone_and_engine`)."""
+    from ..engines import backbone_and_engine
 
-    return create_engine(backbone, device=device, threads=threads, **engine_kwargs)
+    kwargs = dict(backbone_kwargs)
+    return backbone_and_engine(kwargs.pop("name"), **kwargs, device=device, threads=threads, **engine_kwargs)
 
 
 class ShardWorker:
@@ -45,7 +47,6 @@ class ShardWorker:
     def _ready(self) -> None:
         if self.engine is not None:
             return
-        from ..backbones import create_backbone
         from .spec import spec_sha256
 
         if not os.path.isdir(self.dataset_root):
@@ -53,14 +54,15 @@ class ShardWorker:
                 f"worker on {self.host}: dataset folder {self.dataset_root} not found; every Ray node must see "
                 "the images at the same path (shared storage)"
             )
-        backbone = create_backbone(**self.backbone_kwargs)
+        backbone, engine = _make_backbone_and_engine(self.backbone_kwargs, device=self.device, threads=self.threads,
+                                                     **self.engine_kwargs)
         if spec_sha256(backbone.spec()) != self.spec_sha256:
             raise TransferkitError(
                 f"worker on {self.host}: its {backbone.name} backbone (weights {backbone.weights_sha256[:12]}…) "
                 "differs from the driver's; install the same transferkit and weights on every node"
             )
         self.backbone = backbone
-        self.engine = _make_engine(backbone, device=self.device, threads=self.threads, **self.engine_kwargs)
+        self.engine = engine
 
     def pid(self) -> int:
         """This worker's process id (answered at once, even while a shard is running)."""
