@@ -135,6 +135,27 @@ def test_interrupted_run_keeps_its_rows_and_resume_of_a_complete_file_does_nothi
     assert (r.status, r.n_processed, r.n_rows) == ("up to date", 0, 12)
 
 
+def test_ctrl_c_in_the_cli_says_what_was_kept_and_how_to_finish(tmp_path, data, reference):
+    import shlex
+    import signal
+
+    out = tmp_path / "f.h5"
+    proc = launch(data, out, stop_at="commit:1")  # frozen right after its first commit (4 rows)
+    wait_stopped(proc)
+    os.kill(proc.pid, signal.SIGINT)  # Ctrl-C, delivered as soon as it runs again
+    os.kill(proc.pid, signal.SIGCONT)
+    assert proc.wait(timeout=120) == 130
+    said = out.with_name(out.name + ".log").read_text()
+    assert "interrupted: " in said and " of 16 images done and kept in " in said, said
+    command = said.split("finish with `", 1)[1].split("`", 1)[0]
+    words = shlex.split(command)
+    assert words[:2] == ["transferkit", "extract"] and words[-1] == "--resume"
+    assert "--batch-size" in words and words[words.index("--batch-size") + 1] == str(BATCH)  # not the default
+    done = subprocess.run([sys.executable, "-m", "transferkit", *words[1:]], capture_output=True, text=True)
+    assert done.returncode == 0 and "resumed " in done.stdout, done.stdout + done.stderr  # run as printed
+    assert_same_file(reference, out)
+
+
 def _interrupted(data, out):
     """An incomplete file with 6 committed rows (6 of 16 images done), made by a Ctrl-C."""
 

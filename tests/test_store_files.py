@@ -3,6 +3,7 @@ verify, and clear errors for files that are not (or no longer) readable feature 
 
 from __future__ import annotations
 
+import shlex
 import shutil
 
 import h5py
@@ -326,7 +327,7 @@ def test_inspect_shows_what_an_incomplete_file_holds_and_how_to_finish_it(tmp_pa
     result = CliRunner().invoke(app, ["inspect", str(path)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     assert f"29 rows x {DIM} features (float32), INCOMPLETE (30 of 40 images done; finish it with " \
-           f"`transferkit extract '/data' -o '{path}' --resume`)" in result.output
+           f"`{shlex.join(['transferkit', 'extract', '/data', '-o', str(path), '--resume'])}`)" in result.output
     assert "skipped 1 unreadable file(s)" in result.output
     result = CliRunner().invoke(app, ["inspect", str(path), "--json", "--verify"])
     info = __import__("json").loads(result.output)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -61,6 +62,20 @@ def feature_batches(
         if progress:
             progress(done, len(paths))
         yield batch.indices, feats, batch.failures
+
+
+_DEFAULTS = {"model": DEFAULT_MODEL, "batch_size": 32, "test_size": 0.25, "seed": 42, "engine": "auto", "device": "auto",
+             "precision": "auto"}
+
+
+def _request(**given) -> dict:
+    """The settings a user gave that differ from the defaults (JSON-able), for the resume command."""
+    out = {}
+    for key, value in given.items():
+        if value is None or value == _DEFAULTS.get(key):
+            continue
+        out[key] = str(value) if isinstance(value, os.PathLike) else list(value) if isinstance(value, tuple) else value
+    return out
 
 
 @holds_output_lock("output")  # one writer per file, refused at once; a killed run's lock dies with it
@@ -151,6 +166,10 @@ def extract(
         "precision": engine.precision,
         # the layers side by side in each row while extracting; finishing splits them into layers/<name>
         "layers": backbone.layers,
+        # the settings as asked for, so an interrupted file can print the exact command that finishes it
+        "request": json.dumps(_request(model=model, weights=weights, layer=layer, pool=pool, image_size=image_size,
+                                       crop_pct=crop_pct, crop=crop, batch_size=int(batch_size), test_size=test_size,
+                                       seed=seed, engine=engine_request, device=device, precision=precision)),
     }
     if ray is not None:  # same dataset, split, backbone and provenance; shards computed on Ray workers
         from .distributed import RayOptions, run_on_ray

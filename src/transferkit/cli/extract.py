@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from ._app import app, console, friendly, print_skipped
+from ._app import app, console, err, friendly, print_skipped
 
 
 @app.command()
@@ -51,7 +52,7 @@ def extract(
     from ..backbones.registry import parse_image_size
     from ..progress import progress_bar
 
-    with progress_bar("extract", console) as bar:
+    with progress_bar("extract", console) as bar, _says_how_to_resume(output):
         r = api.extract(data, output, model=model, batch_size=batch_size, test_size=test_size, seed=seed,
                         workers=workers, overwrite=overwrite, progress=bar, resume=resume, update=update,
                         dtype=dtype, compression=compression, buffer_rows=buffer_rows,
@@ -74,3 +75,25 @@ def extract(
         reused = f", {r.shards_reused} kept from the interrupted run" if r.shards_reused else ""
         console.print(f"ray: {r.n_shards} shards on {r.workers} workers ({', '.join(r.hosts) or '-'}){reused}", highlight=False)
     print_skipped(r.skipped)
+
+
+@contextlib.contextmanager
+def _says_how_to_resume(output: Path):
+    """On Ctrl-C: what was kept and the command that finishes the file (the rows committed so far stay)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from ..store import open_features
+
+        try:
+            with open_features(output) as ff:
+                p = ff.progress
+                if p is None:
+                    raise KeyboardInterrupt
+                err.print(f"[bold red]interrupted[/]: {p['inputs_done']} of {p['inputs_total']} images done and kept "
+                          f"in {output}; finish with `{ff.resume_hint()}`", highlight=False, soft_wrap=True)
+        except KeyboardInterrupt:
+            raise
+        except Exception:  # no file yet, or not one we can read: the plain message
+            raise KeyboardInterrupt from None
+        raise typer.Exit(130) from None

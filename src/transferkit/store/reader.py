@@ -111,9 +111,29 @@ class FeatureFile:
                 "inputs_total": int(self.h5[working.GROUP][working.PLAN_LABELS].shape[0]), "sessions": p.sessions}
 
     def resume_hint(self) -> str:
+        """The command that finishes this file: the settings it was started with, then ``--resume``."""
+        import shlex
+
         a = self.attrs
-        root = a.get("data") or a.get("dataset_root") or "DATA"
-        return f"transferkit extract '{root}' -o '{self.path}' --resume"
+        words = ["transferkit", "extract", str(a.get("data") or a.get("dataset_root") or "DATA"), "-o", str(self.path)]
+        try:
+            request = json.loads(a.get("request") or "{}")
+        except (TypeError, ValueError):
+            request = {}
+        for key, value in request.items():
+            if key == "layer":
+                for name in [value] if isinstance(value, str) else value:
+                    words += ["--layer", name]
+            elif key == "pool":
+                pools = [value] if isinstance(value, str) else list(dict.fromkeys(value))
+                words += ["--pool", pools[0]] if len(pools) == 1 else []
+            elif key == "image_size":
+                words += ["--image-size", str(value) if isinstance(value, int) else "x".join(map(str, value))]
+            elif key == "crop":
+                words += [] if value else ["--no-crop"]
+            else:
+                words += ["--" + key.replace("_", "-"), str(value)]
+        return shlex.join([*words, "--resume"])
 
     def require_complete(self, action: str = "use") -> None:
         if not self.complete:
