@@ -183,10 +183,15 @@ def create_backbone(
 
 def check_spec(spec: dict, backbone: Backbone, origin: str) -> None:
     """Refuse to replay ``spec`` with a backbone whose weights differ from the recorded ones."""
-    if spec.get("weights_sha256") and spec["weights_sha256"] != backbone.weights_sha256:
+    check_weights(spec, backbone.weights_sha256, backbone.weights_source, origin)
+
+
+def check_weights(spec: dict, sha256: str, source: str, origin: str) -> None:
+    """Refuse weights (hash ``sha256``, found at ``source``) other than the ones ``spec`` records."""
+    if spec.get("weights_sha256") and spec["weights_sha256"] != sha256:
         raise TransferkitError(
             f"{origin}: was made with {spec['model']} weights {spec['weights_sha256'][:12]}…, "
-            f"but the weights found now ({backbone.weights_source}) are {backbone.weights_sha256[:12]}…"
+            f"but the weights found now ({source}) are {sha256[:12]}…"
         )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import TransferkitError
 from .backbone import Backbone
-from .registry import check_spec, create_backbone
+from .registry import check_spec, check_weights, create_backbone
 
 
 def replay_request(spec: dict, origin: str, weights: str | os.PathLike | None = None) -> dict:
@@ -24,14 +24,10 @@ def replay_request(spec: dict, origin: str, weights: str | os.PathLike | None = 
         weights = recorded
     elif weights is None:
         weights = None if recorded == "default" else recorded
-    if weights not in (None, "random") and spec.get("weights_sha256") and Path(weights).is_file():
+    if weights not in (None, "random") and Path(weights).is_file():
         from .lite import file_sha256
 
-        if file_sha256(weights) != spec["weights_sha256"]:
-            raise TransferkitError(
-                f"{origin}: was made with {spec['model']} weights {spec['weights_sha256'][:12]}…, "
-                f"but {weights} holds {file_sha256(weights)[:12]}…"
-            )
+        check_weights(spec, file_sha256(weights), f"file:{Path(weights).resolve()}", origin)
     return dict(name=spec["model"], weights=weights, layer=spec.get("layer"), pool=spec.get("pool"),
                 preprocess=spec.get("preprocess"))
 
