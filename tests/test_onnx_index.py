@@ -49,6 +49,21 @@ def test_cache_hit_extracts_without_importing_torch(extracted, dataset_dir, tmp_
             np.testing.assert_array_equal(a, b)
 
 
+def test_predict_after_extract_needs_no_torch(trained, dataset_dir):
+    """`extract` also records the request as `predict` replays it from the model's recorded spec."""
+    images = sorted(str(p) for p in dataset_dir.rglob("*.jpg"))[:3]
+    assert len(images) == 3
+    script = (f"import sys, transferkit as tk; r = tk.predict({str(trained.model.path)!r}, {images!r}); "
+              "print([p.label for p in r.predictions]); "
+              "print(sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr
+    labels, heavy = proc.stdout.strip().splitlines()
+    assert heavy == "[]"
+    expected = [p.label for p in tk.predict(trained.model, images).predictions]
+    assert len(expected) == 3 and labels == str(expected)
+
+
 def _lite0_weights(path, seed: int):
     """A Lite0 weights file with seeded random values (so two seeds give two different networks)."""
     import torch
@@ -90,7 +105,7 @@ def test_key_follows_the_request_not_the_path(tmp_path):
     w1, w2 = tmp_path / "one.bin", tmp_path / "two.bin"
     w1.write_bytes(b"weights")
     w2.write_bytes(b"weights")  # same bytes elsewhere: the same graph
-    base = {"layer": None, "pool": None, "image_size": None, "crop_pct": None, "crop": None, "preprocess": None}
+    base = onnx_index.request()
     k1, (rec1, src1) = onnx_index.request_key("efficientnet_lite0", str(w1), base)
     k2, (rec2, src2) = onnx_index.request_key("efficientnet_lite0", str(w2), base)
     assert k1 == k2 and rec1 != rec2 and src1 == f"file:{w1}" and src2 == f"file:{w2}"
@@ -107,8 +122,7 @@ def test_key_follows_the_request_not_the_path(tmp_path):
 def test_stale_or_broken_entries_are_rebuilt(extracted, dataset_dir, tmp_path):
     backbone, engine = backbone_and_engine("efficientnet_lite0")
     assert backbone.net is None and engine.cache_hit
-    request = {"layer": None, "pool": None, "image_size": None, "crop_pct": None, "crop": None, "preprocess": None}
-    entry = onnx_index._entry_path(onnx_index.request_key("efficientnet_lite0", None, request)[0])
+    entry = onnx_index._entry_path(onnx_index.request_key("efficientnet_lite0", None, onnx_index.request())[0])
     assert json.loads(entry.read_text())["onnx"] == engine.path.name
 
     entry.write_text("{not json")  # a torn or edited entry: ignored, then rewritten

@@ -163,17 +163,16 @@ def backbone_and_engine(model: str, *, weights=None, layer=None, pool=None, imag
 
     from ..backbones.registry import create_backbone, normalise_weights
 
-    weights = normalise_weights(weights)
-    request = {"layer": layer, "pool": pool, "image_size": image_size, "crop_pct": crop_pct, "crop": crop,
-               "preprocess": preprocess.to_dict() if hasattr(preprocess, "to_dict") else preprocess}
-    keyed = None
-    on_cpu = (device or "auto").strip().lower() == "cpu" or (
-        (device or "auto").strip().lower() == "auto" and (engine == "onnxruntime" or cpu_only_machine()))
-    use_index = os.environ.get("TRANSFERKIT_ONNX_INDEX", "1") != "0"  # "0": always build in PyTorch
-    if use_index and (engine or "auto").strip().lower() in ("auto", "onnxruntime") and on_cpu and \
-            (precision or "auto").strip().lower() in ("auto", "fp32") and onnxruntime_available():
-        from . import onnx_index
+    from . import onnx_index
 
+    weights = normalise_weights(weights)
+    engine_n, device_n, precision_n = ((v or "auto").strip().lower() for v in (engine, device, precision))
+    on_cpu = device_n == "cpu" or (device_n == "auto" and (engine_n == "onnxruntime" or cpu_only_machine()))
+    keyed = None
+    if os.environ.get("TRANSFERKIT_ONNX_INDEX", "1") != "0" and engine_n in ("auto", "onnxruntime") and on_cpu \
+            and precision_n in ("auto", "fp32") and onnxruntime_available():
+        request = onnx_index.request(layer, pool, image_size, crop_pct, crop,
+                                     preprocess.to_dict() if hasattr(preprocess, "to_dict") else preprocess)
         keyed = onnx_index.request_key(model, weights, request)
         found = onnx_index.lookup(*keyed) if keyed else None
         if found:
@@ -185,7 +184,8 @@ def backbone_and_engine(model: str, *, weights=None, layer=None, pool=None, imag
                                crop_pct=crop_pct, crop=crop, preprocess=preprocess)
     built = create_engine(backbone, engine=engine, device=device, precision=precision, threads=threads)
     if keyed and built.name == "onnxruntime":
-        from . import onnx_index
-
-        onnx_index.record(keyed[0], backbone, built.path)
+        # under the request as asked, and as `predict` will replay it from the recorded spec
+        replay = onnx_index.request(backbone.layer, backbone.pool, preprocess=backbone.preprocess.to_dict())
+        for key in {keyed[0], onnx_index.request_key(model, weights, replay)[0]}:
+            onnx_index.record(key, backbone, built.path)
     return backbone, built

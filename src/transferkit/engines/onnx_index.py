@@ -61,11 +61,17 @@ def weights_identity(name: str, weights: str | None) -> tuple[str, str, str] | N
     return None
 
 
-def request_key(name: str, weights: str | None, request: dict) -> tuple[str, tuple[str, str]] | None:
+def request(layer=None, pool=None, image_size=None, crop_pct=None, crop=None, preprocess=None) -> dict:
+    """What a request asks of the backbone besides model and weights (the part of the key that varies)."""
+    return {"layer": layer, "pool": pool, "image_size": image_size, "crop_pct": crop_pct, "crop": crop,
+            "preprocess": preprocess}
+
+
+def request_key(name: str, weights: str | None, asked: dict) -> tuple[str, tuple[str, str]] | None:
     """(index key, (weights, weights_source) for this request), or None when the request has no key.
 
-    ``weights`` is already normalised (None, "random" or a resolved path); ``request`` holds the layer,
-    pooling and preprocessing as asked for (JSON-able)."""
+    ``weights`` is already normalised (None, "random" or a resolved path); ``asked`` (see :func:`request`)
+    holds the layer, pooling and preprocessing as asked for (JSON-able)."""
     ident = weights_identity(name, weights)
     if ident is None:
         return None
@@ -75,7 +81,7 @@ def request_key(name: str, weights: str | None, request: dict) -> tuple[str, tup
         "export_format": EXPORT_FORMAT,
         "model": name,
         "weights": identity,
-        "request": request,
+        "request": asked,
         "versions": {d: _version(d) for d in _VERSIONED},
         "code": _code_sha256(),
     }
