@@ -156,6 +156,28 @@ def test_ctrl_c_in_the_cli_says_what_was_kept_and_how_to_finish(tmp_path, data, 
     assert_same_file(reference, out)
 
 
+def test_the_printed_resume_command_carries_every_non_default_setting(tmp_path, data):
+    import shlex
+
+    out = tmp_path / "f.h5"
+
+    def interrupt(done, total):
+        if done > 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tk.extract(data, out, weights="random", image_size=(48, 64), seed=7, test_size=0.5, batch_size=BATCH,
+                   buffer_rows=BUFFER, progress=interrupt, workers=1)
+    with tk.open_features(out) as ff:
+        words = shlex.split(ff.resume_hint())
+    assert words[:5] == ["transferkit", "extract", str(data.resolve()), "-o", str(out)] and words[-1] == "--resume"
+    flags = dict(zip(words[5:-1:2], words[6:-1:2]))
+    assert flags == {"--weights": "random", "--image-size": "48x64", "--batch-size": str(BATCH), "--test-size": "0.5",
+                     "--seed": "7"}
+    done = subprocess.run([sys.executable, "-m", "transferkit", *words[1:]], capture_output=True, text=True)
+    assert done.returncode == 0 and "resumed " in done.stdout, done.stdout + done.stderr
+
+
 def _interrupted(data, out):
     """An incomplete file with 6 committed rows (6 of 16 images done), made by a Ctrl-C."""
 

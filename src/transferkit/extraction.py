@@ -64,15 +64,14 @@ def feature_batches(
         yield batch.indices, feats, batch.failures
 
 
-_DEFAULTS = {"model": DEFAULT_MODEL, "batch_size": 32, "test_size": 0.25, "seed": 42, "engine": "auto", "device": "auto",
-             "precision": "auto"}
-
-
 def _request(**given) -> dict:
-    """The settings a user gave that differ from the defaults (JSON-able), for the resume command."""
+    """The settings a user gave that differ from :func:`extract`'s defaults (JSON-able), for the resume command."""
+    import inspect
+
+    defaults = {name: p.default for name, p in inspect.signature(extract).parameters.items()}
     out = {}
     for key, value in given.items():
-        if value is None or value == _DEFAULTS.get(key):
+        if value is None or value == defaults.get(key):
             continue
         out[key] = str(value) if isinstance(value, os.PathLike) else list(value) if isinstance(value, tuple) else value
     return out
@@ -167,7 +166,8 @@ def extract(
         # the layers side by side in each row while extracting; finishing splits them into layers/<name>
         "layers": backbone.layers,
         # the settings as asked for, so an interrupted file can print the exact command that finishes it
-        "request": json.dumps(_request(model=model, weights=weights, layer=layer, pool=pool, image_size=image_size,
+        "request": json.dumps(_request(model=model, weights=None if backbone.weights == "default" else backbone.weights,
+                                       layer=layer, pool=pool, image_size=image_size,
                                        crop_pct=crop_pct, crop=crop, batch_size=int(batch_size), test_size=test_size,
                                        seed=seed, engine=engine_request, device=device, precision=precision)),
     }

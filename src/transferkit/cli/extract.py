@@ -83,17 +83,22 @@ def _says_how_to_resume(output: Path):
     try:
         yield
     except KeyboardInterrupt:
-        from ..store import open_features
-
-        try:
-            with open_features(output) as ff:
-                p = ff.progress
-                if p is None:
-                    raise KeyboardInterrupt
-                err.print(f"[bold red]interrupted[/]: {p['inputs_done']} of {p['inputs_total']} images done and kept "
-                          f"in {output}; finish with `{ff.resume_hint()}`", highlight=False, soft_wrap=True)
-        except KeyboardInterrupt:
+        message = _kept(output)
+        if message is None:  # no file yet, a finished one, or one we cannot read: the plain message
             raise
-        except Exception:  # no file yet, or not one we can read: the plain message
-            raise KeyboardInterrupt from None
+        err.print(f"[bold red]interrupted[/]: {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
+
+
+def _kept(output: Path) -> str | None:
+    from ..store import open_features
+
+    try:
+        with open_features(output) as ff:
+            p = ff.progress
+            if p is not None:
+                return (f"{p['inputs_done']} of {p['inputs_total']} images done and kept in {output}; "
+                        f"finish with `{ff.resume_hint()}`")
+    except Exception:
+        pass
+    return None
