@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backbones.weights import state_dict_sha256
 from .pipeline import available_cpus
 
 log = logging.getLogger(__name__)
@@ -74,19 +75,6 @@ def _version(dist: str) -> str:
         return "-"
 
 
-def tensors_sha256(module) -> str:
-    """Hash of every parameter and buffer the module would export (names, dtypes, shapes, bytes)."""
-    import torch
-
-    h = hashlib.sha256()
-    for name, t in module.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        if t.numel():
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 def cache_key(backbone, input_size: tuple[int, int]) -> tuple[str, dict]:
     """(hex key, the JSON-able description it hashes)."""
     desc = {
@@ -94,7 +82,7 @@ def cache_key(backbone, input_size: tuple[int, int]) -> tuple[str, dict]:
         "opset": OPSET,
         "model": backbone.name,
         "weights_sha256": backbone.weights_sha256,
-        "tensors_sha256": tensors_sha256(backbone.features),
+        "tensors_sha256": state_dict_sha256(backbone.features),  # the tensors actually exported
         "structure_sha256": hashlib.sha256(repr(backbone.features).encode()).hexdigest(),
         "layer": backbone.layer,
         "pool": backbone.pool,
