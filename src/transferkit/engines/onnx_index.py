@@ -19,6 +19,7 @@ torchvision can locate, so those requests always take the PyTorch path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ _VERSIONED = ("transferkit", "torch", "torchvision", "timm", "onnx", "onnxslim",
 _CODE = ("backbones", "engines/onnx_engine.py", "engines/static_pad.py")
 
 
+@functools.cache  # the code does not change while the process runs
 def _code_sha256() -> str:
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
