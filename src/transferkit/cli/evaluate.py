@@ -17,7 +17,7 @@ def evaluate(
     model: Path = typer.Argument(..., help="Model file from `transferkit train`."),
     features: Path = typer.Argument(..., help="Feature file made with the same backbone."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON to this file."),
-    split: str = typer.Option("test", "--split", help="'test' (default) or 'train'."),
+    split: str = typer.Option("test", "--split", help="'test' (default), 'train', or 'val' (when the dataset came split three ways)."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report (misclassified images, confusion matrix, ...)."),
     images_root: Optional[Path] = typer.Option(None, "--images-root", help="Folder the images now live in, if they moved since extraction (default: the recorded dataset root)."),
 ):
@@ -34,6 +34,7 @@ def evaluate(
         m = api.evaluate(model, features, split=split)
     console.print(f"[bold]{split} split[/]: {m['n_test']} images, accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
                   + "".join(f", top-{k} {m[f'top{k}_accuracy']:.4f}" for k in (3, 5) if f"top{k}_accuracy" in m))
+    console.print(f"split from {m['split_from']}", highlight=False)
     console.print(per_class_table(m), highlight=False)
     if json_out:
         json_out.write_text(json.dumps(m, indent=2, ensure_ascii=False))

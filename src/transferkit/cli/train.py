@@ -28,6 +28,7 @@ def train(
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Memory budget for the features, e.g. 2GB; a train split that does not fit is streamed from the file."),
     seed: int = typer.Option(42, "--seed", help="Seed of the CV folds, initialisation and minibatch order."),
     layer: Optional[List[str]] = typer.Option(None, "--layer", help="Layer of the feature file to train on; repeat to concatenate several (default: its first layer)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
 ):
     """Fit a classifier head (hyper-parameters by cross-validation) and report it on the test split."""
     from .. import api
@@ -57,7 +58,7 @@ def train(
     label = {"auto": "trying every head"}.get(head, f"training {head}")
     with console.status(f"{label} ({cv}-fold cross-validation)…"):
         r = api.train(features, output, cv=cv, Cs=C or None, class_weight=class_weight, seed=seed, head=head,
-                      head_params=params, max_memory=max_memory, layer=layer or None)
+                      head_params=params, max_memory=max_memory, layer=layer or None, overwrite=overwrite)
     rec = r.model.training
     if rec.get("auto"):
         _print_auto(rec["auto"], cv)
@@ -65,7 +66,7 @@ def train(
     if rec.get("out_of_core"):
         console.print(f"[yellow]out of core:[/] the train split did not fit --max-memory {max_memory}; "
                       f"streamed from the file ({getattr(fitted, 'sgd_', {}).get('chunk_rows', '?')} rows per chunk)")
-    _print_head(fitted, cv, rec["n_train"])
+    _print_head(fitted, cv, rec["n_train"], rec.get("n_val", 0) if rec.get("chosen_on_val") else 0)
     console.print(f"trained in {r.seconds:.1f} s")
     _print_layers(features, r.model.backbone)
     console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]\n{r.report}", highlight=False)
@@ -91,17 +92,20 @@ def _print_auto(rows, cv):
     console.print(table)
 
 
-def _print_head(head, cv, n_train):
+def _print_head(head, cv, n_train, n_val=0):
     res = getattr(head, "cv_results_", {}) or {}
     param = res.get("param")
     if param and res.get("folds"):
         chosen = {"C": getattr(head, "C_", None), "k": getattr(head, "k_", None)}[param]
         what = f"{res['folds']}-fold CV" if res.get("holdout_rows") is None else f"held-out fold ({res['holdout_rows']} rows)"
-        grid = Table(param, "accuracy (mean ± std)", title=f"{head.kind}: {what} on the train split ({n_train} rows)")
+        where = f"on the train split ({n_train} rows)"
+        if n_val:  # the file has a val split: it chose the value; the final head is fitted on train + val
+            what, where = "chosen", f"on the val split ({n_val} rows)"
+        grid = Table(param, "accuracy (mean ± std)", title=f"{head.kind}: {what} {where}")
         for v, m, sd in zip(res[param], res["mean_accuracy"], res["std_accuracy"]):
             grid.add_row(f"{v:g}", f"{m:.4f} ± {sd:.4f}" + (" ◀ best" if v == chosen else ""))
         console.print(grid)
-        console.print(f"best {param} = {chosen:g}")
+        console.print(f"best {param} = {chosen:g}" + (f"; the final head is fitted on train + val ({n_train} rows)" if n_val else ""))
     elif param:
         console.print(f"{param} = {getattr(head, param + '_'):g} (given, no cross-validation)")
     if getattr(head, "n_not_converged_", 0):

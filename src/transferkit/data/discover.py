@@ -20,6 +20,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 class Sample:
     path: str  # relative to the dataset root, POSIX separators
     label: int
+    split: int | None = None  # from split folders or a manifest's split column (see .layouts); None: not given
 
 
 @dataclass
@@ -29,6 +30,9 @@ class Dataset:
     samples: list[Sample]
     source: str  # "folder" or "csv"
     ignored: list[str] = field(default_factory=list)  # files seen but not used, with why
+    split_source: str | None = None  # "folders" or "csv column" when the dataset brings its split (.layouts)
+    notes: list[str] = field(default_factory=list)  # facts worth a line (a class missing from a split, ...)
+    warnings: list[str] = field(default_factory=list)  # likely misreadings (classes named like splits, ...)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -65,7 +69,11 @@ def discover(data: str | os.PathLike) -> Dataset:
         if path.suffix.lower() != ".csv":
             raise TransferkitError(f"{path}: expected a folder with one sub-folder per class, or a .csv manifest")
         return _from_csv(path)
-    return _from_folder(path)
+    from . import layouts
+
+    dataset = layouts.read_folder_layout(path) or _from_folder(path)
+    layouts.split_named_classes(dataset)
+    return dataset
 
 
 def _from_folder(root: Path) -> Dataset:
@@ -94,17 +102,17 @@ def _from_folder(root: Path) -> Dataset:
 
 
 def _from_csv(csv_path: Path) -> Dataset:
+    from .layouts import apply_split_column, manifest_columns
+
     root = csv_path.parent
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-            if "path" not in fields or "label" not in fields:
-                raise TransferkitError(
-                    f"{csv_path}: a manifest needs a header with columns 'path,label' (found: {','.join(fields) or 'nothing'})"
-                )
+            path_col, label_col = manifest_columns(csv_path, fields)
             reader.fieldnames = fields
-            rows = [(r["path"].strip(), r["label"].strip()) for r in reader if r.get("path")]
+            records = [r for r in reader if r.get(path_col)]
+            rows = [(r[path_col].strip(), (r[label_col] or "").strip()) for r in records]
     except UnicodeDecodeError as exc:
         raise TransferkitError(f"{csv_path}: not a UTF-8 text file ({exc.reason})") from None
     except csv.Error as exc:
@@ -121,7 +129,9 @@ def _from_csv(csv_path: Path) -> Dataset:
         rel = Path(p)
         rel_posix = rel.as_posix() if not rel.is_absolute() else os.path.relpath(rel, root).replace(os.sep, "/")
         samples.append(Sample(rel_posix, index[label]))
-    return Dataset(root=root, class_names=class_names, samples=samples, source="csv")
+    dataset = Dataset(root=root, class_names=class_names, samples=samples,
+                      source="csv" if path_col == "path" else "imagefolder")
+    return apply_split_column(dataset, [r.get("split") for r in records] if "split" in fields else None, csv_path)
 
 
 def require_two_classes(dataset: Dataset, where: str) -> None:

@@ -15,13 +15,13 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from ..data.split import SPLITS  # name -> value of the split column
 from ..errors import IncompleteFileError, TransferkitError
 from . import layers as _layers
 from . import schema, working
 from .budget import parse_size, rows_for_budget
 from .working import DamagedFileError
 
-SPLITS = {"train": 0, "test": 1}
 
 
 def _decode_str(values) -> list[str]:
@@ -211,7 +211,7 @@ class FeatureFile:
         return [(p, r) for p, r in zip(_decode_str(plan[inputs]), _decode_str(reasons))]
 
     def rows(self, split: str | None = None) -> np.ndarray:
-        """Row indices of ``split`` ("train", "test" or None for all), in file order."""
+        """Row indices of ``split`` ("train", "test", "val" or None for all), in file order."""
         code = _split_code(split)
         if code is None:
             return np.arange(self.n_rows)
@@ -336,7 +336,7 @@ def _split_code(split: str | None) -> int | None:
     if split is None:
         return None
     if split not in SPLITS:
-        raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
+        raise ValueError(f"split must be one of {', '.join(map(repr, SPLITS))} or None, got {split!r}")
     return SPLITS[split]
 
 
