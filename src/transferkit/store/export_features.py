@@ -222,7 +222,8 @@ def _write_parquet(rows: _Rows, temps: list[Path]) -> None:
     schema_ = pa.schema([("path", pa.string()), ("label", pa.int32()), ("label_name", pa.string()),
                          ("split", pa.string()), ("features", pa.list_(pa.float32(), rows.dim))],
                         metadata={"transferkit": json.dumps(rows.describe(), ensure_ascii=False, default=str)})
-    with pq.ParquetWriter(temps[0], schema_) as writer:
+    # dictionary pages only where values repeat: on the float vectors they are wasted work and memory
+    with pq.ParquetWriter(temps[0], schema_, use_dictionary=["label_name", "split"]) as writer:
         for feats, labels, split, paths in rows.chunks():
             flat = pa.array(np.ascontiguousarray(feats, dtype=np.float32).reshape(-1))
             table = pa.Table.from_arrays([
