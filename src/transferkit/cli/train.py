@@ -100,12 +100,13 @@ def _print_head(head, cv, n_train, n_val=0):
         what = f"{res['folds']}-fold CV" if res.get("holdout_rows") is None else f"held-out fold ({res['holdout_rows']} rows)"
         where = f"on the train split ({n_train} rows)"
         if n_val:  # the file has a val split: it chose the value; the final head is fitted on train + val
-            what, where = "chosen", f"on the val split ({n_val} rows)"
+            what, where = "accuracy", "on the val split"
         grid = Table(param, "accuracy (mean ± std)", title=f"{head.kind}: {what} {where}")
         for v, m, sd in zip(res[param], res["mean_accuracy"], res["std_accuracy"]):
             grid.add_row(f"{v:g}", f"{m:.4f} ± {sd:.4f}" + (" ◀ best" if v == chosen else ""))
         console.print(grid)
-        console.print(f"best {param} = {chosen:g}" + (f"; the final head is fitted on train + val ({n_train} rows)" if n_val else ""))
+        console.print(f"best {param} = {chosen:g}" + (f", chosen on the val split ({n_val} rows); the final head is "
+                                                      f"fitted on train + val ({n_train} rows)" if n_val else ""))
     elif param:
         console.print(f"{param} = {getattr(head, param + '_'):g} (given, no cross-validation)")
     if getattr(head, "n_not_converged_", 0):

@@ -35,7 +35,7 @@ from .working import Plan, WorkingFile, create_working_file
 GUARDED = {
     "model": "--model", "weights_sha256": "--weights", "layer": "--layer", "pool": "--pool",
     "preprocess": "the model's preprocessing", "engine": "--engine", "batch_size": "--batch-size",
-    "test_size": "--test-size", "seed": "--seed", "split_source": "split layout (split folders, a split column or none)",
+    "split_source": "split layout (split folders, a split column, or neither)", "test_size": "--test-size", "seed": "--seed",
 }
 
 
