@@ -117,6 +117,10 @@ def extract(
 ) -> ExtractResult:
     """Turn every image of ``data`` (class folders or a CSV manifest) into a feature row in ``output``.
 
+    A dataset that comes split (train/valid/test folders, a manifest's ``split`` column, imagefolder
+    metadata; see :mod:`transferkit.data.layouts`) keeps its split; otherwise ``test_size`` of each
+    class is held out at random (``seed``).
+
     ``model``/``weights``/``layer``/``pool``/``image_size``/``crop_pct``/``crop``: see
     :func:`transferkit.backbones.create_backbone` (several layers: one dataset each, see docs/backbones.md).
     ``engine``/``device``/``precision``/``batch_size`` ("auto" allowed): see docs/engines.md.

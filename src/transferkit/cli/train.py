@@ -18,7 +18,7 @@ def train(
     features: Path = typer.Argument(..., help="Feature file (HDF5) from `transferkit extract`."),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.safetensors)."),
     head: str = typer.Option("logreg", "--head", help="logreg, linear-svm, mlp, knn, or auto (try them all on the CV folds, keep the best)."),
-    cv: int = typer.Option(3, "--cv", min=2, help="Cross-validation folds for choosing C / k (and for --head auto)."),
+    cv: int = typer.Option(3, "--cv", min=2, help="Cross-validation folds for choosing C / k (and for --head auto); a file with a val split uses it instead."),
     C: Optional[List[float]] = typer.Option(None, "--C", help="C values to try for logreg/linear-svm (repeatable; default 1e-4 … 1e4, one per decade)."),
     k: Optional[List[int]] = typer.Option(None, "--k", help="Neighbour counts to try for knn (repeatable; default 1 3 5 7 11 15 21)."),
     hidden: Optional[str] = typer.Option(None, "--hidden", help="mlp hidden layer sizes, e.g. 256 or 512,128 (default 256)."),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.split import SPLITS, STRATIFIED
 from . import schema, working
 from .reader import FeatureFile
 
@@ -48,7 +49,8 @@ def verify_features(path: str | Path, max_memory: str | int = "256MB") -> Verifi
     with FeatureFile(path) as ff:
         v = Verification(Path(path), ff.complete)
         attrs = ff.attrs
-        missing = [k for k in PROVENANCE if k not in attrs]
+        stratified = (attrs.get("split_source") or STRATIFIED) == STRATIFIED  # else the dataset brought the split
+        missing = [k for k in PROVENANCE if k not in attrs and (stratified or k not in ("test_size", "seed"))]
         v.add("provenance attributes", not missing, f"missing: {', '.join(missing)}" if missing else f"{len(PROVENANCE)} present")
         version = attrs.get("format_version")
         v.add("format version", isinstance(version, int) and 1 <= version <= schema.FORMAT_VERSION,
@@ -73,9 +75,10 @@ def verify_features(path: str | Path, max_memory: str | int = "256MB") -> Verifi
         bad = int(((labels < 0) | (labels >= len(names))).sum())
         v.add("label range", bad == 0, f"{bad} labels outside 0..{len(names) - 1}" if bad else f"all in 0..{len(names) - 1}")
         split = ff.split
-        bad = int(((split != 0) & (split != 1)).sum())
-        v.add("split values", bad == 0, f"{bad} rows not 0 (train) or 1 (test)" if bad else
-              f"{int((split == 0).sum())} train, {int((split == 1).sum())} test")
+        bad = int((~np.isin(split, list(SPLITS.values()))).sum())
+        v.add("split values", bad == 0, f"{bad} rows not 0 (train), 1 (test) or 2 (val)" if bad else
+              ", ".join(f"{int((split == value).sum())} {name}" for name, value in SPLITS.items()
+                        if name != "val" or (split == value).any()))
         paths = ff.paths
         dupes = len(paths) - len(set(paths))
         empty = sum(1 for p in paths if not p)
