@@ -46,7 +46,8 @@ def main() -> None:
         for fmt in args.formats:
             peak, secs = run(src, tmp / f"out{n}.{fmt}")
             cells.append(f"{peak:.0f} MB, {secs:.1f} s")
-            (tmp / f"out{n}.{fmt}").unlink()
+            for f in tmp.glob(f"out{n}.*"):
+                f.unlink()
         print(f"| {n} x {args.dim} | {n * args.dim * 4 / 1e6:.0f} | {base:.0f} MB | " + " | ".join(cells) + " |")
 
 

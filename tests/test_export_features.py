@@ -145,7 +145,8 @@ def test_export_memory_does_not_grow_with_the_file(tmp_path):
     base = peak(files[12_000], "-")
     for fmt in ("npy", "npz", "parquet"):
         small, large = (peak(files[n], tmp_path / f"out{n}.{fmt}") for n in (3_000, 12_000))
-        assert large - small < 12e6, f"{fmt}: {small / 1e6:.0f} MB for a 24 MB file, {large / 1e6:.0f} MB for 96 MB"
+        # the file grew by 72 MB: an export holding it (or any fixed share of it) would grow with it
+        assert large - small < 24e6, f"{fmt}: {small / 1e6:.0f} MB for a 24 MB file, {large / 1e6:.0f} MB for 96 MB"
         if fmt != "parquet":
             assert large - base < big / 4, f"{fmt}: peak {(large - base) / 1e6:.0f} MB above the baseline"
     with np.load(tmp_path / "out12000.npz") as z:
