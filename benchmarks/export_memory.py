@@ -1,6 +1,7 @@
 """Peak memory and time of `export-features` per format, for two file sizes under one budget.
 
-Each export runs in a fresh subprocess; "peak" is its ru_maxrss. The baseline process does the same
+Each export runs in a fresh subprocess; "peak" is its VmHWM (its own peak RSS; ru_maxrss would include
+this parent's, carried across fork + exec). The baseline process does the same
 imports (numpy, h5py, pyarrow, transferkit), opens the file and reads one budget-sized chunk. Bounded
 memory shows as the same peak for the small and the large file.
 
