@@ -17,7 +17,6 @@ make it read as splits.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
