@@ -174,3 +174,16 @@ def test_updating_a_randomly_split_file_from_split_folders_is_refused(tmp_path):
     (tmp_path / "flat").rename(root / "train")
     with pytest.raises(TransferkitError, match="split_source 'stratified', this run asks for 'folders'"):
         tk.extract(root, out, update=True, **MODEL)
+
+
+@pytest.mark.slow
+def test_class_folders_named_like_splits_are_extracted_as_classes_with_a_warning(tmp_path):
+    root = tmp_path / "d"
+    for cls, kind in (("train", "disc"), ("test", "square")):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            draw(kind, np.random.default_rng(i), 32).save(root / cls / f"{i}.png")
+    r = run_cli("extract", root, "-o", tmp_path / "f.h5", "--model", "timm:resnet18", "--weights", "random",
+                "--image-size", "48", "--workers", "1")
+    assert r.returncode == 0 and "2 classes" in r.stdout
+    assert "warning:" in r.stderr and "read as classes" in r.stderr and "test/<class>/..." in r.stderr
