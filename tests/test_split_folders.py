@@ -113,9 +113,7 @@ def test_train_refuses_to_overwrite_a_model(three_way, tmp_path):
 
 def test_export_picks_a_layer(three_way, tmp_path):
     _, out, _ = three_way
-    from transferkit.store.export_features import export_features
-
-    export_features(out, tmp_path / "l4.npz", layer="layer4")
+    tk.export_features(out, tmp_path / "l4.npz", layer="layer4")  # the public verb
     with tk.open_features(out) as ff:
         X, _ = ff.load(layers="layer4")
     with np.load(tmp_path / "l4.npz") as z:

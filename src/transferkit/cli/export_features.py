@@ -20,11 +20,11 @@ def export_features(
     max_memory: str = typer.Option("256MB", "--max-memory", help="Memory for the rows in flight; the file is exported in chunks that fit."),
 ):
     """Export features, labels, split and paths to NumPy, Parquet or CSV, with provenance (see docs/feature-store.md)."""
-    from ..store.export_features import export_features as run
+    from .. import api
     from ..store.fsio import human_bytes
 
     with console.status(f"exporting {features} to {output.suffix or output}…"):
-        r = run(features, output, layer=layer or None, overwrite=overwrite, max_memory=max_memory)
+        r = api.export_features(features, output, layer=layer or None, overwrite=overwrite, max_memory=max_memory)
     size = human_bytes(r.n_bytes)
     console.print(f"[green]wrote[/] {r.path}: {r.n_rows} rows x {r.n_features} features ({r.dtype}, {r.format}), "
                   f"{size} in {r.seconds:.1f} s", highlight=False)

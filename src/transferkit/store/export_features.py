@@ -46,7 +46,7 @@ _COPIES = {".npy": 3, ".npz": 3, ".parquet": 5, ".csv": 32}
 
 
 @dataclass
-class ExportResult:
+class FeatureExportResult:
     path: Path
     format: str
     n_rows: int
@@ -70,7 +70,7 @@ def outputs_for(output: Path) -> list[Path]:
 
 
 def export_features(features: str | Path, output: str | Path, *, layer=None, overwrite: bool = False,
-                    max_memory: str | int = "256MB") -> ExportResult:
+                    max_memory: str | int = "256MB") -> FeatureExportResult:
     """Write the rows of ``features`` to ``output`` in the format its extension names (see the module docstring).
 
     ``layer``: which layer(s) of the file (None: its first; several names are concatenated in that order).
@@ -107,7 +107,7 @@ def export_features(features: str | Path, output: str | Path, *, layer=None, ove
             raise
     for tmp, target in zip(temps, targets):
         fsio.replace(tmp, target)
-    return ExportResult(path=output, format=fmt[1:], n_rows=source.n, n_features=source.dim, dtype=str(source.dtype),
+    return FeatureExportResult(path=output, format=fmt[1:], n_rows=source.n, n_features=source.dim, dtype=str(source.dtype),
                         files=targets, seconds=time.perf_counter() - start, chunk_rows=source.chunk_rows)
 
 
