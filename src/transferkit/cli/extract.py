@@ -14,7 +14,7 @@ from ._app import app, console, err, friendly, print_skipped
 @app.command()
 @friendly
 def extract(
-    data: Path = typer.Argument(..., help="Folder with one sub-folder per class, or a CSV manifest (path,label)."),
+    data: Path = typer.Argument(..., metavar="DATA", help="Folder with one sub-folder per class, or a CSV manifest (path,label)."),
     output: Path = typer.Option(..., "-o", "--output", help="Feature file to write (HDF5)."),
     model: str = typer.Option("efficientnet_lite0", "--model", "-m", help="Backbone: efficientnet_lite0/1/2 (offline), timm:<name>, torchvision:<name> (see `transferkit models`)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Local weights file (.safetensors or .pth) for the model, or 'random'; default: its pretrained weights."),
