@@ -31,7 +31,7 @@ def test_demo_then_the_readme_python_example_runs(tmp_path):
     assert demo.returncode == 0, demo.stderr
     out = demo.stdout
     assert "ImageNet 698 (palace" in out and "ImageNet 985 (daisy" in out
-    assert "raw pixels win" in out  # the seeds' lesson: 6 vs 8 digits are far from ImageNet
+    assert "raw pixels win" in out  # the digits lesson: 6 vs 8 digits are far from ImageNet
     summary = (tmp_path / "transferkit-demo" / "demo-summary.json").read_text()
     assert '"predict_total": 9' in summary
 

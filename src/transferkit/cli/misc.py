@@ -63,7 +63,7 @@ def models(
 def demo(
     out: Path = typer.Option(Path("transferkit-demo"), "--out", help="Folder for the demo's images, features and models."),
 ):
-    """Run the whole flow offline on data that ships with the install, and the seeds' digits lesson."""
+    """Run the whole flow offline on data that ships with the install, and the digits lesson (ImageNet features do not fit every dataset)."""
     from ..demo import run_demo
 
     run_demo(out, console)
