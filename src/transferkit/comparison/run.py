@@ -216,12 +216,12 @@ def compare(
         res.logme = logme(X, y)
         res.hscore = hscore(X, y)
         res.score_seconds = time.perf_counter() - start
-    ok = [r for r in results if r.ok]
-    best = max(ok, key=lambda r: r.accuracy_mean)
+    ok = sorted((r for r in results if r.ok), key=lambda r: -r.logme)
+    best = max(ok, key=lambda r: r.accuracy_mean)  # on a tie, the first by LogME: the same as CompareResult.best
     for r in ok:
         if r is not best:
             r.delta_vs_best, r.p_vs_best = corrected_paired_ttest(r.accuracy, best.accuracy, len(y) - n_test, n_test)
-    rows = sorted(ok, key=lambda r: -r.logme) + [r for r in results if not r.ok]
+    rows = ok + [r for r in results if not r.ok]
     result = CompareResult(rows=rows, class_names=list(dataset.class_names), n_images=int(len(y)),
                            n_dataset=len(dataset), folds=folds, sample=sample, seed=seed, dropped=dropped,
                            out_dir=out_dir)
