@@ -84,7 +84,7 @@ def run_demo(out: Path, console: Console | None = None) -> dict:
     summary: dict = {"out": str(out.resolve())}
 
     # 1 ---------------------------------------------------------------------------------------
-    print_heading(console, "1. what the pretrained network alone sees: EfficientNet-Lite0's own ImageNet classifier")
+    print_heading(console, "1. what the pretrained network alone sees (its own ImageNet classifier)")
     from .imagenet import classify_imagenet
 
     made.append(photos_in := out / "imagenet-photos")
@@ -125,7 +125,7 @@ def run_demo(out: Path, console: Console | None = None) -> dict:
                          "predict_total": len(pred.predictions)}
 
     # 3 ---------------------------------------------------------------------------------------
-    print_heading(console, "3. the digits lesson: digits 6 vs 8, raw pixels vs ImageNet features (10-fold CV)")
+    print_heading(console, "3. the digits lesson: 6 vs 8, raw pixels vs ImageNet features, 10-fold CV")
     digits = out / "digits"
     write_digits(digits)
     from .comparison.report import table
@@ -136,6 +136,8 @@ def run_demo(out: Path, console: Console | None = None) -> dict:
     print_table(console, table(cmp))
     raw, feat = cmp["raw pixels 8x8"], cmp["efficientnet_lite0"]
     verdict = "raw pixels win" if raw.accuracy_mean > feat.accuracy_mean else "ImageNet features win"
+    p_value = raw.p_vs_best if raw.p_vs_best is not None else feat.p_vs_best
+    verdict += f" (by {abs(raw.accuracy_mean - feat.accuracy_mean):.3f}, corrected paired t-test p={p_value:.2f})"
     console.print(f"  {cmp.n_images} images; {verdict}. ImageNet features do not fit every dataset: compare before you trust them.")
     console.print(Text(f"  the same on your data: transferkit compare DATA --models efficientnet_lite0,efficientnet_lite1 "
                        f"(report: {cmp.csv_path}, {cmp.png_path})"))

@@ -19,9 +19,9 @@ def evaluate(
     model: Path = typer.Argument(..., metavar="MODEL", help="Model file from `transferkit train`."),
     features: Path = typer.Argument(..., metavar="FEATURES", help="Feature file made with the same backbone."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON to this file ('-': standard output; messages then go to standard error)."),
-    split: str = typer.Option("test", "--split", help="'test' (default) or 'train'."),
+    split: str = typer.Option("test", "--split", help="'test' or 'train'."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report (misclassified images, confusion matrix, ...)."),
-    images_root: Optional[Path] = typer.Option(None, "--images-root", help="Folder the images now live in, if they moved since extraction (default: the recorded dataset root)."),
+    images_root: Optional[Path] = typer.Option(None, "--images-root", show_default="the recorded dataset root", help="Folder the images now live in, if they moved since extraction."),
 ):
     """Score a model on the test split: accuracy, macro-F1, per-class table, confusion matrix."""
     with messages_to_stderr(json_out):

@@ -23,7 +23,7 @@ STDOUT = Path("-")
 def predict(
     paths: List[Path] = typer.Argument(..., metavar="MODEL IMAGES", show_default=False,
                                        help="A model file from `transferkit train`, then image files and/or folders (searched recursively). With --imagenet: only images."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=1, show_default=False, help="Labels to show per image, with their probabilities (default 1; 5 with --imagenet)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=1, show_default="1; 5 with --imagenet", help="Labels to show per image, with their probabilities."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write predictions to this CSV file ('-': standard output)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write predictions to this JSON file ('-': standard output)."),
     imagenet: bool = typer.Option(False, "--imagenet", help="No model file: what the pretrained backbone's own ImageNet classifier says (its 1,000 classes, not yours)."),
