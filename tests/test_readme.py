@@ -31,6 +31,7 @@ def test_demo_then_the_readme_python_example_runs(tmp_path):
     assert demo.returncode == 0, demo.stderr
     out = demo.stdout
     rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("imagenet-photos/")}
+    assert len(rows) == 3, out
     assert rows["imagenet-photos/china.png"] == "palace" and rows["imagenet-photos/flower.png"] == "daisy"
     assert "photos-report.html" in out and (tmp_path / "transferkit-demo" / "photos-report.html").is_file()
     assert "raw pixels win" in out  # the digits lesson: 6 vs 8 digits are far from ImageNet
