@@ -423,8 +423,8 @@ def _hyperparameter_rows(model) -> tuple[list[tuple[str, str]], list[tuple[str, 
         streamed = bool((model.training or {}).get("out_of_core"))
         linear = getattr(model.head, "kind", "") in ("logreg", "linear-svm")
         for key, value in get_params().items():
-            if key in chosen:
-                continue
+            if key in chosen or (key == "random_state" and (model.training or {}).get("seed") == value):
+                continue  # the seed is shown once, as "seed"
             internal = key in _SOLVER_INTERNALS or (linear and not streamed and key in _STREAMING_ONLY)
             at_default = key in defaults and _fmt(defaults[key]) == _fmt(value)
             (rest if internal and at_default else rows).append((key, _fmt(value)))
