@@ -15,7 +15,7 @@ from ._app import app, console, friendly
 @friendly
 def evaluate(
     model: Path = typer.Argument(..., help="Model file from `transferkit train`."),
-    features: Path = typer.Argument(..., help="Feature file made with the same backbone."),
+    features: Path = typer.Argument(..., help="Feature file made with the same backbone, or the image folder / CSV (scored through the model's own backbone; needed for fine-tuned models)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON to this file."),
     split: str = typer.Option("test", "--split", help="'test' (default) or 'train'."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report (misclassified images, confusion matrix, ...)."),

@@ -186,11 +186,12 @@ def finetune(
         rows = _ok(getattr(parts, name), failures)
         if not (want[name] or need_feats):
             continue
-        c_rows, c_h, f_rows, f_x = [], [], [], []
+        c_rows, c_h, f_rows, f_x, seen = [], [], [], [], 0
         for ok, arrays, bad in batches(rows, parts.paths, pictures, batch_size, None, workers):
             failures.update(dict(bad))
+            seen += len(ok) + len(bad)
             if progress:
-                progress(f"frozen pass ({name})", len(c_rows) + len(f_rows) + len(ok), len(rows))
+                progress(f"frozen pass ({name})", seen, len(rows))
             if not len(ok):
                 continue
             x = torch.from_numpy(arrays).to(dev).contiguous(memory_format=torch.channels_last)
