@@ -83,7 +83,7 @@ def export_onnx(
     if not callable(to_torch):
         raise TransferkitError(f"{model.path or 'model'}: its {getattr(model.head, 'kind', 'head')} head cannot be exported (no to_torch())")
     if model.backbone_state is not None:  # fine-tuned: the weights are in the model file
-        from .finetune.model import finetuned_backbone
+        from .finetuning.model import finetuned_backbone
 
         backbone = finetuned_backbone(model, str(model.path or "model"))
     else:

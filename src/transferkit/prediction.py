@@ -120,7 +120,7 @@ def model_engine(model: TrainedModel, *, weights=None, engine: str = "auto", dev
     origin = str(model.path or "model")
     if model.backbone_state is not None:  # a fine-tuned backbone travels in the model file
         from .engines import create_engine
-        from .finetune.model import finetuned_backbone
+        from .finetuning.model import finetuned_backbone
 
         backbone = finetuned_backbone(model, origin)
         engine = create_engine(backbone, engine=engine, device=device, precision=precision)

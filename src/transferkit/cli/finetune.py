@@ -40,8 +40,8 @@ def finetune(
 ):
     """Fine-tune the top of the backbone: linear probe first, then the top stages (LP-FT), early stopping on validation."""
     from ..backbones.registry import parse_image_size
-    from ..finetune import finetune as run
-    from ..finetune.checkpoint import checkpoint_path
+    from ..finetuning import finetune as run
+    from ..finetuning.checkpoint import checkpoint_path
 
     with _progress() as progress, _says_what_was_kept(output, checkpoint_path(output)):
         r = run(data, output, model=model, unfreeze=unfreeze, epochs=epochs, lr=lr, backbone_lr=backbone_lr,
@@ -87,7 +87,7 @@ def _says_what_was_kept(output: Path, ckpt: Path):
     try:
         yield
     except KeyboardInterrupt:
-        from ..finetune.checkpoint import load_checkpoint
+        from ..finetuning.checkpoint import load_checkpoint
 
         try:
             epoch = load_checkpoint(ckpt).epoch

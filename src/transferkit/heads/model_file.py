@@ -28,7 +28,7 @@ class TrainedModel:
     training: dict = field(default_factory=dict)
     path: Path | None = None
     # fine-tuned backbone weights (state-dict name -> array), saved as "backbone.<name>" tensors;
-    # None for a head trained on frozen features (see transferkit.finetune)
+    # None for a head trained on frozen features (see transferkit.finetuning)
     backbone_state: dict | None = None
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
