@@ -38,7 +38,7 @@ def main() -> None:
     from transferkit.backbones import create_backbone
     from transferkit.data import list_images
     from transferkit.finetuning.data import Pictures, batches
-    from transferkit.finetuning.model import StandardisedLinear, TunableNet, parse_unfreeze, stages
+    from transferkit.finetuning.model import StandardisedLinear, TunableNet
 
     files = [str(p) for p in list_images(args.data)]
     files = [files[i] for i in np.random.default_rng(0).permutation(len(files))[: args.images]]
@@ -51,7 +51,7 @@ def main() -> None:
 
     def net_for(unfreeze):
         net = create_backbone("efficientnet_lite0").net.to(memory_format=torch.channels_last)
-        tn = TunableNet(net, parse_unfreeze(unfreeze, stages(net)), "frozen")
+        tn = TunableNet(net, unfreeze, "frozen")
         tn.head = StandardisedLinear(np.zeros(D), np.ones(D), np.zeros((K, D)), np.zeros(K))
         return tn
 

@@ -18,7 +18,7 @@ from ._app import app, console, err, friendly, print_skipped
 def finetune(
     data: Path = typer.Argument(..., help="Folder with one sub-folder per class, or a CSV manifest (path,label)."),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.safetensors), with the fine-tuned backbone inside."),
-    model: str = typer.Option("efficientnet_lite0", "--model", "-m", help="Backbone: efficientnet_lite0/1/2 (offline) or a timm EfficientNet-style model."),
+    model: str = typer.Option("efficientnet_lite0", "--model", "-m", help="Backbone: efficientnet_lite0/1/2 (offline) or a timm EfficientNet (timm:efficientnet_b0, ...)."),
     unfreeze: str = typer.Option("2", "--unfreeze", help="Top stages to train (the 1x1 head convolution always trains), or 'all'."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Most fine-tuning epochs (early stopping may end sooner)."),
     lr: float = typer.Option(1e-3, "--lr", min=0.0, help="Learning rate of the head (AdamW)."),

@@ -126,7 +126,7 @@ def finetune(
 
     from ..backbones.registry import create_backbone
     from ..engines.factory import resolve_device
-    from .model import TunableNet, parse_unfreeze, stages
+    from .model import TunableNet
 
     start = time.perf_counter()
     output = Path(output)
@@ -145,8 +145,7 @@ def finetune(
 
     backbone = create_backbone(model, image_size=image_size)
     net = backbone.net
-    n_top = parse_unfreeze(unfreeze, stages(net))
-    tn = TunableNet(net, n_top, bn)
+    tn = TunableNet(net, unfreeze, bn)
     backbone_lr = lr / 10 if backbone_lr is None else float(backbone_lr)
     settings = {"data": str(Path(data).resolve()), "model": model, "weights_sha256": backbone.weights_sha256,
                 "preprocess": backbone.preprocess.to_dict(), "unfreeze": str(unfreeze), "epochs": int(epochs),

@@ -26,7 +26,9 @@ BN_MODES = ("frozen", "train")
 def stages(net) -> int:
     """How many stages ``net`` has that ``--unfreeze N`` can count (EfficientNet-style ``blocks``)."""
     blocks = getattr(net, "blocks", None)
-    if not isinstance(blocks, torch.nn.Sequential) or not hasattr(net, "conv_head") or not hasattr(net, "forward_head"):
+    # timm's EfficientNet (the Lite models are): stem, stages, 1x1 head conv + BN, then pooling.
+    # MobileNetV3 has the same attributes but pools before its head conv, so it is not accepted.
+    if type(net).__name__ != "EfficientNet" or not isinstance(blocks, torch.nn.Sequential):
         return 0
     return len(blocks)
 
@@ -61,17 +63,18 @@ class StandardisedLinear(torch.nn.Module):
 
 
 class TunableNet(torch.nn.Module):
-    """``net`` (a timm EfficientNet-style network) cut into ``lower`` and ``upper`` at ``n_top`` stages
-    from the top (``n_top == stages + 1``: nothing is frozen)."""
+    """``net`` (a timm EfficientNet) cut into ``lower`` and ``upper`` below its top ``unfreeze`` stages
+    (an int, or "all": nothing is frozen)."""
 
-    def __init__(self, net, n_top: int, bn: str = "frozen"):
+    def __init__(self, net, unfreeze: int | str, bn: str = "frozen"):
         super().__init__()
         n_stages = stages(net)
         if not n_stages:
             raise TransferkitError(f"{type(net).__name__}: fine-tuning needs an EfficientNet-style network "
-                                   "(efficientnet_lite0/1/2 or a timm EfficientNet/MobileNet)")
+                                   "(efficientnet_lite0/1/2 or a timm EfficientNet such as timm:efficientnet_b0)")
         if bn not in BN_MODES:
             raise TransferkitError(f"unknown BatchNorm mode {bn!r}; choose from {', '.join(BN_MODES)}")
+        n_top = parse_unfreeze(unfreeze, n_stages)
         self.net, self.bn = net, bn
         self.all = n_top > n_stages
         self.cut = 0 if self.all else n_stages - n_top  # index of the first trainable stage
