@@ -179,28 +179,37 @@ def test_interrupted_then_resumed_equals_uninterrupted(data, tuned, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_from_the_command_line(data, tuned, tmp_path):
+def test_ctrl_c_then_sigkill_then_resume_from_the_command_line(data, tuned, tmp_path):
+    """Ctrl-C says what was kept; SIGKILL after an epoch; --resume ends bit-identical to the uninterrupted run."""
     out = tmp_path / "k.safetensors"
     args = ["finetune", data, "-o", out, "--image-size", "32", "-b", "8", "--epochs", "2", "--patience", "5"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count as the in-process run it is compared to
-    proc = subprocess.Popen([sys.executable, "-m", "transferkit", *map(str, args)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "400"}  # the thread count of the run compared to
     ckpt = checkpoint_path(out)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if load_checkpoint(ckpt).epoch >= 1:
-                break
-        except (TransferkitError, FileNotFoundError):
-            pass
-        time.sleep(0.02)
-    if proc.poll() is not None:
-        pytest.skip("the run finished before it could be killed")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not out.exists() and load_checkpoint(ckpt).epoch >= 1
-    res = subprocess.run(
-        [sys.executable, "-m", "transferkit", *map(str, args), "--resume"], env=env, capture_output=True, text=True)
+
+    def start_and_signal(extra, epoch, sig):
+        proc = subprocess.Popen([sys.executable, "-m", "transferkit", *map(str, args), *extra], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if load_checkpoint(ckpt).epoch >= epoch:
+                    break
+            except (TransferkitError, FileNotFoundError):
+                pass
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            pytest.skip("the run finished before it could be interrupted")
+        proc.send_signal(sig)
+        _, stderr = proc.communicate()
+        return proc.returncode, stderr
+
+    rc, stderr = start_and_signal([], 0, signal.SIGINT)
+    assert rc == 130 and "interrupted" in stderr and f"kept in {ckpt}" in " ".join(stderr.split())
+    assert "--resume`" in stderr and not out.exists()
+    rc, _ = start_and_signal(["--resume"], 1, signal.SIGKILL)
+    assert rc == -signal.SIGKILL and not out.exists() and load_checkpoint(ckpt).epoch >= 1
+    res = subprocess.run([sys.executable, "-m", "transferkit", *map(str, args), "--resume"], env=env,
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "resumed after epoch" in res.stdout and "frozen backbone + linear probe" in res.stdout
     a, b = _tensors(tuned.path), _tensors(out)

@@ -416,8 +416,13 @@ def _score(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, fail
     y = parts.labels[rows]
     if not len(y):
         return float("nan"), float("nan")
-    p = np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0)
-    return float(np.mean(-np.log(p))), float(np.mean(proba.argmax(1) == y))
+    return _loss_accuracy(proba, y)
+
+
+def _loss_accuracy(proba: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    from ..heads._common import log_loss
+
+    return log_loss(y, proba) + 0.0, float(np.mean(proba.argmax(1) == y))  # + 0.0: no "-0.0" in the history
 
 
 def _probe_metrics(probe, test, parts) -> dict:
@@ -431,10 +436,7 @@ def _probe_metrics(probe, test, parts) -> dict:
 
 def _probe_train_scores(probe, train, parts) -> tuple[float, float]:
     rows, X = train
-    y = parts.labels[rows]
-    proba = probe.predict_proba(X)
-    p = np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0)
-    return float(np.mean(-np.log(p))), float(np.mean(proba.argmax(1) == y))
+    return _loss_accuracy(probe.predict_proba(X), parts.labels[rows])
 
 
 def _features_from_file(features, backbone, parts, test_size, seed) -> dict:
