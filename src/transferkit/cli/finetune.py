@@ -32,7 +32,7 @@ def finetune(
     patience: int = typer.Option(3, "--patience", min=1, help="Stop after this many epochs without a better validation accuracy."),
     bn: str = typer.Option("frozen", "--bn", help="BatchNorm statistics: frozen (ImageNet's; the default, safer on small data) or train."),
     image_size: Optional[str] = typer.Option(None, "--image-size", help="Input size N or HxW instead of the model's pretrained one."),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 (auto: bf16 on CPUs with native bf16 and on CUDA GPUs that have it, else fp32 / fp16)."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 (auto: fp32 on the CPU, bf16 on CUDA GPUs that have it, else fp16)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads (default: CPUs available)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUTPUT's checkpoint (same settings); start it if there is none."),
