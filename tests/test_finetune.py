@@ -179,7 +179,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(data, tuned, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_then_sigkill_then_resume_from_the_command_line(data, tuned, tmp_path):
+def test_ctrl_c_then_sigkill_then_resume_from_the_command_line(data, tmp_path):
     """Ctrl-C says what was kept; SIGKILL after an epoch; --resume ends bit-identical to the uninterrupted run."""
     out = tmp_path / "k.safetensors"
     args = ["finetune", data, "-o", out, "--image-size", "32", "-b", "8", "--epochs", "2", "--patience", "5"]
@@ -203,6 +203,9 @@ def test_ctrl_c_then_sigkill_then_resume_from_the_command_line(data, tuned, tmp_
         _, stderr = proc.communicate()
         return proc.returncode, stderr
 
+    ref = tmp_path / "uninterrupted.safetensors"  # the same command, in the same kind of process
+    subprocess.run([sys.executable, "-m", "transferkit", *map(str, args[:3]), ref, *map(str, args[4:])], env=env,
+                   capture_output=True, check=True)
     rc, stderr = start_and_signal([], 0, signal.SIGINT)
     assert rc == 130 and "interrupted" in stderr and f"kept in {ckpt}" in " ".join(stderr.split())
     assert "--resume`" in stderr and not out.exists()
@@ -212,7 +215,7 @@ def test_ctrl_c_then_sigkill_then_resume_from_the_command_line(data, tuned, tmp_
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "resumed after epoch" in res.stdout and "frozen backbone + linear probe" in res.stdout
-    a, b = _tensors(tuned.path), _tensors(out)
+    a, b = _tensors(ref), _tensors(out)
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
