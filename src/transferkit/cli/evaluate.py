@@ -17,7 +17,7 @@ from ._output import messages_to_stderr, write_json
 @friendly
 def evaluate(
     model: Path = typer.Argument(..., metavar="MODEL", help="Model file from `transferkit train`."),
-    features: Path = typer.Argument(..., metavar="FEATURES", help="Feature file made with the same backbone."),
+    features: Path = typer.Argument(..., metavar="FEATURES|DATA", help="Feature file made with the same backbone, or the image folder / CSV (scored through the model's own backbone; needed for fine-tuned models)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON to this file ('-': standard output; messages then go to standard error)."),
     split: str = typer.Option("test", "--split", help="'test' or 'train'."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report (misclassified images, confusion matrix, ...)."),
