@@ -16,6 +16,7 @@ _EXPORTS = {
     **dict.fromkeys(("ExportResult", "export_onnx"), ".export"),
     **dict.fromkeys(("FeatureExportResult", "export_features"), ".store.export_features"),
     **dict.fromkeys(("ExtractResult", "extract"), ".extraction"),
+    **dict.fromkeys(("FinetuneResult", "finetune"), ".finetuning"),
     **dict.fromkeys(("TrainedModel", "load_model"), ".heads"),
     **dict.fromkeys(("Prediction", "PredictResult", "predict"), ".prediction"),
     **dict.fromkeys(("FeatureFile", "open_features"), ".store"),

@@ -12,9 +12,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .backbones import DEFAULT_MODEL, PreprocessConfig, create_backbone
-from .data import discover, stratified_split
+from .data import discover
 from .data.discover import require_two_classes
-from .data.layouts import split_array
+from .data.layouts import dataset_split
 from .data.split import SPLITS, STRATIFIED
 from .engines import backbone_and_engine, iter_batches, resolve_batch_size
 from .errors import TransferkitError
@@ -161,7 +161,7 @@ def extract(
     batch_size = resolve_batch_size(batch_size, engine, backbone.preprocess.input_size)
     labels = np.array([s.label for s in dataset.samples])
     split_source = dataset.split_source or STRATIFIED
-    split = stratified_split(labels, test_size, seed) if split_source == STRATIFIED else split_array(dataset)
+    split = dataset_split(dataset, test_size, seed)
     # --test-size and --seed make the split only when the dataset does not bring one
     stratified = {"test_size": float(test_size), "seed": int(seed)} if split_source == STRATIFIED else {}
     attrs = {

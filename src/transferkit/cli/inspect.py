@@ -7,13 +7,15 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ._app import app, console, err, friendly, print_skipped
+from ._output import print_table
 
 @app.command()
 @friendly
 def inspect(
-    features: Path = typer.Argument(..., help="Feature file (HDF5)."),
+    features: Path = typer.Argument(..., metavar="FEATURES", help="Feature file (HDF5)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON document instead of tables."),
     verify: bool = typer.Option(False, "--verify", help="Also check shapes, counts, label range, NaN/Inf and provenance; exit 1 on a problem."),
 ):
@@ -43,16 +45,16 @@ def inspect(
     prov = Table(show_header=False, box=None)
     for key in ("model", "layer", "pool", "weights", "weights_sha256", "dataset_root", "test_size", "seed", "created", "engine"):
         if key in info["provenance"]:
-            prov.add_row(key, str(info["provenance"][key]))
-    prov.add_row("preprocess", json.dumps(info["provenance"].get("preprocess")))
-    prov.add_row("split from", info["split_from"])
-    console.print(prov)
+            prov.add_row(key, Text(str(info["provenance"][key])))
+    prov.add_row("preprocess", Text(json.dumps(info["provenance"].get("preprocess"))))
+    prov.add_row("split from", Text(info["split_from"]))
+    print_table(console, prov)
     splits = list(next(iter(info["classes"].values()), {"train": 0, "test": 0}))
     table = Table("class", *splits, "total")
     for name, c in info["classes"].items():
-        table.add_row(name, *(str(c[s]) for s in splits), str(sum(c.values())))
-    table.add_row("[bold]all[/]", *(str(sum(c[s] for c in info["classes"].values())) for s in splits), str(info["n_rows"]))
-    console.print(table)
+        table.add_row(Text(name), *(str(c[s]) for s in splits), str(sum(c.values())))
+    table.add_row("all", *(str(sum(c[s] for c in info["classes"].values())) for s in splits), str(info["n_rows"]))
+    print_table(console, table)
     print_skipped([(s["path"], s["reason"]) for s in info["skipped"]])
     if checks is not None:
         for c in checks.checks:

@@ -178,3 +178,15 @@ def _metadata_dataset(path: Path) -> Dataset:
 def split_array(dataset: Dataset) -> np.ndarray:
     """The per-row split a dataset brought along (uint8, values of :data:`.split.SPLITS`)."""
     return np.array([s.split for s in dataset.samples], dtype=np.uint8)
+
+
+def dataset_split(dataset: Dataset, test_size: float | None, seed: int | None) -> np.ndarray:
+    """Each row's split: the one the dataset brings (folders, a split column), else a stratified draw of
+    ``test_size`` per class with ``seed`` — the one rule ``extract``, ``finetune`` and ``evaluate`` share."""
+    from .split import stratified_split
+
+    if dataset.split_source is not None:
+        return split_array(dataset)
+    if test_size is None or seed is None:
+        raise ValueError("a dataset without its own split needs test_size and seed")
+    return stratified_split(np.array([s.label for s in dataset.samples]), test_size, seed)
