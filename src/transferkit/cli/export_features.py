@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from ._app import app, console, friendly
 
@@ -23,10 +25,10 @@ def export_features(
     from .. import api
     from ..store.fsio import human_bytes
 
-    with console.status(f"exporting {features} to {output.suffix or output}…"):
+    with console.status(f"exporting {escape(str(features))} to {escape(output.suffix or str(output))}…"):
         r = api.export_features(features, output, layer=layer or None, overwrite=overwrite, max_memory=max_memory)
     size = human_bytes(r.n_bytes)
-    console.print(f"[green]wrote[/] {r.path}: {r.n_rows} rows x {r.n_features} features ({r.dtype}, {r.format}), "
+    console.print(f"[green]wrote[/] {escape(str(r.path))}: {r.n_rows} rows x {r.n_features} features ({r.dtype}, {r.format}), "
                   f"{size} in {r.seconds:.1f} s", highlight=False)
     for extra in r.files[1:]:
-        console.print(f"  beside it: {extra}", highlight=False)
+        console.print(Text(f"  beside it: {extra}"))

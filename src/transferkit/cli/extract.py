@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.text import Text
 
 from ._app import app, console, err, friendly, print_skipped
 
@@ -86,10 +87,10 @@ def _print_dataset_notes(r) -> None:
     if r.split_source != STRATIFIED:
         console.print(f"split: from {describe_split_source({'split_source': r.split_source})}; --test-size and --seed "
                       "do not apply", highlight=False)
-    for note in r.notes:
-        console.print(f"note: {note}", highlight=False)
+    for note in r.notes:  # class and folder names are user data: never markup
+        console.print(Text(f"note: {note}"))
     for warning in r.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("warning:", "yellow"), f" {warning}"), soft_wrap=True)
 
 
 @contextlib.contextmanager
