@@ -140,3 +140,18 @@ def test_imagefolder_metadata_at_the_top_given_as_file_and_per_split(tmp_path):
     (root / "metadata.csv").write_text("file_name,species,colour\nïmg 00.png,cat,red\n", encoding="utf-8")
     with pytest.raises(TransferkitError, match="needs a label column next to 'file_name' .found: species,colour.; name the label column 'label'"):
         discover(root)
+
+
+def test_finetune_and_evaluate_on_images_use_the_datasets_own_split(tmp_path):
+    """The one rule (data.layouts.dataset_split): split folders win over a re-drawn split; val is the
+    validation part of a fine-tuning run."""
+    from transferkit.finetuning.data import split_parts
+
+    root = tmp_path / "d"
+    for name, n in (("train", 4), ("val", 2), ("test", 2)):
+        images(root / name / "cat", n)
+        images(root / name / "dog", n, "square")
+    parts = split_parts(root, test_size=0.25, seed=42, val_size=0.1)
+    top = lambda rows: {parts.rel_paths[r].split("/")[0] for r in rows}  # noqa: E731
+    assert top(parts.train) == {"train"} and top(parts.val) == {"val"} and top(parts.test) == {"test"}
+    assert (len(parts.train), len(parts.val), len(parts.test)) == (8, 4, 4)

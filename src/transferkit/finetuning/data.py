@@ -27,10 +27,10 @@ from PIL import Image
 
 from ..backbones.preprocess import PreprocessConfig
 from ..data import discover, load_image, stratified_split
-from ..data.layouts import dataset_split
-from ..data.split import TEST, TRAIN, VAL
 from ..data.decode import DecodeError
 from ..data.discover import require_two_classes
+from ..data.layouts import dataset_split
+from ..data.split import TEST, TRAIN, VAL
 
 AUGMENTS = ("standard", "none")
 SCALE, RATIO = (0.25, 1.0), (3 / 4, 4 / 3)
