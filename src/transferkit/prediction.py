@@ -11,6 +11,7 @@ import numpy as np
 
 from .backbones import Backbone, PreprocessConfig
 from .data import list_images
+from .data.walk import NOT_UTF8, is_utf8_name, printable
 from .engines import backbone_and_engine, resolve_batch_size
 from .extraction import Progress, feature_batches
 from .heads import TrainedModel
@@ -48,8 +49,11 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list
     files, missing, seen = [], [], set()
     for item in inputs:
         p = Path(item)
+        if not is_utf8_name(str(p)):
+            missing.append((printable(p), NOT_UTF8))
+            continue
         if p.is_dir():
-            found = list_images(p)
+            found = list_images(p, missing)
         elif p.exists():
             found = [p]
         else:

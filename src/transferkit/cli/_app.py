@@ -9,6 +9,7 @@ import functools
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import TransferkitError
 
@@ -23,6 +24,12 @@ err = Console(stderr=True)
 _state = {"debug": False}
 
 
+def esc(value) -> str:
+    """``value`` as text Rich prints literally: file, folder, class and label names come from users and
+    may hold ``[...]``, which Rich would otherwise read as markup (and fail on, or hide)."""
+    return escape(str(value))
+
+
 def friendly(fn):
     """Turn TransferkitError (and a few OS errors) into one red line and exit status 1."""
 
@@ -34,7 +41,7 @@ def friendly(fn):
             if _state["debug"]:
                 raise
             msg = str(exc) if isinstance(exc, TransferkitError) else f"{exc.filename}: {exc.strerror}"
-            err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {esc(msg)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("[bold red]interrupted[/]")
@@ -54,11 +61,22 @@ def print_skipped(skipped, limit: int = 20):
         return
     console.print(f"[yellow]skipped {len(skipped)} unreadable file(s):[/]")
     for path, reason in skipped[:limit]:
-        console.print(f"  {path}: {reason}", highlight=False)
+        console.print(f"  {esc(path)}: {esc(reason)}", highlight=False)
     if len(skipped) > limit:
         console.print(f"  … and {len(skipped) - limit} more (see `transferkit inspect`)")
 
 
+
+
+def print_ignored(ignored, limit: int = 20):
+    """Files and folders discovery passed over ("path: why"): links seen before, names not UTF-8, ..."""
+    if not ignored:
+        return
+    console.print(f"[yellow]passed over {len(ignored)} file(s) or folder(s):[/]")
+    for line in ignored[:limit]:
+        console.print(f"  {esc(line)}", highlight=False)
+    if len(ignored) > limit:
+        console.print(f"  … and {len(ignored) - limit} more")
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 
 
 @app.command()
@@ -34,12 +34,12 @@ def evaluate(
         m = api.evaluate(model, features, split=split)
     console.print(f"[bold]{split} split[/]: {m['n_test']} images, accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
                   + "".join(f", top-{k} {m[f'top{k}_accuracy']:.4f}" for k in (3, 5) if f"top{k}_accuracy" in m))
-    console.print(per_class_table(m), highlight=False)
+    console.print(esc(per_class_table(m)), highlight=False)
     if json_out:
         json_out.write_text(json.dumps(m, indent=2, ensure_ascii=False))
-        console.print(f"[green]wrote[/] {json_out}")
+        console.print(f"[green]wrote[/] {esc(json_out)}")
     if html is not None:
         n_errors = m["n_test"] - sum(row[i] for i, row in enumerate(m["confusion_matrix"]))
-        console.print(f"[green]wrote[/] {m['html']} ({n_errors} misclassified images)")
+        console.print(f"[green]wrote[/] {esc(m['html'])} ({n_errors} misclassified images)")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ._app import app, console, err, friendly, print_skipped
+from ._app import app, console, err, esc, friendly, print_skipped
 
 @app.command()
 @friendly
@@ -37,27 +37,27 @@ def inspect(
     else:
         p = info["progress"]
         done = f"{p['inputs_done']} of {p['inputs_total']} images done; " if p else ""
-        status = f"[bold red]INCOMPLETE[/] ({done}finish it with `{info['resume_command']}`)"
+        status = f"[bold red]INCOMPLETE[/] ({done}finish it with `{esc(info['resume_command'])}`)"
     storage = info["dtype"] + (f", {info['compression']}" if info["compression"] else "")
-    console.print(f"[bold]{features}[/]: {info['n_rows']} rows x {info['feature_dim']} features ({storage}), {status}", highlight=False)
+    console.print(f"[bold]{esc(features)}[/]: {info['n_rows']} rows x {info['feature_dim']} features ({storage}), {status}", highlight=False)
     prov = Table(show_header=False, box=None)
     for key in ("model", "layer", "pool", "weights", "weights_sha256", "dataset_root", "test_size", "seed", "created", "engine"):
         if key in info["provenance"]:
-            prov.add_row(key, str(info["provenance"][key]))
-    prov.add_row("preprocess", json.dumps(info["provenance"].get("preprocess")))
+            prov.add_row(key, esc(info["provenance"][key]))
+    prov.add_row("preprocess", esc(json.dumps(info["provenance"].get("preprocess"))))
     console.print(prov)
     table = Table("class", "train", "test", "total")
     for name, c in info["classes"].items():
-        table.add_row(name, str(c["train"]), str(c["test"]), str(c["train"] + c["test"]))
+        table.add_row(esc(name), str(c["train"]), str(c["test"]), str(c["train"] + c["test"]))
     console.print(table)
     print_skipped([(s["path"], s["reason"]) for s in info["skipped"]])
     if checks is not None:
         for c in checks.checks:
             mark = "[green]ok[/]  " if c.ok else "[bold red]FAIL[/]"
-            console.print(f"  {mark} {c.name}: {c.detail}", highlight=False)
+            console.print(f"  {mark} {c.name}: {esc(c.detail)}", highlight=False)
         if not checks.ok:
-            err.print(f"[bold red]error:[/] {features}: verify found {len(checks.problems)} problem(s): "
-                      + "; ".join(f"{c.name} ({c.detail})" for c in checks.problems), highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {esc(features)}: verify found {len(checks.problems)} problem(s): "
+                      + esc("; ".join(f"{c.name} ({c.detail})" for c in checks.problems)), highlight=False, soft_wrap=True)
             raise typer.Exit(1)
         console.print(f"[green]verify: all {len(checks.checks)} checks passed[/]")
 

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 
 @app.command()
 @friendly
@@ -31,13 +31,13 @@ def models(
             print(json.dumps(info, indent=2))
             return
         h, w = info["input_size"]
-        table = Table("layer", "type", "output shape", "dims (default pool)", title=f"{layers} at {h}x{w}")
+        table = Table("layer", "type", "output shape", "dims (default pool)", title=f"{esc(layers)} at {h}x{w}")
         for row in info["layers"]:
             shape = "x".join(map(str, row["shape"])) if row["shape"] else "-"
             dim = str(row["dim"]) if row["dim"] else ("runs %d times" % row["calls"] if row["calls"] > 1 else "-")
-            table.add_row(row["name"], row["type"], shape, dim)
+            table.add_row(esc(row["name"]), esc(row["type"]), shape, dim)
         console.print(table)
-        console.print("use with: transferkit extract DATA -o OUT.h5 --model " + layers + " --layer NAME [--layer NAME2] [--pool POOL]")
+        console.print("use with: transferkit extract DATA -o OUT.h5 --model " + esc(layers) + " --layer NAME [--layer NAME2] [--pool POOL]")
         return
 
     from ..backbones import available_models
@@ -50,8 +50,8 @@ def models(
     table.columns[0].overflow = table.columns[5].overflow = "fold"
     for name, info in rows.items():
         h, w = info["input_size"]
-        table.add_row(name, str(info["feature_dim"]), f"{h}x{w}", f"{info['params'] / 1e6:.1f}M",
-                      "[green]yes[/]" if info["offline"] else "no", info["weights"])
+        table.add_row(esc(name), str(info["feature_dim"]), f"{h}x{w}", f"{info['params'] / 1e6:.1f}M",
+                      "[green]yes[/]" if info["offline"] else "no", esc(info["weights"]))
     console.print(table)
     console.print("any timm:<name> or torchvision:<name> works (weights from its hub, cached); "
                   "--weights PATH loads a local file; `transferkit models --layers MODEL` lists layers")

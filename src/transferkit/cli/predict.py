@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ._app import app, console, err, friendly, print_skipped
+from ._app import app, console, err, esc, friendly, print_skipped
 
 STDOUT = Path("-")
 
@@ -55,12 +55,12 @@ def predict(
         write_json(json_out, r, model, k)
     for path in (csv_out, json_out):
         if path and path != STDOUT:
-            out.print(f"[green]wrote[/] {path}", highlight=False)
+            out.print(f"[green]wrote[/] {esc(path)}", highlight=False)
     if r.skipped:
         if to_stdout:
             err.print(f"[yellow]skipped {len(r.skipped)} unreadable file(s)[/]")
             for path, reason in r.skipped[:20]:
-                err.print(f"  {path}: {reason}", highlight=False)
+                err.print(f"  {esc(path)}: {esc(reason)}", highlight=False)
         else:
             print_skipped(r.skipped)
     out.print(f"{len(r.predictions)} predicted, {len(r.skipped)} skipped")
@@ -75,8 +75,8 @@ def prediction_table(predictions, k: int) -> Table:
     table.columns[0].overflow = "fold"
     table.columns[2].justify = "right"
     for p in predictions:
-        rest = [", ".join(f"{lab} {prob:.3f}" for lab, prob in zip(p.labels[1:], p.probabilities[1:]))] if k > 1 else []
-        table.add_row(p.path, p.label, f"{p.confidence:.3f}", *rest)
+        rest = [esc(", ".join(f"{lab} {prob:.3f}" for lab, prob in zip(p.labels[1:], p.probabilities[1:])))] if k > 1 else []
+        table.add_row(esc(p.path), esc(p.label), f"{p.confidence:.3f}", *rest)
     return table
 
 

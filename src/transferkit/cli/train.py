@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..errors import TransferkitError
 
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 
 @app.command()
 @friendly
@@ -68,8 +68,8 @@ def train(
     _print_head(fitted, cv, rec["n_train"])
     console.print(f"trained in {r.seconds:.1f} s")
     _print_layers(features, r.model.backbone)
-    console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]\n{r.report}", highlight=False)
-    console.print(f"[green]saved[/] {r.path}")
+    console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]\n{esc(r.report)}", highlight=False)
+    console.print(f"[green]saved[/] {esc(r.path)}")
 
 
 def _print_layers(features: Path, spec: dict) -> None:
@@ -80,7 +80,7 @@ def _print_layers(features: Path, spec: dict) -> None:
         names = [info["name"] for info in ff.layers]
     if len(names) > 1:
         used = spec["layer"] if isinstance(spec["layer"], list) else [spec["layer"]]
-        console.print(f"layers: trained on {' + '.join(used)} (the file holds {', '.join(names)}; choose with --layer)")
+        console.print(esc(f"layers: trained on {' + '.join(used)} (the file holds {', '.join(names)}; choose with --layer)"))
 
 
 def _print_auto(rows, cv):

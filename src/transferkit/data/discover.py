@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TransferkitError
+from .walk import is_utf8_name, printable, walk_files
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -47,13 +48,14 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
-def list_images(folder: Path) -> list[Path]:
-    """All image files below ``folder`` (recursively, hidden entries skipped), sorted by relative path."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found.extend(Path(dirpath) / f for f in filenames if is_image_name(f))
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+def list_images(folder: Path, skipped: list | None = None, seen: dict | None = None) -> list[Path]:
+    """All image files below ``folder`` (recursively, hidden entries skipped), sorted by relative path,
+    each real file once (see :mod:`.walk`); what was passed over is appended to ``skipped`` as
+    (path, why)."""
+    walk = walk_files(folder, is_image_name, seen)
+    if skipped is not None:
+        skipped.extend(walk.skipped)
+    return walk.files
 
 
 def discover(data: str | os.PathLike) -> Dataset:
@@ -73,8 +75,13 @@ def _from_folder(root: Path) -> Dataset:
     loose = sorted(p.name for p in root.iterdir() if p.is_file() and is_image_name(p.name))
     class_names: list[str] = []
     samples: list[Sample] = []
+    passed_over: list[tuple[str, str]] = []
+    seen: dict = {}  # each real file once, whichever class folders link to it
     for class_dir in class_dirs:
-        files = list_images(class_dir)
+        if not is_utf8_name(class_dir.name):
+            passed_over.append((printable(class_dir), "class folder name is not valid UTF-8 (rename the folder)"))
+            continue
+        files = list_images(class_dir, passed_over, seen)
         if not files:
             continue
         label = len(class_names)
@@ -89,7 +96,8 @@ def _from_folder(root: Path) -> Dataset:
         raise TransferkitError(
             f"{root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in class sub-folders)"
         )
-    ignored = [f"{name}: image outside any class folder" for name in loose]
+    ignored = [f"{printable(name)}: image outside any class folder" for name in loose]
+    ignored += [f"{printable(os.path.relpath(path, root))}: {why}" for path, why in passed_over]
     return Dataset(root=root, class_names=class_names, samples=samples, source="folder", ignored=ignored)
 
 
