@@ -9,12 +9,15 @@ handed), it is a single file that any safetensors reader can open, and it needs 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import TransferkitError
+from ..filekind import not_a_regular_file, umask
+from . import model_schema
 
 MODEL_FORMAT = "transferkit-model"
 MODEL_FORMAT_VERSION = 1
@@ -27,8 +30,12 @@ class TrainedModel:
     backbone: dict  # Backbone.spec() of the backbone that made the features
     training: dict = field(default_factory=dict)
     path: Path | None = None
+    n_features: int | None = None  # features per row the head takes (known once loaded from a file)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        if self.n_features is not None and np.ndim(features) == 2 and features.shape[1] != self.n_features:
+            raise TransferkitError(f"{self.path}: its head takes {self.n_features} features per image, these have "
+                                   f"{features.shape[1]} (a different backbone or layer, or not a valid model file)")
         return self.head.predict_proba(features)
 
     def save(self, path: str | Path) -> Path:
@@ -49,6 +56,7 @@ class TrainedModel:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         save_file({f"head.{k}": np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=meta)
+        os.chmod(tmp, 0o666 & ~umask())  # safetensors creates it 0600; respect the umask like every other output
         tmp.replace(path)  # never leave a half-written model under the final name
         self.path = path
         return path
@@ -72,18 +80,28 @@ def load_model(path: str | Path) -> TrainedModel:
     path = Path(path)
     if not path.exists():
         raise TransferkitError(f"{path}: no such model file")
+    what = not_a_regular_file(path)
+    if what:
+        raise TransferkitError(f"{path}: is {what}, not a model file")
     try:
         with safe_open(str(path), framework="numpy") as fh:
             meta = fh.metadata() or {}
             arrays = {k.removeprefix("head."): fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise TransferkitError(f"{path}: not a transferkit model file ({str(exc).splitlines()[0][:120]})") from None
-    if meta.get("format") != MODEL_FORMAT:
-        raise TransferkitError(f"{path}: not a transferkit model file (no format='{MODEL_FORMAT}' metadata)")
-    record = json.loads(meta["model"])
+        raise TransferkitError(f"{path}: {model_schema.why_not_safetensors(path, exc)}") from None
+    record = model_schema.parse_metadata(meta, path, MODEL_FORMAT, MODEL_FORMAT_VERSION)
     kind = record["head_kind"]
     if kind not in HEADS:
         raise TransferkitError(f"{path}: head {kind!r} is not known to this transferkit version")
-    head = HEADS[kind].from_state(arrays, record["head"])
+    n_classes = len(record["class_names"])
+    model_schema.check_arrays(arrays, path)
+    model_schema.check_head_arrays(kind, arrays, record["head"], n_classes, path)
+    try:
+        head = HEADS[kind].from_state(arrays, record["head"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+        why = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+        raise model_schema.invalid(path, f"its {kind} head cannot be built ({why})") from None
+    n_features = model_schema.head_input_dim(kind, arrays, record["head"])
+    model_schema.check_probe(head, n_features, n_classes, path)
     return TrainedModel(head=head, class_names=record["class_names"], backbone=record["backbone"],
-                        training=record.get("training", {}), path=path)
+                        training=record.get("training", {}), path=path, n_features=n_features)
