@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
 
 app = typer.Typer(
     add_completion=False,
@@ -46,6 +46,18 @@ def friendly(fn):
         except KeyboardInterrupt:
             err.print("[bold red]interrupted[/]")
             raise typer.Exit(130) from None
+        except OSError as exc:  # a file the user named: unreadable, a full disk, ...
+            if _state["debug"]:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            err.print(f"[bold red]error:[/] {esc(where)}{esc(exc.strerror or first_line(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except Exception as exc:  # a bug: still one line, the traceback with --debug
+            if _state["debug"]:
+                raise
+            err.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {esc(first_line(exc))} "
+                      "(run with --debug for the traceback, and please report it)", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 

@@ -76,6 +76,10 @@ def extract(
         console.print(f"ray: {r.n_shards} shards on {r.workers} workers ({esc(', '.join(r.hosts) or '-')}){reused}", highlight=False)
     print_skipped(r.skipped)
     print_ignored(getattr(r, "ignored", []))
+    single = [name for name, n in r.class_counts.items() if n == 1]
+    if single and test_size > 0:
+        console.print(f"[yellow]warning:[/] {len(single)} class(es) have one image only, so none of it in the test "
+                      f"split: {esc(', '.join(single[:10]))}{' …' if len(single) > 10 else ''}", highlight=False)
 
 
 @contextlib.contextmanager

@@ -122,14 +122,33 @@ def _from_csv(csv_path: Path) -> Dataset:
     for line, (_, label) in enumerate(rows, start=2):
         if not label:
             raise TransferkitError(f"{csv_path}: row {line} has an empty label")
+    rows, ignored = _without_duplicates(csv_path, root, rows)
     class_names = sorted({label for _, label in rows})
     index = {name: i for i, name in enumerate(class_names)}
-    samples = []
-    for p, label in rows:
+    samples = [Sample(p, index[label]) for p, label in rows]
+    return Dataset(root=root, class_names=class_names, samples=samples, source="csv", ignored=ignored)
+
+
+def _without_duplicates(csv_path: Path, root: Path, rows: list[tuple[str, str]]):
+    """Rows with paths relative to ``root`` (POSIX), each path once: a path listed again with the same
+    label is dropped (and noted), with another label refused (it would land in train as one class and
+    in test as the other)."""
+    first: dict[str, tuple[int, str]] = {}
+    kept, ignored = [], []
+    for line, (p, label) in enumerate(rows, start=2):
         rel = Path(p)
         rel_posix = rel.as_posix() if not rel.is_absolute() else os.path.relpath(rel, root).replace(os.sep, "/")
-        samples.append(Sample(rel_posix, index[label]))
-    return Dataset(root=root, class_names=class_names, samples=samples, source="csv")
+        key = os.path.normpath(rel_posix)  # a/./b.jpg and a/b.jpg name one file
+        if key in first:
+            line0, label0 = first[key]
+            if label0 != label:
+                raise TransferkitError(f"{csv_path}: {rel_posix!r} is listed with two labels (row {line0}: {label0!r}, "
+                                       f"row {line}: {label!r}); keep one row per image")
+            ignored.append(f"{rel_posix}: listed again in row {line} (row {line0} has it), kept once")
+            continue
+        first[key] = (line, label)
+        kept.append((rel_posix, label))
+    return kept, ignored
 
 
 def require_two_classes(dataset: Dataset, where: str) -> None:

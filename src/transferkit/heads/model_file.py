@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
 from ..filekind import not_a_regular_file, umask
 from . import model_schema
 
@@ -99,8 +99,7 @@ def load_model(path: str | Path) -> TrainedModel:
     try:
         head = HEADS[kind].from_state(arrays, record["head"])
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
-        why = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
-        raise model_schema.invalid(path, f"its {kind} head cannot be built ({why})") from None
+        raise model_schema.invalid(path, f"its {kind} head cannot be built ({first_line(exc, 100)})") from None
     n_features = model_schema.head_input_dim(kind, arrays, record["head"])
     model_schema.check_probe(head, n_features, n_classes, path)
     return TrainedModel(head=head, class_names=record["class_names"], backbone=record["backbone"],

@@ -20,7 +20,7 @@ from numbers import Real
 
 import numpy as np
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
 
 MAX_INPUT_SIDE = 2048  # pixels per side of the network input; 4000 x 4000 would cost ~24 GB in predict
 MAX_METADATA_CHARS = 64 << 20
@@ -156,7 +156,7 @@ def check_probe(head, n_features: int, n_classes: int, path) -> None:
     try:
         p = np.asarray(head.predict_proba(np.zeros((1, n_features), np.float32)))
     except (ValueError, TypeError, IndexError, RuntimeError) as exc:
-        raise invalid(path, f"the head cannot be evaluated ({str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__})") from None
+        raise invalid(path, f"the head cannot be evaluated ({first_line(exc, 100)})") from None
     n_out = len(head.classes_)
     if p.shape != (1, n_out) or n_out > n_classes or not np.isfinite(p).all() or abs(float(p.sum()) - 1) > 1e-3:
         raise invalid(path, f"the head does not give {n_out} probabilities summing to 1")
@@ -187,7 +187,7 @@ def why_not_safetensors(path, exc: BaseException) -> str:
     n = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
     if len(head) < 9 or n <= 0 or n > size - 8 or head[8:9] != b"{":
         return "not a safetensors file (no safetensors header), so not a transferkit model file"
-    return f"damaged safetensors file, not a valid transferkit model file ({str(exc).splitlines()[0][:120]})"
+    return f"damaged safetensors file, not a valid transferkit model file ({first_line(exc, 120)})"
 
 
 # -- helpers ---------------------------------------------------------------------------------------

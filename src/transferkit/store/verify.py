@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.split import SPLIT_NAMES, VALID_SPLITS
+from ..errors import first_line
 from . import checksums, schema, working
 from .reader import FeatureFile
 from .working import DamagedFileError
@@ -113,7 +114,7 @@ def verify_features(path: str | Path, max_memory: str | int = "256MB") -> Verifi
             try:
                 sums = checksums.check_checksums(ff.h5)
             except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-                sums = checksums.ChecksumResult(present=True, bad=[f"unreadable ({str(exc).splitlines()[0][:120]})"])
+                sums = checksums.ChecksumResult(present=True, bad=[f"unreadable ({first_line(exc, 120)})"])
             if not sums.present:
                 v.add("checksums", True, "absent (the file was written before transferkit stored checksums)")
             else:
