@@ -83,6 +83,7 @@ def export_onnx(
     if not callable(to_torch):
         raise TransferkitError(f"{model.path or 'model'}: its {getattr(model.head, 'kind', 'head')} head cannot be exported (no to_torch())")
     backbone = backbone_for(model.backbone, str(model.path or "model"))
+    model.check_feature_dim(backbone.feature_dim)
     preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
     net = torch.nn.Sequential(backbone.features, to_torch()).eval()  # images -> features -> probabilities
     h, w = preprocess.input_size

@@ -6,6 +6,7 @@ Errors a user can fix print as one red line and exit with status 1; ``--debug`` 
 from __future__ import annotations
 
 import functools
+import re
 
 import typer
 from rich.console import Console
@@ -22,12 +23,17 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 _state = {"debug": False}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def esc(value) -> str:
+def esc(value, lines: bool = False) -> str:
     """``value`` as text Rich prints literally: file, folder, class and label names come from users and
-    may hold ``[...]``, which Rich would otherwise read as markup (and fail on, or hide)."""
-    return escape(str(value))
+    may hold ``[...]``, which Rich would otherwise read as markup (and fail on, or hide), and control
+    characters (a newline, a terminal escape sequence), shown here as ``\\xNN``. ``lines``: a text
+    of several lines (a report), escaped line by line."""
+    if lines:
+        return "\n".join(esc(line) for line in str(value).split("\n"))
+    return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)))
 
 
 def friendly(fn):
@@ -53,8 +59,8 @@ def friendly(fn):
             err.print(f"[bold red]error:[/] {esc(where)}{esc(exc.strerror or first_line(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except Exception as exc:  # a bug: still one line, the traceback with --debug
-            if _state["debug"]:
-                raise
+            if _state["debug"] or type(exc).__module__.startswith(("typer", "click")):
+                raise  # typer's own ways out: exit codes, usage errors
             err.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {esc(first_line(exc))} "
                       "(run with --debug for the traceback, and please report it)", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None

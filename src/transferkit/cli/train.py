@@ -68,7 +68,7 @@ def train(
     _print_head(fitted, cv, rec["n_train"])
     console.print(f"trained in {r.seconds:.1f} s")
     _print_layers(features, r.model.backbone)
-    console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]\n{esc(r.report)}", highlight=False)
+    console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]\n{esc(r.report, lines=True)}", highlight=False)
     console.print(f"[green]saved[/] {esc(r.path)}")
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TransferkitError
+from ..filekind import not_a_regular_file
 from .walk import is_utf8_name, printable, walk_files
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -48,11 +49,12 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
-def list_images(folder: Path, skipped: list | None = None, seen: dict | None = None) -> list[Path]:
+def list_images(folder: Path, skipped: list | None = None, seen: dict | None = None,
+                avoid: dict | None = None) -> list[Path]:
     """All image files below ``folder`` (recursively, hidden entries skipped), sorted by relative path,
     each real file once (see :mod:`.walk`); what was passed over is appended to ``skipped`` as
     (path, why)."""
-    walk = walk_files(folder, is_image_name, seen)
+    walk = walk_files(folder, is_image_name, seen, avoid)
     if skipped is not None:
         skipped.extend(walk.skipped)
     return walk.files
@@ -63,6 +65,9 @@ def discover(data: str | os.PathLike) -> Dataset:
     path = Path(data)
     if not path.exists():
         raise TransferkitError(f"{path}: no such file or folder")
+    what = not_a_regular_file(path)
+    if what and what != "a folder":  # never open a FIFO: it would block
+        raise TransferkitError(f"{path}: is {what}, not a dataset folder or .csv manifest")
     if path.is_file():
         if path.suffix.lower() != ".csv":
             raise TransferkitError(f"{path}: expected a folder with one sub-folder per class, or a .csv manifest")
@@ -77,11 +82,14 @@ def _from_folder(root: Path) -> Dataset:
     samples: list[Sample] = []
     passed_over: list[tuple[str, str]] = []
     seen: dict = {}  # each real file once, whichever class folders link to it
+    folders = {_key(root): f"the dataset folder {printable(root)}",
+               **{_key(d): f"class folder {printable(d.name)}" for d in class_dirs}}
     for class_dir in class_dirs:
         if not is_utf8_name(class_dir.name):
             passed_over.append((printable(class_dir), "class folder name is not valid UTF-8 (rename the folder)"))
             continue
-        files = list_images(class_dir, passed_over, seen)
+        avoid = {k: v for k, v in folders.items() if k != _key(class_dir)}
+        files = list_images(class_dir, passed_over, seen, avoid)
         if not files:
             continue
         label = len(class_names)
@@ -99,6 +107,11 @@ def _from_folder(root: Path) -> Dataset:
     ignored = [f"{printable(name)}: image outside any class folder" for name in loose]
     ignored += [f"{printable(os.path.relpath(path, root))}: {why}" for path, why in passed_over]
     return Dataset(root=root, class_names=class_names, samples=samples, source="folder", ignored=ignored)
+
+
+def _key(folder: Path) -> tuple[int, int]:
+    st = folder.stat()
+    return st.st_dev, st.st_ino
 
 
 def _from_csv(csv_path: Path) -> Dataset:

@@ -44,11 +44,14 @@ class Walk:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (printable path, why)
 
 
-def walk_files(folder: str | os.PathLike, accept: Callable[[str], bool], seen: dict | None = None) -> Walk:
+def walk_files(folder: str | os.PathLike, accept: Callable[[str], bool], seen: dict | None = None,
+               avoid: dict | None = None) -> Walk:
     """Files below ``folder`` whose name passes ``accept``, each real file once, sorted by relative path.
 
     ``seen``: ``{(st_dev, st_ino): path}`` of files already listed by an earlier call (updated in
-    place), so several walks together still list each file once.
+    place), so several walks together still list each file once. ``avoid``: ``{(st_dev, st_ino): what}``
+    of folders never to enter from here (the dataset root and the other class folders, so that a link
+    cannot move one class's pictures into another).
     """
     root = Path(folder)
     result = Walk()
@@ -84,6 +87,9 @@ def walk_files(folder: str | os.PathLike, accept: Callable[[str], bool], seen: d
                 continue
             key = (st.st_dev, st.st_ino)
             if stat.S_ISDIR(st.st_mode):
+                if avoid and key in avoid and key not in visited_dirs:
+                    result.skipped.append((printable(path), f"a link to {avoid[key]}, not searched from here"))
+                    continue
                 if key in visited_dirs:
                     earlier = root / visited_dirs[key]
                     what = "a symbolic link loop back to" if earlier in path.parents else "a second route to"

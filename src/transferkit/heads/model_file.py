@@ -33,10 +33,16 @@ class TrainedModel:
     n_features: int | None = None  # features per row the head takes (known once loaded from a file)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        if self.n_features is not None and np.ndim(features) == 2 and features.shape[1] != self.n_features:
-            raise TransferkitError(f"{self.path}: its head takes {self.n_features} features per image, these have "
-                                   f"{features.shape[1]} (a different backbone or layer, or not a valid model file)")
+        if np.ndim(features) == 2:
+            self.check_feature_dim(features.shape[1])
         return self.head.predict_proba(features)
+
+    def check_feature_dim(self, dim: int) -> None:
+        """Refuse features of another width than the head takes (a head edited to a consistent but
+        wrong width passes every check on load; the backbone's output is what shows it)."""
+        if self.n_features is not None and dim != self.n_features:
+            raise TransferkitError(f"{self.path}: its head takes {self.n_features} features per image, its backbone "
+                                   f"gives {dim} (a different backbone or layer, or not a valid model file)")
 
     def save(self, path: str | Path) -> Path:
         from safetensors.numpy import save_file

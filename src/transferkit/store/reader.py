@@ -65,6 +65,7 @@ class FeatureFile:
             missing = [n for n in required if n not in self.h5]
             if missing:
                 raise DamagedFileError(f"{self.path}: damaged feature file: missing dataset(s) {', '.join(missing)}")
+            self.attrs  # read once, so damaged attributes fail here, in one line
             for name in required:  # open each once, so a damaged header fails here, in one line
                 try:
                     self.h5[name].shape
@@ -87,8 +88,12 @@ class FeatureFile:
     # -- provenance ------------------------------------------------------------------------------
     @property
     def attrs(self) -> dict:
+        try:
+            items = list(self.h5.attrs.items())
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise DamagedFileError(f"{self.path}: damaged feature file: cannot read its attributes ({_short(exc)})") from None
         out = {}
-        for key, value in self.h5.attrs.items():
+        for key, value in items:
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
             if isinstance(value, np.generic):
