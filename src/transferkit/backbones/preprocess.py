@@ -27,6 +27,9 @@ _INTERPOLATION = {
 # Pictures whose resized form is at most this many times the crop are resized whole, then cropped,
 # exactly as timm's eval transform does; longer ones are cropped on the source first (see below).
 FULL_RESIZE_LIMIT = 16
+# Largest network input side accepted (--image-size, a model file's preprocessing): a batch of 32 at
+# 4000 x 4000 would need ~24 GB before the network even runs.
+MAX_INPUT_SIDE = 2048
 
 
 @dataclass(frozen=True)

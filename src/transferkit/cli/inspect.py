@@ -19,14 +19,23 @@ def inspect(
 ):
     """Show provenance, rows per class and split, skipped files and completeness of a feature file."""
     from ..inspect import describe_features
+    from ..store.working import DamagedFileError
 
-    info = describe_features(features)
     checks = None
     if verify:
         from ..store.verify import verify_features
 
         checks = verify_features(features)
+    try:
+        info = describe_features(features)
+    except DamagedFileError:
+        if checks is None or checks.ok:
+            raise
+        info = None  # labels or split values out of range: the checks below say which
+    if checks is not None and info is not None:
         info["verify"] = {"ok": checks.ok, "checks": [c.__dict__ for c in checks.checks]}
+    if info is None:
+        _print_checks(features, checks)
     if as_json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
         if checks is not None and not checks.ok:
@@ -51,6 +60,11 @@ def inspect(
         table.add_row(esc(name), str(c["train"]), str(c["test"]), str(c["train"] + c["test"]))
     console.print(table)
     print_skipped([(s["path"], s["reason"]) for s in info["skipped"]])
+    if checks is not None:
+        _print_checks(features, checks)
+
+
+def _print_checks(features: Path, checks) -> None:
     if checks is not None:
         for c in checks.checks:
             mark = "[green]ok[/]  " if c.ok else "[bold red]FAIL[/]"

@@ -62,9 +62,14 @@ def walk_files(folder: str | os.PathLike, accept: Callable[[str], bool], seen: d
         result.skipped.append((printable(root), f"cannot read folder ({exc.strerror or exc})"))
         return result
     visited_dirs = {(st.st_dev, st.st_ino): "."}
-    stack = [root]
-    found: list[tuple[str, Path, tuple]] = []
-    while stack:
+    stack, links = [root], []  # linked folders wait until every real folder was searched
+    found: list[tuple[int, str, Path, tuple]] = []  # (0 real / 1 reached through a link, rel, path, key)
+    while stack or links:
+        if not stack:  # the real tree is done: now the linked folders not searched yet
+            path, key = links.pop(0)
+            if not _enter(path, key, root, visited_dirs, avoid, result):
+                continue
+            stack.append(path)
         folder = stack.pop()
         try:
             with os.scandir(folder) as it:
@@ -73,6 +78,7 @@ def walk_files(folder: str | os.PathLike, accept: Callable[[str], bool], seen: d
             result.skipped.append((printable(folder), f"cannot read folder ({exc.strerror or exc})"))
             continue
         subdirs = []
+        linked = _through_link(folder, root)
         for entry in entries:
             name = entry.name
             if name.startswith("."):
@@ -83,34 +89,52 @@ def walk_files(folder: str | os.PathLike, accept: Callable[[str], bool], seen: d
                 st = entry.stat()  # follows symbolic links
             except OSError:
                 if entry.is_symlink() and accept(name):
-                    found.append((rel, path, ("broken", rel)))  # decoding reports it, with the file
+                    found.append((1, rel, path, ("broken", rel)))  # decoding reports it, with the file
                 continue
             key = (st.st_dev, st.st_ino)
             if stat.S_ISDIR(st.st_mode):
-                if avoid and key in avoid and key not in visited_dirs:
-                    result.skipped.append((printable(path), f"a link to {avoid[key]}, not searched from here"))
-                    continue
-                if key in visited_dirs:
-                    earlier = root / visited_dirs[key]
-                    what = "a symbolic link loop back to" if earlier in path.parents else "a second route to"
-                    result.skipped.append((printable(path), f"{what} folder {printable(earlier)} (searched once)"))
-                    continue
                 if not is_utf8_name(name):
                     result.skipped.append((printable(path), "folder " + NOT_UTF8.replace("file ", "")))
-                    continue
-                visited_dirs[key] = rel
-                subdirs.append(path)
+                elif entry.is_symlink():
+                    links.append((path, key))
+                elif _enter(path, key, root, visited_dirs, avoid, result):
+                    subdirs.append(path)
             elif accept(name):
                 if not is_utf8_name(name):
                     result.skipped.append((printable(path), NOT_UTF8))
                     continue
-                found.append((rel, path, key))
+                found.append((int(linked or entry.is_symlink()), rel, path, key))
         stack.extend(reversed(subdirs))
-    found.sort(key=lambda t: t[0])
-    for rel, path, key in found:
+    # each real file once: its own name wins over a link to it, then the first in path order
+    kept = []
+    for _, rel, path, key in sorted(found, key=lambda t: (t[0], t[1])):
         if key in seen:
             result.skipped.append((printable(path), f"same file as {seen[key]} (listed once)"))
             continue
         seen[key] = printable(path)
-        result.files.append(path)
+        kept.append((rel, path))
+    result.files = [path for _, path in sorted(kept, key=lambda t: t[0])]
     return result
+
+
+def _enter(path: Path, key: tuple, root: Path, visited: dict, avoid: dict | None, result: Walk) -> bool:
+    """Should the walk search folder ``path`` (``key``: its device and inode)? Reports why not."""
+    if avoid and key in avoid and key not in visited:
+        result.skipped.append((printable(path), f"a link to {avoid[key]}, not searched from here"))
+        return False
+    if key in visited:
+        earlier = root / visited[key]
+        what = "a symbolic link loop back to" if earlier in path.parents or earlier == path else "a second route to"
+        result.skipped.append((printable(path), f"{what} folder {printable(earlier)} (searched once)"))
+        return False
+    visited[key] = path.relative_to(root).as_posix()
+    return True
+
+
+def _through_link(folder: Path, root: Path) -> bool:
+    """Is ``folder`` (below ``root``) reached through a symbolic link?"""
+    while folder != root and folder != folder.parent:
+        if folder.is_symlink():
+            return True
+        folder = folder.parent
+    return False

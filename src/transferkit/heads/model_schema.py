@@ -20,9 +20,9 @@ from numbers import Real
 
 import numpy as np
 
+from ..backbones.preprocess import MAX_INPUT_SIDE
 from ..errors import TransferkitError, first_line
 
-MAX_INPUT_SIDE = 2048  # pixels per side of the network input; 4000 x 4000 would cost ~24 GB in predict
 MAX_METADATA_CHARS = 64 << 20
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos", "box", "hamming")
 

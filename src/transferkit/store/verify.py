@@ -77,8 +77,8 @@ def verify_features(path: str | Path, max_memory: str | int = "256MB") -> Verifi
         v.add("label range", bad == 0, f"{bad} labels outside 0..{len(names) - 1}" if bad else f"all in 0..{len(names) - 1}")
         split = ff._read(schema.SPLIT, slice(0, n))  # raw: ff.split refuses values out of range
         bad = int((~np.isin(split, VALID_SPLITS)).sum())
-        names_of = ", ".join(f"{code} ({name})" for code, name in zip(VALID_SPLITS, SPLIT_NAMES))
-        v.add("split values", bad == 0, f"{bad} rows not one of {names_of}" if bad else
+        names_of = [f"{code} ({name})" for code, name in zip(VALID_SPLITS, SPLIT_NAMES)]
+        v.add("split values", bad == 0, f"{bad} rows not {', '.join(names_of[:-1])} or {names_of[-1]}" if bad else
               ", ".join(f"{int((split == code).sum())} {name}" for code, name in zip(VALID_SPLITS, SPLIT_NAMES)))
         try:
             paths = ff.paths
