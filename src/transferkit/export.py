@@ -84,7 +84,7 @@ def export_onnx(
         raise TransferkitError(f"{model.path or 'model'}: its {getattr(model.head, 'kind', 'head')} head cannot be exported (no to_torch())")
     backbone = backbone_for(model.backbone, str(model.path or "model"))
     model.check_feature_dim(backbone.feature_dim)
-    preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
+    preprocess = model.preprocess_config()
     net = torch.nn.Sequential(backbone.features, to_torch()).eval()  # images -> features -> probabilities
     h, w = preprocess.input_size
     probe = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 3, h, w)).astype(np.float32))

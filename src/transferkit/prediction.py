@@ -9,7 +9,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .backbones import Backbone, PreprocessConfig
+from .backbones import Backbone
 from .data import list_images
 from .data.walk import NOT_UTF8, is_utf8_name, printable
 from .engines import backbone_and_engine, resolve_batch_size
@@ -96,6 +96,7 @@ def predict(
     result = PredictResult(skipped=list(missing))
     if not files:
         return result
+    preprocess = model.preprocess_config()
     from .backbones.registry import check_spec
     from .backbones.replay import replay_request
 
@@ -105,7 +106,6 @@ def predict(
     backbone, engine = backbone_and_engine(request.pop("name"), **request, engine=engine, device=device,
                                            precision=precision)
     check_spec(model.backbone, backbone, origin)
-    preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
     batch_size = resolve_batch_size(batch_size, engine, preprocess.input_size)
     k = max(1, min(top_k, len(model.class_names)))
     for positions, feats, failures in feature_batches(files, preprocess, engine, batch_size, workers, progress):

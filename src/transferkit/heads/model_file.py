@@ -37,6 +37,15 @@ class TrainedModel:
             self.check_feature_dim(features.shape[1])
         return self.head.predict_proba(features)
 
+    def preprocess_config(self):
+        """The preprocessing the backbone's features were made with, replayed on new images."""
+        from ..backbones.preprocess import PreprocessConfig
+
+        if not isinstance(self.backbone.get("preprocess"), dict):
+            raise TransferkitError(f"{self.path or 'model'}: records no image preprocessing, so it cannot label "
+                                   "images (was it trained on features from another source?)")
+        return PreprocessConfig.from_dict(self.backbone["preprocess"])
+
     def check_feature_dim(self, dim: int) -> None:
         """Refuse features of another width than the head takes (a head edited to a consistent but
         wrong width passes every check on load; the backbone's output is what shows it)."""

@@ -77,7 +77,9 @@ def check_backbone(spec: dict, path) -> None:
     for key in ("weights", "weights_sha256"):
         if spec.get(key) is not None and not isinstance(spec[key], str):
             raise invalid(path, f"backbone.{key} must be a string")
-    pp = spec.get("preprocess")
+    if "preprocess" not in spec:  # a model built in Python on features of its own; it cannot label images
+        return
+    pp = spec["preprocess"]
     _expect(pp, dict, "backbone.preprocess", path)
     size = pp.get("input_size")
     if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and 8 <= v <= MAX_INPUT_SIDE for v in size)):
