@@ -199,11 +199,13 @@ def test_predict_on_hostile_inputs_writes_whole_files(corpus, pipeline):
     assert not (root / "none.json.tmp").exists()
 
 
-def test_export_runs_on_the_corpus_model(corpus, pipeline):
-    root, _, _ = corpus
+def test_export_and_compare_run_on_the_corpus(corpus, pipeline):
+    root, data, _ = corpus
     _, model, _ = pipeline
     r = run("export", model, "-o", root / "m.onnx")
     assert r.code == 0 and (root / "m.onnx").stat().st_size > 0, r
+    r = run("compare", data, "--models", "efficientnet_lite0", "--folds", "2", "-o", root / "cmp")
+    assert r.code == 0 and "unreadable image(s) left out" in r.out, r
 
 
 MODEL_CASES = ["not_json", "a_list", "deeply_nested", "no_backbone", "head_kind_changed", "two_names_three_classes",

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from rich.console import Console
+from rich.markup import escape
 
 PHOTO_SOURCES = {
     "palace": ("sklearn", "china.jpg"),
@@ -98,20 +99,20 @@ def run_demo(out: Path, console: Console | None = None) -> dict:
     photos, new = out / "photos", out / "photos-new"
     write_photo_crops(photos, per_class=40, seed=0)
     write_photo_crops(new, per_class=3, seed=1)
-    console.print(f"  dataset: {photos} (3 classes x 40 crops of the photos shipped with scikit-learn and matplotlib)")
+    console.print(f"  dataset: {escape(str(photos))} (3 classes x 40 crops of the photos shipped with scikit-learn and matplotlib)")
     with progress_bar("  extract", console) as update:
         ex = api.extract(photos, out / "photos.h5", overwrite=True, progress=update)
-    console.print(f"  features: {ex.path} ({ex.n_rows} x {backbone.feature_dim}, {ex.n_train} train / {ex.n_test} test)")
+    console.print(f"  features: {escape(str(ex.path))} ({ex.n_rows} x {backbone.feature_dim}, {ex.n_train} train / {ex.n_test} test)")
     tr = api.train(ex.path, out / "photos.safetensors")
-    console.print(f"  model: {tr.path} (logistic regression, C={tr.model.head.C_:g} by 3-fold CV, {tr.seconds:.1f} s)")
+    console.print(f"  model: {escape(str(tr.path))} (logistic regression, C={tr.model.head.C_:g} by 3-fold CV, {tr.seconds:.1f} s)")
     metrics = api.evaluate(tr.model, ex.path)
     (out / "photos-metrics.json").write_text(json.dumps(metrics, indent=2))
-    console.print(f"  test accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} -> {out / 'photos-metrics.json'}")
+    console.print(f"  test accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} -> {escape(str(out / 'photos-metrics.json'))}")
     pred = api.predict(tr.model, [new], top_k=1)
     right = sum(Path(p.path).parent.name == p.label for p in pred.predictions)
-    console.print(f"  predict on {len(pred.predictions)} new crops in {new}: {right} correct")
+    console.print(f"  predict on {len(pred.predictions)} new crops in {escape(str(new))}: {right} correct")
     for p in pred.predictions[:3]:
-        console.print(f"    {Path(p.path).relative_to(out)} -> {p.label} ({p.confidence:.2f})", highlight=False)
+        console.print(f"    {escape(str(Path(p.path).relative_to(out)))} -> {p.label} ({p.confidence:.2f})", highlight=False)
     summary["photos"] = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "predict_correct": right,
                          "predict_total": len(pred.predictions)}
 
@@ -135,7 +136,7 @@ def run_demo(out: Path, console: Console | None = None) -> dict:
 
     console.rule("[bold]files")
     for path in (photos, out / "photos.h5", out / "photos.safetensors", out / "photos-metrics.json", digits, out / "digits-compare"):
-        console.print(f"  {path}")
-    console.print("next: `transferkit inspect " + str(out / "photos.h5") + "`, or run the same commands on your own folder.")
+        console.print(f"  {escape(str(path))}")
+    console.print("next: `transferkit inspect " + escape(str(out / "photos.h5")) + "`, or run the same commands on your own folder.")
     (out / "demo-summary.json").write_text(json.dumps(summary, indent=2))
     return summary
