@@ -77,8 +77,8 @@ def check_backbone(spec: dict, path) -> None:
     for key in ("weights", "weights_sha256"):
         if spec.get(key) is not None and not isinstance(spec[key], str):
             raise invalid(path, f"backbone.{key} must be a string")
-    if "preprocess" not in spec:  # a model built in Python on features of its own; it cannot label images
-        return
+    if spec.get("preprocess") in (None, {}):  # a model built in Python on features of its own: it
+        return  # cannot label images (TrainedModel.preprocess_config says so), but loads
     pp = spec["preprocess"]
     _expect(pp, dict, "backbone.preprocess", path)
     size = pp.get("input_size")
