@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -39,6 +39,7 @@ class ExtractResult:
     rows_before: int = 0  # rows the file already had (resumed or kept by an update)
     n_added: int = 0  # --update: files that had no row yet
     n_removed: int = 0  # --update: rows (and skip records) of files no longer in the dataset
+    ignored: list[str] = field(default_factory=list)  # files and folders discovery passed over, with why
 
     @property
     def images_per_second(self) -> float:
@@ -201,6 +202,7 @@ def extract(
         path=output, n_images=len(dataset), n_rows=n_rows, skipped=skipped, seconds=seconds,
         class_counts=dataset.counts(), n_train=int((written_split == 0).sum()), n_test=int((written_split == 1).sum()),
         status=run.status, n_processed=len(paths), rows_before=run.rows_before, n_added=run.n_added, n_removed=run.n_removed,
+        ignored=list(dataset.ignored),
     )
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TransferkitError
+from ..filekind import not_a_regular_file
+from .walk import is_utf8_name, printable, walk_files
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -47,13 +49,15 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
-def list_images(folder: Path) -> list[Path]:
-    """All image files below ``folder`` (recursively, hidden entries skipped), sorted by relative path."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found.extend(Path(dirpath) / f for f in filenames if is_image_name(f))
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+def list_images(folder: Path, skipped: list | None = None, seen: dict | None = None,
+                avoid: dict | None = None) -> list[Path]:
+    """All image files below ``folder`` (recursively, hidden entries skipped), sorted by relative path,
+    each real file once (see :mod:`.walk`); what was passed over is appended to ``skipped`` as
+    (path, why)."""
+    walk = walk_files(folder, is_image_name, seen, avoid)
+    if skipped is not None:
+        skipped.extend(walk.skipped)
+    return walk.files
 
 
 def discover(data: str | os.PathLike) -> Dataset:
@@ -61,6 +65,9 @@ def discover(data: str | os.PathLike) -> Dataset:
     path = Path(data)
     if not path.exists():
         raise TransferkitError(f"{path}: no such file or folder")
+    what = not_a_regular_file(path)
+    if what and what != "a folder":  # never open a FIFO: it would block
+        raise TransferkitError(f"{path}: is {what}, not a dataset folder or .csv manifest")
     if path.is_file():
         if path.suffix.lower() != ".csv":
             raise TransferkitError(f"{path}: expected a folder with one sub-folder per class, or a .csv manifest")
@@ -73,8 +80,16 @@ def _from_folder(root: Path) -> Dataset:
     loose = sorted(p.name for p in root.iterdir() if p.is_file() and is_image_name(p.name))
     class_names: list[str] = []
     samples: list[Sample] = []
+    passed_over: list[tuple[str, str]] = []
+    seen: dict = {}  # each real file once, whichever class folders link to it
+    folders = {_key(root): f"the dataset folder {printable(root)}",
+               **{_key(d): f"class folder {printable(d.name)}" for d in class_dirs}}
     for class_dir in class_dirs:
-        files = list_images(class_dir)
+        if not is_utf8_name(class_dir.name):
+            passed_over.append((printable(class_dir), "class folder name is not valid UTF-8 (rename the folder)"))
+            continue
+        avoid = {k: v for k, v in folders.items() if k != _key(class_dir)}
+        files = list_images(class_dir, passed_over, seen, avoid)
         if not files:
             continue
         label = len(class_names)
@@ -89,8 +104,14 @@ def _from_folder(root: Path) -> Dataset:
         raise TransferkitError(
             f"{root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in class sub-folders)"
         )
-    ignored = [f"{name}: image outside any class folder" for name in loose]
+    ignored = [f"{printable(name)}: image outside any class folder" for name in loose]
+    ignored += [f"{printable(os.path.relpath(path, root))}: {why}" for path, why in passed_over]
     return Dataset(root=root, class_names=class_names, samples=samples, source="folder", ignored=ignored)
+
+
+def _key(folder: Path) -> tuple[int, int]:
+    st = folder.stat()
+    return st.st_dev, st.st_ino
 
 
 def _from_csv(csv_path: Path) -> Dataset:
@@ -114,14 +135,33 @@ def _from_csv(csv_path: Path) -> Dataset:
     for line, (_, label) in enumerate(rows, start=2):
         if not label:
             raise TransferkitError(f"{csv_path}: row {line} has an empty label")
+    rows, ignored = _without_duplicates(csv_path, root, rows)
     class_names = sorted({label for _, label in rows})
     index = {name: i for i, name in enumerate(class_names)}
-    samples = []
-    for p, label in rows:
+    samples = [Sample(p, index[label]) for p, label in rows]
+    return Dataset(root=root, class_names=class_names, samples=samples, source="csv", ignored=ignored)
+
+
+def _without_duplicates(csv_path: Path, root: Path, rows: list[tuple[str, str]]):
+    """Rows with paths relative to ``root`` (POSIX), each path once: a path listed again with the same
+    label is dropped (and noted), with another label refused (it would land in train as one class and
+    in test as the other)."""
+    first: dict[str, tuple[int, str]] = {}
+    kept, ignored = [], []
+    for line, (p, label) in enumerate(rows, start=2):
         rel = Path(p)
         rel_posix = rel.as_posix() if not rel.is_absolute() else os.path.relpath(rel, root).replace(os.sep, "/")
-        samples.append(Sample(rel_posix, index[label]))
-    return Dataset(root=root, class_names=class_names, samples=samples, source="csv")
+        key = os.path.normpath(rel_posix)  # a/./b.jpg and a/b.jpg name one file
+        if key in first:
+            line0, label0 = first[key]
+            if label0 != label:
+                raise TransferkitError(f"{csv_path}: {rel_posix!r} is listed with two labels (row {line0}: {label0!r}, "
+                                       f"row {line}: {label!r}); keep one row per image")
+            ignored.append(f"{rel_posix}: listed again in row {line} (row {line0} has it), kept once")
+            continue
+        first[key] = (line, label)
+        kept.append((rel_posix, label))
+    return kept, ignored
 
 
 def require_two_classes(dataset: Dataset, where: str) -> None:

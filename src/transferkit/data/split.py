@@ -6,6 +6,8 @@ import numpy as np
 
 TRAIN, TEST = 0, 1
 SPLIT_NAMES = ("train", "test")
+# The split values a feature file may hold: one per name above (readers refuse any other value).
+VALID_SPLITS = tuple(range(len(SPLIT_NAMES)))
 
 
 def stratified_split(labels: np.ndarray, test_size: float, seed: int) -> np.ndarray:
