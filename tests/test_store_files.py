@@ -226,7 +226,7 @@ def test_verify_passes_a_good_file_and_names_each_problem(tmp_path):
     assert "weights_sha256" in bad["provenance attributes"]
     result = CliRunner().invoke(app, ["inspect", str(path), "--verify"])
     assert result.exit_code == 1
-    assert "verify found 4 problem(s)" in result.output
+    assert "verify found 5 problem(s)" in result.output  # and the checksums of the changed rows
 
 
 def test_verify_counts_rows_against_images(tmp_path):

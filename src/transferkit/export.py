@@ -88,7 +88,8 @@ def export_onnx(
         backbone = finetuned_backbone(model, str(model.path or "model"))
     else:
         backbone = backbone_for(model.backbone, str(model.path or "model"))
-    preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
+    model.check_feature_dim(backbone.feature_dim)
+    preprocess = model.preprocess_config()
     net = torch.nn.Sequential(backbone.features, to_torch()).eval()  # images -> features -> probabilities
     h, w = preprocess.input_size
     probe = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 3, h, w)).astype(np.float32))

@@ -45,6 +45,7 @@ class ExtractResult:
     split_source: str = STRATIFIED  # where the split came from (see data.split)
     notes: list[str] = field(default_factory=list)  # about the dataset (a class missing from a split, ...)
     warnings: list[str] = field(default_factory=list)  # likely misreadings of the dataset
+    ignored: list[str] = field(default_factory=list)  # files and folders discovery passed over, with why
 
     @property
     def images_per_second(self) -> float:
@@ -214,6 +215,7 @@ def extract(
         path=output, n_images=len(dataset), n_rows=n_rows, skipped=skipped, seconds=seconds,
         class_counts=dataset.counts(), n_train=int((written_split == 0).sum()), n_test=int((written_split == 1).sum()),
         status=run.status, n_processed=len(paths), rows_before=run.rows_before, n_added=run.n_added, n_removed=run.n_removed,
+        ignored=list(dataset.ignored),
     ), dataset)
 
 

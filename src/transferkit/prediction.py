@@ -9,8 +9,9 @@ from typing import Iterable
 
 import numpy as np
 
-from .backbones import Backbone, PreprocessConfig
+from .backbones import Backbone
 from .data import list_images
+from .data.walk import NOT_UTF8, is_utf8_name, printable
 from .engines import backbone_and_engine, resolve_batch_size
 from .extraction import Progress, feature_batches
 from .heads import TrainedModel
@@ -48,8 +49,11 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list
     files, missing, seen = [], [], set()
     for item in inputs:
         p = Path(item)
+        if not is_utf8_name(str(p)):
+            missing.append((printable(p), NOT_UTF8))
+            continue
         if p.is_dir():
-            found = list_images(p)
+            found = list_images(p, missing)
         elif p.exists():
             found = [p]
         else:
@@ -130,5 +134,5 @@ def model_engine(model: TrainedModel, *, weights=None, engine: str = "auto", dev
         backbone, engine = backbone_and_engine(request.pop("name"), **request, engine=engine, device=device,
                                                precision=precision)
         check_spec(model.backbone, backbone, origin)
-    preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
+    preprocess = model.preprocess_config()
     return preprocess, engine, resolve_batch_size(batch_size, engine, preprocess.input_size)

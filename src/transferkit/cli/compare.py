@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 
 
 def _split(value: str | None) -> list[str]:
@@ -43,20 +43,20 @@ def compare(
         folds=folds, sample=sample, seed=seed, out=out, cache_dir=cache_dir, reuse=reuse or (), C=c,
         batch_size=batch_size, workers=workers,
         progress=lambda description: progress_bar(description, console, unit="fold" if description.startswith("CV ") else "img"),
-        log=lambda msg: console.print(f"  {msg}", highlight=False),
+        log=lambda msg: console.print(f"  {esc(msg)}", highlight=False),
     )
     print_table(console, table(result))
     best = result.best
     ties = [r.name for r in result.rows if r.ok and r is not best and r.tied_with_best]
-    console.print(f"best CV accuracy: [bold]{best.name}[/] ({best.accuracy_mean:.3f})"
-                  + (f"; not significantly better than {', '.join(ties)} (corrected paired t-test, 5%)" if ties else ""),
+    console.print(f"best CV accuracy: [bold]{esc(best.name)}[/] ({best.accuracy_mean:.3f})"
+                  + (f"; not significantly better than {esc(', '.join(ties))} (corrected paired t-test, 5%)" if ties else ""),
                   highlight=False)
     if result.dropped:
         console.print(f"[yellow]{len(result.dropped)} unreadable image(s) left out of every candidate[/] (see compare.json)")
-    console.print(f"wrote {result.csv_path}, {result.json_path}" + (f", {result.png_path}" if result.png_path else ""),
+    console.print(esc(f"wrote {result.csv_path}, {result.json_path}" + (f", {result.png_path}" if result.png_path else "")),
                   highlight=False)
     failed = [r for r in result.rows if not r.ok]
     for r in failed:
-        console.print(f"[bold red]error:[/] {r.name}: {r.error}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {esc(r.name)}: {esc(r.error)}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 from ._output import messages_to_stderr, write_json
 
 

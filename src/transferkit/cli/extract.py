@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.text import Text
 
-from ._app import app, console, err, friendly, print_skipped
+from ._app import app, console, err, esc, friendly, print_ignored, print_skipped
 
 
 @app.command()
@@ -63,21 +63,26 @@ def extract(
                         ray_cpus_per_worker=ray_cpus_per_worker, ray_gpus_per_worker=ray_gpus_per_worker,
                         ray_shard_size=ray_shard_size)
     if r.status == "up to date":
-        console.print(f"[green]{r.path} is complete and up to date[/] ({r.n_rows} rows); nothing to do")
+        console.print(f"[green]{esc(r.path)} is complete and up to date[/] ({r.n_rows} rows); nothing to do")
         return
-    how = {"resumed": f"resumed {r.path} ({r.rows_before} rows were already there)",
-           "updated": f"updated {r.path} (kept {r.rows_before} rows, {r.n_added} new files, {r.n_removed} removed)"}
+    how = {"resumed": f"resumed {esc(r.path)} ({r.rows_before} rows were already there)",
+           "updated": f"updated {esc(r.path)} (kept {r.rows_before} rows, {r.n_added} new files, {r.n_removed} removed)"}
     val = f", {r.n_val} val" if r.n_val else ""
     console.print(
-        f"[green]{how.get(r.status, f'wrote {r.path}')}[/]: {r.n_rows} rows ({r.n_train} train, {r.n_test} test{val}), "
+        f"[green]{how.get(r.status, f'wrote {esc(r.path)}')}[/]: {r.n_rows} rows ({r.n_train} train, {r.n_test} test{val}), "
         f"{len(r.class_counts)} classes, {len(r.skipped)} skipped, "
         f"{r.n_processed if r.n_processed is not None else r.n_images} images in {r.seconds:.1f} s ({r.images_per_second:.1f} img/s)"
     )
     if getattr(r, "n_shards", None) is not None:  # a distributed run (transferkit.distributed)
         reused = f", {r.shards_reused} kept from the interrupted run" if r.shards_reused else ""
-        console.print(f"ray: {r.n_shards} shards on {r.workers} workers ({', '.join(r.hosts) or '-'}){reused}", highlight=False)
+        console.print(f"ray: {r.n_shards} shards on {r.workers} workers ({esc(', '.join(r.hosts) or '-')}){reused}", highlight=False)
     _print_dataset_notes(r)
     print_skipped(r.skipped)
+    print_ignored(getattr(r, "ignored", []))
+    single = [name for name, n in r.class_counts.items() if n == 1]
+    if single and test_size > 0:
+        console.print(f"[yellow]warning:[/] {len(single)} class(es) have one image only, so none of it in the test "
+                      f"split: {esc(', '.join(single[:10]))}{' …' if len(single) > 10 else ''}", highlight=False)
 
 
 def _print_dataset_notes(r) -> None:
@@ -102,7 +107,7 @@ def _says_how_to_resume(output: Path):
         message = _kept(output)
         if message is None:  # no file yet, a finished one, or one we cannot read: the plain message
             raise
-        err.print(f"[bold red]interrupted[/]: {message}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]interrupted[/]: {esc(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
 
 

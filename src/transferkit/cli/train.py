@@ -11,7 +11,7 @@ from rich.text import Text
 
 from ..errors import TransferkitError
 
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 from ._output import messages_to_stderr, print_table, write_json
 
 @app.command()
@@ -86,7 +86,7 @@ def _train_and_print(features, output, head, cv, C, class_weight, seed, params, 
     _print_layers(features, r.model.backbone)
     console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]")
     console.print(Text(r.report))
-    console.print(f"[green]saved[/] {r.path}")
+    console.print(f"[green]saved[/] {esc(r.path)}")
     return r
 
 
@@ -98,7 +98,7 @@ def _print_layers(features: Path, spec: dict) -> None:
         names = [info["name"] for info in ff.layers]
     if len(names) > 1:
         used = spec["layer"] if isinstance(spec["layer"], list) else [spec["layer"]]
-        console.print(f"layers: trained on {' + '.join(used)} (the file holds {', '.join(names)}; choose with --layer)")
+        console.print(esc(f"layers: trained on {' + '.join(used)} (the file holds {', '.join(names)}; choose with --layer)"))
 
 
 def _print_auto(rows, cv):

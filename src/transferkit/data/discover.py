@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TransferkitError
+from ..filekind import not_a_regular_file
+from .walk import is_utf8_name, printable, walk_files
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -51,13 +53,15 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
-def list_images(folder: Path) -> list[Path]:
-    """All image files below ``folder`` (recursively, hidden entries skipped), sorted by relative path."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found.extend(Path(dirpath) / f for f in filenames if is_image_name(f))
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+def list_images(folder: Path, skipped: list | None = None, seen: dict | None = None,
+                avoid: dict | None = None) -> list[Path]:
+    """All image files below ``folder`` (recursively, hidden entries skipped), sorted by relative path,
+    each real file once (see :mod:`.walk`); what was passed over is appended to ``skipped`` as
+    (path, why)."""
+    walk = walk_files(folder, is_image_name, seen, avoid)
+    if skipped is not None:
+        skipped.extend(walk.skipped)
+    return walk.files
 
 
 def discover(data: str | os.PathLike) -> Dataset:
@@ -65,6 +69,9 @@ def discover(data: str | os.PathLike) -> Dataset:
     path = Path(data)
     if not path.exists():
         raise TransferkitError(f"{path}: no such file or folder")
+    what = not_a_regular_file(path)
+    if what and what != "a folder":  # never open a FIFO: it would block
+        raise TransferkitError(f"{path}: is {what}, not a dataset folder or .csv manifest")
     if path.is_file():
         if path.suffix.lower() != ".csv":
             raise TransferkitError(f"{path}: expected a folder with one sub-folder per class, or a .csv manifest")
@@ -81,8 +88,16 @@ def _from_folder(root: Path) -> Dataset:
     loose = sorted(p.name for p in root.iterdir() if p.is_file() and is_image_name(p.name))
     class_names: list[str] = []
     samples: list[Sample] = []
+    passed_over: list[tuple[str, str]] = []
+    seen: dict = {}  # each real file once, whichever class folders link to it
+    folders = {_key(root): f"the dataset folder {printable(root)}",
+               **{_key(d): f"class folder {printable(d.name)}" for d in class_dirs}}
     for class_dir in class_dirs:
-        files = list_images(class_dir)
+        if not is_utf8_name(class_dir.name):
+            passed_over.append((printable(class_dir), "class folder name is not valid UTF-8 (rename the folder)"))
+            continue
+        avoid = {k: v for k, v in folders.items() if k != _key(class_dir)}
+        files = list_images(class_dir, passed_over, seen, avoid)
         if not files:
             continue
         label = len(class_names)
@@ -97,8 +112,14 @@ def _from_folder(root: Path) -> Dataset:
         raise TransferkitError(
             f"{root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in class sub-folders)"
         )
-    ignored = [f"{name}: image outside any class folder" for name in loose]
+    ignored = [f"{printable(name)}: image outside any class folder" for name in loose]
+    ignored += [f"{printable(os.path.relpath(path, root))}: {why}" for path, why in passed_over]
     return Dataset(root=root, class_names=class_names, samples=samples, source="folder", ignored=ignored)
+
+
+def _key(folder: Path) -> tuple[int, int]:
+    st = folder.stat()
+    return st.st_dev, st.st_ino
 
 
 def _from_csv(csv_path: Path) -> Dataset:
@@ -112,26 +133,50 @@ def _from_csv(csv_path: Path) -> Dataset:
             path_col, label_col = manifest_columns(csv_path, fields)
             reader.fieldnames = fields
             records = [r for r in reader if r.get(path_col)]
-            rows = [(r[path_col].strip(), (r[label_col] or "").strip()) for r in records]
+            has_split = "split" in fields  # a split column (see .layouts): carried along with each row
+            rows = [(r[path_col].strip(), (r[label_col] or "").strip(), *([r.get("split")] if has_split else []))
+                    for r in records]
     except UnicodeDecodeError as exc:
         raise TransferkitError(f"{csv_path}: not a UTF-8 text file ({exc.reason})") from None
     except csv.Error as exc:
         raise TransferkitError(f"{csv_path}: malformed CSV ({exc})") from None
     if not rows:
         raise TransferkitError(f"{csv_path}: the manifest lists no images")
-    for line, (_, label) in enumerate(rows, start=2):
+    for line, (_, label, *_) in enumerate(rows, start=2):
         if not label:
             raise TransferkitError(f"{csv_path}: row {line} has an empty label")
-    class_names = sorted({label for _, label in rows})
+    rows, ignored = _without_duplicates(csv_path, root, rows)
+    class_names = sorted({label for _, label, *_ in rows})
     index = {name: i for i, name in enumerate(class_names)}
-    samples = []
-    for p, label in rows:
+    samples = [Sample(p, index[label]) for p, label, *_ in rows]
+    dataset = Dataset(root=root, class_names=class_names, samples=samples,
+                      source="csv" if path_col == "path" else "imagefolder", ignored=ignored)
+    return apply_split_column(dataset, [extra[0] for _, _, *extra in rows] if has_split else None, csv_path)
+
+
+def _without_duplicates(csv_path: Path, root: Path, rows: list[tuple]):
+    """Rows with paths relative to ``root`` (POSIX), each path once: a path listed again with the same
+    label is dropped (and noted), with another label refused (it would land in train as one class and
+    in test as the other)."""
+    first: dict[str, tuple[int, str]] = {}
+    kept, ignored = [], []
+    for line, (p, label, *extra) in enumerate(rows, start=2):  # extra: the row's split, when given
         rel = Path(p)
         rel_posix = rel.as_posix() if not rel.is_absolute() else os.path.relpath(rel, root).replace(os.sep, "/")
-        samples.append(Sample(rel_posix, index[label]))
-    dataset = Dataset(root=root, class_names=class_names, samples=samples,
-                      source="csv" if path_col == "path" else "imagefolder")
-    return apply_split_column(dataset, [r.get("split") for r in records] if "split" in fields else None, csv_path)
+        key = os.path.normpath(rel_posix)  # a/./b.jpg and a/b.jpg name one file
+        if key in first:
+            line0, label0, *extra0 = first[key]
+            if label0 != label:
+                raise TransferkitError(f"{csv_path}: {rel_posix!r} is listed with two labels (row {line0}: {label0!r}, "
+                                       f"row {line}: {label!r}); keep one row per image")
+            if extra0 != extra:
+                raise TransferkitError(f"{csv_path}: {rel_posix!r} is listed in two splits (row {line0}: {extra0[0]!r}, "
+                                       f"row {line}: {extra[0]!r}); keep one row per image")
+            ignored.append(f"{rel_posix}: listed again in row {line} (row {line0} has it), kept once")
+            continue
+        first[key] = (line, label, *extra)
+        kept.append((rel_posix, label, *extra))
+    return kept, ignored
 
 
 def require_two_classes(dataset: Dataset, where: str) -> None:

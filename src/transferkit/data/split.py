@@ -12,6 +12,8 @@ import numpy as np
 TRAIN, TEST, VAL = 0, 1, 2
 SPLITS = {"train": TRAIN, "test": TEST, "val": VAL}  # name -> value stored in the file
 SPLIT_NAMES = tuple(sorted(SPLITS, key=SPLITS.get))  # value -> name: ("train", "test", "val")
+# The split values a feature file may hold: one per name above (readers refuse any other value).
+VALID_SPLITS = tuple(range(len(SPLIT_NAMES)))
 
 # Where the split of a file's rows came from (root attribute ``split_source``; files made before it
 # was recorded were all stratified).

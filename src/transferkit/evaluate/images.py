@@ -108,7 +108,7 @@ def write_images_report(path, model, dataset, rel_paths, y, proba, metrics, *, s
         ("model file", str(model.path) if model.path else "(in memory)"),
         ("scored on", "the images (each run through the model's backbone)"),
     ]
-    data.hyperparameters = _hyperparameter_rows(model)
+    data.hyperparameters, data.solver_settings = _hyperparameter_rows(model)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(render_html(data), encoding="utf-8")
     tmp.replace(path)

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from ..data.split import SPLIT_NAMES
-from . import isolate, schema
+from . import checksums, isolate, schema
 
 STR = h5py.string_dtype("utf-8")
 
@@ -119,6 +119,7 @@ class FeatureWriter:
         try:
             self.flush()
             if complete:
+                checksums.write_checksums(self.f)  # read back and summed, so --verify can tell damage
                 self.f.attrs["complete"] = True
                 self.f.attrs["completed"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         finally:
