@@ -116,6 +116,14 @@ def test_manifest_split_column(tmp_path):
     (tmp_path / "bad.csv").write_text("path,label,split\nimg/ïmg 00.png,a,train\nimg/ïmg 01.png,b,holdout\n", encoding="utf-8")
     with pytest.raises(TransferkitError, match=r"bad.csv: row 3 has split 'holdout'; the split column takes train, val or test"):
         discover(tmp_path / "bad.csv")
+    (tmp_path / "twice.csv").write_text("path,label,split\nimg/ïmg 00.png,a,train\nimg/ïmg 01.png,b,test\n"
+                                        "img/ïmg 00.png,a,test\n", encoding="utf-8")
+    with pytest.raises(TransferkitError, match="'img/ïmg 00.png' is listed in two splits .row 2: 'train', row 4: 'test'."):
+        discover(tmp_path / "twice.csv")
+    (tmp_path / "again.csv").write_text("path,label,split\nimg/ïmg 00.png,a,train\nimg/ïmg 01.png,b,test\n"
+                                        "img/ïmg 00.png,a,train\n", encoding="utf-8")
+    again = discover(tmp_path / "again.csv")  # listed twice in the same split: kept once, with its split
+    assert [(s.path, s.split) for s in again.samples] == [("img/ïmg 00.png", TRAIN), ("img/ïmg 01.png", TEST)]
     (tmp_path / "none.csv").write_text("path,label\nimg/ïmg 00.png,a\n", encoding="utf-8")
     assert discover(tmp_path / "none.csv").split_source is None
 
