@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.text import Text
 
 from ._app import app, console, err, esc, friendly, print_ignored, print_skipped
 
@@ -14,7 +15,7 @@ from ._app import app, console, err, esc, friendly, print_ignored, print_skipped
 @app.command()
 @friendly
 def extract(
-    data: Path = typer.Argument(..., metavar="DATA", help="Folder with one sub-folder per class, or a CSV manifest (path,label)."),
+    data: Path = typer.Argument(..., metavar="DATA", help="Folder with one sub-folder per class (or split folders train/ valid/ test/ holding them), or a CSV manifest (path,label[,split])."),
     output: Path = typer.Option(..., "-o", "--output", help="Feature file to write (HDF5)."),
     model: str = typer.Option("efficientnet_lite0", "--model", "-m", help="Backbone: efficientnet_lite0/1/2 (offline), timm:<name>, torchvision:<name> (see `transferkit models`)."),
     weights: Optional[str] = typer.Option(None, "--weights", show_default="the model's pretrained weights", help="Local weights file (.safetensors or .pth) for the model, or 'random'."),
@@ -66,20 +67,35 @@ def extract(
         return
     how = {"resumed": f"resumed {esc(r.path)} ({r.rows_before} rows were already there)",
            "updated": f"updated {esc(r.path)} (kept {r.rows_before} rows, {r.n_added} new files, {r.n_removed} removed)"}
+    val = f", {r.n_val} val" if r.n_val else ""
     console.print(
-        f"[green]{how.get(r.status, f'wrote {esc(r.path)}')}[/]: {r.n_rows} rows ({r.n_train} train, {r.n_test} test), "
+        f"[green]{how.get(r.status, f'wrote {esc(r.path)}')}[/]: {r.n_rows} rows ({r.n_train} train, {r.n_test} test{val}), "
         f"{len(r.class_counts)} classes, {len(r.skipped)} skipped, "
         f"{r.n_processed if r.n_processed is not None else r.n_images} images in {r.seconds:.1f} s ({r.images_per_second:.1f} img/s)"
     )
     if getattr(r, "n_shards", None) is not None:  # a distributed run (transferkit.distributed)
         reused = f", {r.shards_reused} kept from the interrupted run" if r.shards_reused else ""
         console.print(f"ray: {r.n_shards} shards on {r.workers} workers ({esc(', '.join(r.hosts) or '-')}){reused}", highlight=False)
+    _print_dataset_notes(r)
     print_skipped(r.skipped)
     print_ignored(getattr(r, "ignored", []))
     single = [name for name, n in r.class_counts.items() if n == 1]
     if single and test_size > 0:
         console.print(f"[yellow]warning:[/] {len(single)} class(es) have one image only, so none of it in the test "
                       f"split: {esc(', '.join(single[:10]))}{' …' if len(single) > 10 else ''}", highlight=False)
+
+
+def _print_dataset_notes(r) -> None:
+    """Where the split came from (when the dataset brought it), then notes and warnings about the dataset."""
+    from ..data.split import STRATIFIED, describe_split_source
+
+    if r.split_source != STRATIFIED:
+        console.print(f"split: from {describe_split_source({'split_source': r.split_source})}; --test-size and --seed "
+                      "do not apply", highlight=False)
+    for note in r.notes:  # class and folder names are user data: never markup
+        console.print(Text(f"note: {note}"))
+    for warning in r.warnings:
+        err.print(Text.assemble(("warning:", "yellow"), f" {warning}"), soft_wrap=True)
 
 
 @contextlib.contextmanager

@@ -56,10 +56,13 @@ def inspect(
         if key in info["provenance"]:
             prov.add_row(key, Text(str(info["provenance"][key])))
     prov.add_row("preprocess", Text(json.dumps(info["provenance"].get("preprocess"))))
+    prov.add_row("split from", Text(info["split_from"]))
     print_table(console, prov)
-    table = Table("class", "train", "test", "total")
+    splits = list(next(iter(info["classes"].values()), {"train": 0, "test": 0}))
+    table = Table("class", *splits, "total")
     for name, c in info["classes"].items():
-        table.add_row(Text(name), str(c["train"]), str(c["test"]), str(c["train"] + c["test"]))
+        table.add_row(Text(name), *(str(c[s]) for s in splits), str(sum(c.values())))
+    table.add_row("all", *(str(sum(c[s] for c in info["classes"].values())) for s in splits), str(info["n_rows"]))
     print_table(console, table)
     print_skipped([(s["path"], s["reason"]) for s in info["skipped"]])
     if checks is not None:

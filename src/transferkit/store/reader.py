@@ -15,7 +15,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from ..data.split import VALID_SPLITS
+from ..data.split import SPLITS, VALID_SPLITS  # name -> value; the values a file may hold
 from ..errors import IncompleteFileError, TransferkitError
 from ..filekind import not_a_regular_file
 from . import layers as _layers
@@ -23,7 +23,6 @@ from . import schema, working
 from .budget import parse_size, rows_for_budget
 from .working import DamagedFileError
 
-SPLITS = {"train": 0, "test": 1}
 
 
 def _decode_str(values, origin=None) -> list[str]:
@@ -244,7 +243,7 @@ class FeatureFile:
         return [(p, r) for p, r in zip(_decode_str(plan[inputs], self.path), _decode_str(reasons, self.path))]
 
     def rows(self, split: str | None = None) -> np.ndarray:
-        """Row indices of ``split`` ("train", "test" or None for all), in file order."""
+        """Row indices of ``split`` ("train", "test", "val" or None for all), in file order."""
         code = _split_code(split)
         if code is None:
             return np.arange(self.n_rows)
@@ -369,7 +368,7 @@ def _split_code(split: str | None) -> int | None:
     if split is None:
         return None
     if split not in SPLITS:
-        raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
+        raise ValueError(f"split must be one of {', '.join(map(repr, SPLITS))} or None, got {split!r}")
     return SPLITS[split]
 
 

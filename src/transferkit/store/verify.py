@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.split import SPLIT_NAMES, VALID_SPLITS
+from ..data.split import SPLIT_NAMES, STRATIFIED, VALID_SPLITS
 from ..errors import first_line
 from . import checksums, schema, working
 from .reader import FeatureFile
@@ -51,7 +51,8 @@ def verify_features(path: str | Path, max_memory: str | int = "256MB") -> Verifi
     with FeatureFile(path) as ff:
         v = Verification(Path(path), ff.complete)
         attrs = ff.attrs
-        missing = [k for k in PROVENANCE if k not in attrs]
+        stratified = (attrs.get("split_source") or STRATIFIED) == STRATIFIED  # else the dataset brought the split
+        missing = [k for k in PROVENANCE if k not in attrs and (stratified or k not in ("test_size", "seed"))]
         v.add("provenance attributes", not missing, f"missing: {', '.join(missing)}" if missing else f"{len(PROVENANCE)} present")
         version = attrs.get("format_version")
         v.add("format version", isinstance(version, int) and 1 <= version <= schema.FORMAT_VERSION,
