@@ -83,7 +83,7 @@ def finetune(
     model: str = DEFAULT_MODEL,
     unfreeze: int | str = 2,
     epochs: int = 10,
-    lr: float = 1e-3,
+    lr: float = 3e-4,
     backbone_lr: float | None = None,
     batch_size: int = 32,
     augment: str = "standard",
