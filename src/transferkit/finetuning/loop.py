@@ -14,8 +14,9 @@ How an epoch is made cheap on a few CPU cores (measured in BENCHMARKS.md):
 
 Determinism: the shuffling and the augmentation of epoch ``e`` come from generators seeded with
 ``(seed, e)``, the network runs in eval mode (no dropout), and a checkpoint stores everything training
-changes, so a resumed run repeats the exact computations of an uninterrupted one (on the same machine
-and thread count, the result is identical; tests/test_finetune.py checks it).
+changes, so a resumed run repeats the computations of an uninterrupted one (same machine and thread
+count: usually bit-identical, at worst last-bit rounding differences; see docs/finetune.md and
+tests/test_finetune.py).
 """
 
 from __future__ import annotations
