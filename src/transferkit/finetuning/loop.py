@@ -8,8 +8,8 @@ How an epoch is made cheap on a few CPU cores (measured in BENCHMARKS.md):
   and for the training images too when augmentation is off (``augment="none"``). With augmentation each
   epoch sees new pictures, so the training images go through the lower part every epoch;
 - channels_last layout; autocast on CUDA (bf16, or fp16 with a gradient scaler); on the CPU fp32 by
-  default, since bf16 autocast made the training step slower on the AVX-512 BF16 machine it was measured
-  on (``precision="bf16"`` to try it);
+  default, since bf16 autocast did not make the training step faster on the AVX-512 BF16 machine it was
+  measured on (``precision="bf16"`` to try it);
 - decoding and augmentation run in threads ahead of the network (:func:`.data.batches`).
 
 Determinism: the shuffling and the augmentation of epoch ``e`` come from generators seeded with
@@ -71,8 +71,8 @@ def resolve_precision(precision: str, device: str) -> str:
         return precision
     if device.startswith("cuda"):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    # On the CPU, fp32: measured on an AVX-512 BF16 machine, bf16 autocast made the training step of the
-    # top stages slower, not faster (BENCHMARKS.md, "Fine-tuning"); --precision bf16 is there to try.
+    # On the CPU, fp32: measured on an AVX-512 BF16 machine, bf16 autocast did not make the training step
+    # of the top stages faster (BENCHMARKS.md, "Fine-tuning"); --precision bf16 is there to try.
     return "fp32"
 
 
