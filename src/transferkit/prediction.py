@@ -99,7 +99,8 @@ def predict(
     request = replay_request(model.backbone, origin, weights)
     # from the ONNX cache without rebuilding the network when an earlier run exported this backbone
     backbone, engine = backbone_and_engine(request.pop("name"), **request, engine=engine, device=device,
-                                           precision=precision)
+                                           precision=precision,
+                                           calibration=files if str(precision).strip().lower() == "int8" else None)
     check_spec(model.backbone, backbone, origin)
     preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
     batch_size = resolve_batch_size(batch_size, engine, preprocess.input_size)

@@ -35,7 +35,8 @@ from .working import Plan, WorkingFile, create_working_file
 GUARDED = {
     "model": "--model", "weights_sha256": "--weights", "layer": "--layer", "pool": "--pool",
     "preprocess": "the model's preprocessing", "engine": "--engine", "batch_size": "--batch-size",
-    "test_size": "--test-size", "seed": "--seed",
+    "test_size": "--test-size", "seed": "--seed", "precision": "--precision",
+    "calibration": "--precision int8 (its calibration images)",
 }
 
 
