@@ -41,14 +41,15 @@ def synthetic(root: Path, per_class: int = 150, size: int = 320) -> Path:
     return root
 
 
-def run(data: str, out: Path, precision: str, extra: list[str]) -> tuple[float, float, int]:
-    """(images/s as printed, CPU seconds of the process, images)."""
+def run(data: str, out: Path, options: list[str]) -> tuple[float, float, int]:
+    """`transferkit extract DATA -o OUT --overwrite OPTIONS` in a subprocess: (images/s as printed, CPU
+    seconds of the process, images)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([sys.executable, "-m", "transferkit", "extract", data, "-o", str(out), "--overwrite",
-                           "--precision", precision, *extra], capture_output=True, text=True)
+                           *options], capture_output=True, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
-        raise SystemExit(f"extract --precision {precision} failed:\n{proc.stdout}\n{proc.stderr}")
+        raise SystemExit(f"extract {' '.join(options)} failed:\n{proc.stdout}\n{proc.stderr}")
     m = re.search(r"(\d+) images in [\d.]+ s \(([\d.]+) img/s\)", " ".join(proc.stdout.split()))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return float(m.group(2)), cpu, int(m.group(1))
@@ -69,7 +70,7 @@ def main() -> None:
         files = {p: tmp / f"{p}.h5" for p in ("fp32", "int8")}
         t0 = time.perf_counter()
         for p in files:  # warm-up: caches filled, not counted
-            run(data, files[p], p, extra)
+            run(data, files[p], ["--precision", p, *extra])
         print(f"warm-up (graphs built or found): {time.perf_counter() - t0:.0f} s", flush=True)
         speed = {p: [] for p in files}
         cpu = {p: [] for p in files}
@@ -78,7 +79,7 @@ def main() -> None:
             order = ("fp32", "int8") if r % 2 == 0 else ("int8", "fp32")
             got = {}
             for p in order:
-                ips, secs, n = run(data, files[p], p, extra)
+                ips, secs, n = run(data, files[p], ["--precision", p, *extra])
                 speed[p].append(ips)
                 cpu[p].append(1000 * secs / n)
                 got[p] = ips

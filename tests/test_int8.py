@@ -104,3 +104,15 @@ def test_several_layers_in_one_onnx_pass_equal_one_pass_per_layer(tmp_path):
         parts = [OnnxEngine(create_backbone("efficientnet_lite0", layer=name), cache=tmp_path)(x) for name in layers]
     assert got.shape == (2, sum(p.shape[1] for p in parts))
     np.testing.assert_allclose(got, np.hstack(parts), rtol=1e-4, atol=1e-5)
+
+
+def test_compare_int8_extracts_and_reuses_only_int8_files(int8_file, dataset_dir, tmp_path):
+    first = tk.compare(dataset_dir, baseline="none", folds=2, out=tmp_path, precision="int8")
+    row = first.rows[0]
+    assert row.ok and not row.reused
+    with tk.open_features(row.feature_file) as ff:
+        assert ff.attrs["precision"] == "int8"
+    again = tk.compare(dataset_dir, baseline="none", folds=2, out=tmp_path, precision="int8")
+    assert again.rows[0].reused and again.rows[0].feature_file == row.feature_file
+    fp32 = tk.compare(dataset_dir, baseline="none", folds=2, out=tmp_path)  # the int8 file is not fp32's
+    assert not fp32.rows[0].reused and fp32.rows[0].feature_file != row.feature_file
