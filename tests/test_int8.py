@@ -43,7 +43,7 @@ def test_int8_file_records_precision_calibration_and_is_close_to_fp32(int8_file,
     assert float(attrs["int8_cosine_mean"]) == calib["cosine_mean"]
     np.testing.assert_array_equal(y8, y32)
     cos = mean_cosine(X8, X32)
-    assert cos.mean() > 0.98, cos
+    assert cos.mean() > MIN_COSINE, cos
     assert not np.array_equal(X8, X32)  # really another graph
     graphs = sorted(p.name for p in cache_dir().glob("*-int8-*.onnx"))
     assert calib["graph"] + ".onnx" in graphs
@@ -116,3 +116,12 @@ def test_compare_int8_extracts_and_reuses_only_int8_files(int8_file, dataset_dir
     assert again.rows[0].reused and again.rows[0].feature_file == row.feature_file
     fp32 = tk.compare(dataset_dir, baseline="none", folds=2, out=tmp_path)  # the int8 file is not fp32's
     assert not fp32.rows[0].reused and fp32.rows[0].feature_file != row.feature_file
+
+
+def test_predict_int8_labels_like_fp32(trained, dataset_dir, int8_file):
+    images = _images(dataset_dir)
+    fp32 = tk.predict(trained.model, images)
+    int8 = tk.predict(trained.model, images, precision="int8")
+    assert len(int8.predictions) == len(fp32.predictions) == len(images)
+    same = np.mean([a.label == b.label for a, b in zip(int8.predictions, fp32.predictions)])
+    assert same >= 0.9, same

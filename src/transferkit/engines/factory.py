@@ -82,7 +82,7 @@ def create_engine(backbone, engine: str = "auto", device: str = "auto", precisio
         if not on_cpu:
             raise TransferkitError(f"--engine onnxruntime runs on the CPU; for {device} use --engine torch (or auto)")
         if precision != "fp32":
-            raise TransferkitError(f"--engine onnxruntime runs in fp32; for {precision} use --engine torch (or auto)")
+            raise TransferkitError(f"--engine onnxruntime runs in fp32 or int8; for {precision} use --engine torch (or auto)")
         if not onnxruntime_available():
             raise TransferkitError("--engine onnxruntime needs the onnx and onnxruntime packages: pip install onnx onnxruntime")
     want_onnx = engine == "onnxruntime" or (engine == "auto" and on_cpu and precision == "fp32" and onnxruntime_available())

@@ -16,9 +16,10 @@ settings and the onnx/onnxruntime versions.
 
 Quality gate: the mean cosine similarity between int8 and fp32 features over the calibration images is
 measured when the graph is built, stored with it (and in the feature file). Below ``MIN_COSINE`` the
-engine refuses; below ``WARN_COSINE`` it warns. Why 0.98 / 0.99: at 0.994 (Lite0) accuracy on flowers17
-moved by < 0.5 point; the per-tensor variant at ~0.90 loses several points, and the angle between
-features at cosine 0.98 (11 degrees) is already as large as typical nearest-class margins.
+engine refuses; below ``WARN_COSINE`` it warns. Why 0.965 / 0.99, measured on flowers17 (Lite0, logistic
+regression, same split): mean cosine 0.995 -> accuracy unchanged; 0.976 (reduce_range) -> -0.3 point;
+0.897 (per-tensor weights) -> -1.5 points. The loss grows roughly as 14 points x (1 - cosine), so 0.965
+is where it reaches the 0.5-point budget; 0.99 leaves a margin.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ INT8_FORMAT = 1  # bump when the way we quantise changes
 CALIBRATION_IMAGES = 300
 MIN_CALIBRATION = 8  # decodable images needed to calibrate at all
 CALIBRATION_BATCH = 8  # the calibration run keeps a batch's activations alive: memory grows with it
-MIN_COSINE = 0.98  # refuse below this mean cosine to fp32 (see module docstring)
+MIN_COSINE = 0.965  # refuse below this mean cosine to fp32 (see module docstring)
 WARN_COSINE = 0.99  # warn below this
 SETTINGS = {"format": "QDQ", "weights": "int8 per-channel", "activations": "uint8 asymmetric",
             "method": "MinMax", "reduce_range": False, "fp32": "first convolution"}
