@@ -12,7 +12,7 @@ Calibration: up to ``CALIBRATION_IMAGES`` images drawn deterministically (evenly
 paths, so every class folder contributes), identified by the SHA-256 of their bytes. The quantised
 graph is cached beside the fp32 one (``<fp32 key>-int8-<key>.onnx`` + ``.json``), keyed on the fp32
 graph's key, the calibration images' identity, the preprocessing that fed them, the quantisation
-settings and the onnx/onnxruntime versions.
+settings, the onnx/onnxruntime versions and transferkit's own quantising and decoding code.
 
 Quality gate: the mean cosine similarity between int8 and fp32 features over the calibration images is
 measured when the graph is built, stored with it (and in the feature file). Below ``MIN_COSINE`` the
@@ -38,11 +38,14 @@ import numpy as np
 
 from ..errors import TransferkitError
 from .onnx_engine import OnnxEngine, _session, _version
+from .onnx_index import code_sha256
 from .pipeline import iter_batches
 
 log = logging.getLogger(__name__)
 
-INT8_FORMAT = 1  # bump when the way we quantise changes
+INT8_FORMAT = 1
+# The code that decides what an int8 graph becomes: how it quantises, and how calibration images are decoded.
+_CODE = ("engines/onnx_int8.py", "backbones/preprocess.py", "data/decode.py")
 CALIBRATION_IMAGES = 300
 MIN_CALIBRATION = 8  # decodable images needed to calibrate at all
 CALIBRATION_BATCH = 8  # the calibration run keeps a batch's activations alive: memory grows with it
@@ -86,6 +89,7 @@ def int8_key(fp32_path: Path, calibration_sha256: str, preprocess) -> tuple[str,
         "preprocess": preprocess.to_dict(),
         "settings": SETTINGS,
         "versions": {d: _version(d) for d in ("onnx", "onnxruntime")},
+        "code": code_sha256(_CODE),
     }
     key = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:24]
     return f"{Path(fp32_path).stem}-int8-{key}", desc
