@@ -14,7 +14,7 @@ from transferkit.backbones import create_backbone
 from transferkit.engines import backbone_and_engine
 from transferkit.engines.onnx_engine import OnnxEngine, cache_dir, probe_batch
 from transferkit.engines.onnx_int8 import (MIN_COSINE, WARN_COSINE, Int8QualityError, Int8QualityWarning,
-                                           calibration_sample, check_quality, mean_cosine)
+                                           calibration_sample, check_quality, row_cosine)
 from transferkit.errors import TransferkitError
 
 
@@ -42,7 +42,7 @@ def test_int8_file_records_precision_calibration_and_is_close_to_fp32(int8_file,
     assert MIN_COSINE <= calib["cosine_mean"] <= 1 and calib["cosine_min"] <= calib["cosine_mean"]
     assert float(attrs["int8_cosine_mean"]) == calib["cosine_mean"]
     np.testing.assert_array_equal(y8, y32)
-    cos = mean_cosine(X8, X32)
+    cos = row_cosine(X8, X32)
     assert cos.mean() > MIN_COSINE, cos
     assert not np.array_equal(X8, X32)  # really another graph
     graphs = sorted(p.name for p in cache_dir().glob("*-int8-*.onnx"))
@@ -62,7 +62,7 @@ def test_int8_graph_is_cached_and_keyed_on_the_calibration_images(int8_file, dat
     # other calibration images: another graph, built and cached beside the first
     _, other = backbone_and_engine("efficientnet_lite0", precision="int8", calibration=images[:-3])
     assert not other.cache_hit and other.path != again.path and other.path.exists()
-    assert mean_cosine(other(x), again(x)).min() > 0.95
+    assert row_cosine(other(x), again(x)).min() > 0.95
 
 
 def test_calibration_sample_is_deterministic_and_spread():

@@ -101,7 +101,7 @@ def _batches(files, preprocess, workers):
             yield batch.arrays
 
 
-def mean_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity (1 where both rows are zero)."""
     a, b = a.astype(np.float64), b.astype(np.float64)
     na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
@@ -138,19 +138,25 @@ def quantise(fp32_path: Path, out: Path, files: Sequence[Path], preprocess, thre
 
             graph = onnx.load(str(pre)).graph
             first = [n.name for n in graph.node if n.op_type == "Conv" and graph.input[0].name in n.input][:1]
-            quantize_static(
-                str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=False,
-                calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=first,
-                # no CalibMaxIntermediateOutputs: onnxruntime 1.32 drops (not merges) the batches it clears;
-                # what it keeps per batch is each tensor's min and max, so memory stays small anyway
-            )
+            try:
+                quantize_static(
+                    str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=False,
+                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=first,
+                    # no CalibMaxIntermediateOutputs: onnxruntime 1.32 drops (not merges) the batches it
+                    # clears; what it keeps per batch is each tensor's min and max, so memory stays small
+                )
+            except Exception as exc:  # onnxruntime raises many types; all mean "cannot quantise"
+                if reader.n >= MIN_CALIBRATION:
+                    raise TransferkitError(f"{Path(fp32_path).name}: ONNX Runtime cannot quantise this graph "
+                                           f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                                           "use --precision fp32") from exc
     if reader.n < MIN_CALIBRATION:
         raise TransferkitError(f"int8 needs at least {MIN_CALIBRATION} decodable images to calibrate on, got {reader.n}")
     facts = {"calibration_images": reader.n, "quantise_seconds": round(time.perf_counter() - t0, 2)}
     # How far int8 is from fp32, on the same images.
     fp32, int8 = _session(fp32_path, threads), _session(out, threads)
-    cos = np.concatenate([mean_cosine(fp32.run(None, {"images": x})[0], int8.run(None, {"images": x})[0])
+    cos = np.concatenate([row_cosine(fp32.run(None, {"images": x})[0], int8.run(None, {"images": x})[0])
                           for x in _batches(files, preprocess, workers)])
     facts["cosine_mean"] = round(float(cos.mean()), 6)
     facts["cosine_min"] = round(float(cos.min()), 6)
