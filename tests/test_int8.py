@@ -106,6 +106,7 @@ def test_several_layers_in_one_onnx_pass_equal_one_pass_per_layer(tmp_path):
     np.testing.assert_allclose(got, np.hstack(parts), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_compare_int8_extracts_and_reuses_only_int8_files(int8_file, dataset_dir, tmp_path):
     first = tk.compare(dataset_dir, baseline="none", folds=2, out=tmp_path, precision="int8")
     row = first.rows[0]
