@@ -71,6 +71,14 @@ def feature_batches(
         yield batch.indices, feats, batch.failures
 
 
+def int8_attrs(engine) -> dict:
+    """What a feature file records of an int8 engine's calibration (nothing for other precisions)."""
+    calibration = getattr(engine, "calibration", None)
+    if calibration is None:
+        return {}
+    return {"calibration": json.dumps(calibration, sort_keys=True), "int8_cosine_mean": calibration["cosine_mean"]}
+
+
 def _request(**given) -> dict:
     """The settings a user gave that differ from :func:`extract`'s defaults (JSON-able), for the resume command."""
     import inspect
@@ -149,10 +157,14 @@ def extract(
     dataset = discover(data)
     require_two_classes(dataset, str(data))
     engine_request = engine
+    int8 = str(precision).strip().lower() == "int8"
+    if ray is not None and int8:
+        raise TransferkitError("--precision int8 is not supported with --ray yet; run it without --ray")
     if ray is None:  # from the ONNX cache without PyTorch when an earlier run exported this backbone
         backbone, engine = backbone_and_engine(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
                                                crop_pct=crop_pct, crop=crop, engine=engine, device=device,
-                                               precision=precision)
+                                               precision=precision,
+                                               calibration=[dataset.absolute(s) for s in dataset.samples] if int8 else None)
     else:  # the workers build the engine; the driver only resolves what they will run
         from .distributed import planned_engine
 
@@ -177,6 +189,7 @@ def extract(
         "engine": engine.name,
         "device": str(engine.device),
         "precision": engine.precision,
+        **int8_attrs(engine),
         # the layers side by side in each row while extracting; finishing splits them into layers/<name>
         "layers": backbone.layers,
         # the settings as asked for, so an interrupted file can print the exact command that finishes it

@@ -8,6 +8,7 @@ alone, so decoding workers need no torch.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -126,8 +127,21 @@ class PreprocessConfig:
 
     def to_array(self, img: Image.Image) -> np.ndarray:
         """RGB picture -> normalised float32 array of shape (3, H, W)."""
-        arr = np.asarray(self.resize_and_crop(img), dtype=np.float32)
-        arr = arr * np.float32(1 / 255.0)
-        arr -= np.asarray(self.mean, dtype=np.float32)
-        arr /= np.asarray(self.std, dtype=np.float32)
-        return np.ascontiguousarray(arr.transpose(2, 0, 1))
+        return normalise(np.asarray(self.resize_and_crop(img)), self.mean, self.std)
+
+
+@functools.lru_cache(maxsize=8)
+def _lookup(mean: tuple, std: tuple) -> np.ndarray:
+    """(3, 256) float32: channel c's normalised value of each 8-bit level, computed as the arithmetic did."""
+    levels = np.arange(256, dtype=np.float32) * np.float32(1 / 255.0)
+    return np.stack([(levels - np.float32(m)) / np.float32(s) for m, s in zip(mean, std)]).astype(np.float32)
+
+
+def normalise(pixels: np.ndarray, mean, std) -> np.ndarray:
+    """H x W x 3 uint8 -> normalised float32 (3, H, W) by table look-up (about half the time of the
+    float arithmetic, equal to it within float32 rounding)."""
+    table = _lookup(tuple(float(v) for v in mean), tuple(float(v) for v in std))
+    out = np.empty((3, *pixels.shape[:2]), np.float32)
+    for c in range(3):
+        np.take(table[c], pixels[..., c], out=out[c])
+    return out

@@ -31,6 +31,7 @@ def compare(
     seed: int = typer.Option(42, "--seed", help="Seed of the folds and of --sample."),
     batch_size: str = typer.Option("32", "--batch-size", "-b", help="Images per forward pass, or auto."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, show_default="CPUs available", help="Decoding threads."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 | int8 (int8: ONNX Runtime on the CPU, calibrated on the images scored)."),
 ):
     """Which representation suits this dataset? Raw pixels vs backbones x layers x pools, by paired k-fold CV accuracy and macro-F1, ordered by LogME (a transferability score, not an accuracy)."""
     from .. import api
@@ -41,7 +42,7 @@ def compare(
     result = api.compare(
         data, _split(models), layers=_split(layers) or [None], pools=_split(pools) or ["avg"], baseline=baseline,
         folds=folds, sample=sample, seed=seed, out=out, cache_dir=cache_dir, reuse=reuse or (), C=c,
-        batch_size=batch_size, workers=workers,
+        batch_size=batch_size, workers=workers, precision=precision,
         progress=lambda description: progress_bar(description, console, unit="fold" if description.startswith("CV ") else "img"),
         log=lambda msg: console.print(f"  {esc(msg)}", highlight=False),
     )

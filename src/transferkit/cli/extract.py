@@ -31,7 +31,7 @@ def extract(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | torch (see docs/engines.md)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 (auto: fp32 on CPU, fp16 on CUDA)."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 | int8 (auto: fp32 on CPU, fp16 on CUDA; int8: ONNX Runtime on the CPU, calibrated on ~300 of your images, see docs/engines.md)."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted extraction of OUTPUT (same settings; with --ray only its unfinished shards); start it if it is not there."),
     update: bool = typer.Option(False, "--update", help="Bring OUTPUT up to date with the dataset: extract only new files, drop rows of removed ones."),
     dtype: Optional[str] = typer.Option(None, "--dtype", show_default="float32; a resume keeps the file's", help="float32 or float16 (half the file)."),

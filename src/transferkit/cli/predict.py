@@ -35,7 +35,7 @@ def predict(
     weights: Optional[Path] = typer.Option(None, "--weights", help="The backbone's weights file, if it moved since extraction (its hash must match); with --imagenet: a local weights file for --model."),
     engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | torch (see docs/engines.md)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 | int8 (int8: ONNX Runtime on the CPU, calibrated on these images)."),
 ):
     """Label new images with a trained model; or, with --imagenet, show what the pretrained network alone sees.
 

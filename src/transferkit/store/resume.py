@@ -36,6 +36,7 @@ GUARDED = {
     "model": "--model", "weights_sha256": "--weights", "layer": "--layer", "pool": "--pool",
     "preprocess": "the model's preprocessing", "engine": "--engine", "batch_size": "--batch-size",
     "split_source": "split layout (split folders, a split column, or neither)", "test_size": "--test-size", "seed": "--seed",
+    "precision": "--precision", "calibration": "--precision int8 (its calibration images)",
 }
 
 
