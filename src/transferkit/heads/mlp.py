@@ -18,9 +18,8 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ._common import (check_folds, check_xy, holdout, json_params, sample_weights, softmax, stratified_folds)
-from .linear import torch_threads
 from .streaming import ArraySource
-from .torch_modules import MLPNet, Softmax
+from .torch_modules import MLPNet, Softmax, torch_threads
 
 
 def _hidden(hidden) -> tuple[int, ...]:
