@@ -1,15 +1,17 @@
 """The classic recipe against `transferkit train`, as whole processes, side by side.
 
     PYTHONPATH=src python benchmarks/classic_recipe.py [--rounds 3] [--cases flowers17,many,wide]
-        [--flowers /work/data/flowers17_lite0.h5] [--workdir /tmp/classic_recipe]
+        [--flowers /work/data/flowers17_lite0.h5] [--workdir /tmp/classic_recipe] [--blas-threads 1]
 
 The classic recipe is the one of the Keras transfer-learning tutorial: the feature vectors as they
 are, ``GridSearchCV(LogisticRegression(), {"C": [0.1, 1, 10, 100, 1000, 10000]}, cv=3)``, then the
 test accuracy. It runs as its own process (``python classic_recipe.py --recipe FILE``: h5py, NumPy and
 scikit-learn, nothing else) and so does ``python -m transferkit train FILE -o MODEL`` with all its
 defaults; the two alternate, ``--rounds`` times per case, so that drift on a shared machine hits both
-alike. Reported per case: test accuracy, wall time and peak RSS of each process (``wait4``), and the
-ratios recipe / train (medians over rounds; the spread is the min-max of the per-round ratios).
+alike. ``--blas-threads 1`` holds the recipe's BLAS to one thread, as `train` holds its own: on a
+machine shared with other jobs, a pool of spinning BLAS threads is what slows the recipe most.
+Reported per case: test accuracy, wall time and peak RSS of each process (``wait4``), and the ratios
+recipe / train (medians over rounds; the spread is the min-max of the per-round ratios).
 
 Cases:
 
@@ -123,10 +125,12 @@ def maps_like(path, n_rows=3000, n_test=750, channels=1280, side=7, n_classes=3,
 
 
 # -- running the two side by side -------------------------------------------------------------------
-def measure(path: str, workdir: Path, rounds: int) -> dict:
+def measure(path: str, workdir: Path, rounds: int, blas_threads: int | None = None) -> dict:
     import transferkit as tk
 
     env = dict(os.environ)
+    if blas_threads:
+        env.update({k: str(blas_threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
     rows = []
     for r in range(rounds):
         pair = {}
@@ -184,6 +188,8 @@ def main() -> None:
     ap.add_argument("--cases", default="flowers17,many,wide")
     ap.add_argument("--flowers", default="/work/data/flowers17_lite0.h5")
     ap.add_argument("--workdir", default="/tmp/classic_recipe")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="set OPENBLAS/OMP/MKL_NUM_THREADS for both processes (default: the libraries' own)")
     args = ap.parse_args()
     if args.recipe:
         recipe(args.recipe)
@@ -197,7 +203,7 @@ def main() -> None:
     for case in args.cases.split(","):
         path = files[case]()
         print(f"{case}: {path}", flush=True)
-        results[case] = measure(path, workdir, args.rounds)
+        results[case] = measure(path, workdir, args.rounds, args.blas_threads)
     print("\n| case | recipe acc | train acc | train setting | recipe s | train s | speed-up (range) | recipe MB | train MB | RSS ratio (range) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for case, r in results.items():

@@ -16,7 +16,8 @@ def check_xy(X, y) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y)
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
         raise ValueError(f"X must be 2-D with one row per label, got X {X.shape} and y {y.shape}")
-    if not np.isfinite(X).all():
+    step = max(1, 16_000_000 // max(X.shape[1], 1)) if X.ndim == 2 else len(X)  # no full-size temporary
+    if not all(np.isfinite(X[i : i + step]).all() for i in range(0, len(X), step)):
         raise TransferkitError("the features contain NaN or infinite values")
     return X, y
 

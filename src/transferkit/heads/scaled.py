@@ -46,7 +46,9 @@ class Wide:
         own = [s for s in names if s in ("standardise", "sqrt-l2")]
         self.sqrt_norms = None
         if "sqrt-l2" in own:  # ||sqrt|x| ||^2 = sum |x|: the row norms before the pass
-            self.sqrt_norms = np.sqrt(np.abs(X).sum(axis=1, dtype=np.float64)).astype(np.float32)
+            step = scalings.chunk_rows(D)
+            self.sqrt_norms = np.concatenate([np.sqrt(np.abs(X[i : i + step]).sum(axis=1, dtype=np.float64))
+                                              for i in range(0, n, step)]).astype(np.float32)
         keys = (["raw"] if raw_needed else []) + own
 
         def gram_of_columns(starts):  # one thread's share of the column blocks

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import RunningStats
+from ._common import standardiser
 
 SCALINGS = ("none", "standardise", "l2", "sqrt-l2")  # candidate order: ties go to the earlier one
 DEFAULT_SCALING = "standardise"  # when there is no cross-validation to choose one
@@ -53,19 +53,23 @@ def rows(name: str, X: np.ndarray) -> np.ndarray:
     return R
 
 
-def fit(name: str, X: np.ndarray, chunk_rows: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+def chunk_rows(n_features: int) -> int:
+    """Rows per chunk for passes over X: about 16 M values (64 MB of float32), so that wide features never
+    get a full-size temporary."""
+    return max(1, 16_000_000 // max(n_features, 1))
+
+
+def fit(name: str, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean, scale) of scaling ``name`` on rows X, both float32 of length D."""
     D = X.shape[1]
+    step = chunk_rows(D)
     if name == "standardise":
-        stats = RunningStats()
-        for start in range(0, len(X), chunk_rows):
-            stats.update(X[start : start + chunk_rows])
-        return stats.result()
+        return standardiser(X, step)
     if name in ("l2", "sqrt-l2"):
         mean_sq = 1.0
     else:
-        mean_sq = sum(float(np.einsum("ij,ij->", X[s : s + chunk_rows], X[s : s + chunk_rows], dtype=np.float64))
-                      for s in range(0, len(X), chunk_rows)) / max(len(X), 1)
+        mean_sq = sum(float(np.einsum("ij,ij->", X[s : s + step], X[s : s + step], dtype=np.float64))
+                      for s in range(0, len(X), step)) / max(len(X), 1)
     factor = np.sqrt(max(mean_sq, 1e-30) / D)
     return np.zeros(D, np.float32), np.full(D, factor, np.float32)
 
