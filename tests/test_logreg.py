@@ -8,7 +8,7 @@ from sklearn.preprocessing import StandardScaler
 
 from transferkit.errors import TransferkitError
 from transferkit.heads import LogisticHead, TrainedModel, load_model
-from transferkit.heads.scaling import SCALINGS
+from transferkit.heads.scaling import AUTO_SCALINGS
 
 
 @pytest.mark.parametrize("n_classes", [2, 4])
@@ -33,7 +33,7 @@ def test_cv_picks_a_sensible_C_and_records_the_grid():
     assert 1e-4 < head.C_ < 1e4  # neither edge of the grid on this problem
     assert (head.predict(X[900:]) == y[900:]).mean() > 0.9
     # every scaling: 3 folds x its part of the grid; then one fit on every row at the chosen C
-    assert res["scaling"] == head.scaling_ and [r["scaling"] for r in res["scalings"]] == list(SCALINGS)
+    assert res["scaling"] == head.scaling_ and [r["scaling"] for r in res["scalings"]] == list(AUTO_SCALINGS)
     assert head.n_fits_ == sum(3 * r["n_C"] for r in res["scalings"]) + 1
 
 

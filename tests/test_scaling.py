@@ -117,3 +117,25 @@ def test_wide_features_are_solved_exactly_in_the_row_space_for_every_scaling():
             solver.use_row_space = original
         assert primal.solver_ == "L-BFGS"
         np.testing.assert_allclose(wide.predict_proba(X), primal.predict_proba(X), atol=1e-5)
+
+
+def test_train_and_evaluate_show_the_chosen_scaling_and_C(tmp_path):
+    from conftest import run_cli
+
+    from transferkit.store.writer import FeatureWriter
+
+    X, y = magnitude_classes(n=240, n_noise=60)
+    split = (np.arange(len(y)) % 4 == 0).astype(np.uint8)
+    attrs = {"model": "synthetic", "weights_sha256": "none", "layer": "pre_logits", "pool": "avg", "preprocess": {}}
+    feats = tmp_path / "f.h5"
+    with FeatureWriter(feats, feature_dim=X.shape[1], label_names=["small", "large"], attrs=attrs) as w:
+        w.add(X, y, [f"r{i}" for i in range(len(y))], split)
+    model = tmp_path / "m.safetensors"
+    out = run_cli("train", feats, "-o", model, check=True).stdout
+    head = load_model(model).head
+    assert "feature scalings" in out and f"{head.scaling_} ◀ chosen" in out
+    assert f"best C = {head.C_:g} on {head.scaling_} features" in out
+    out = run_cli("evaluate", model, feats, check=True).stdout
+    assert f"model: logreg on {head.scaling_} features, C = {head.C_:g}" in out
+    out = run_cli("train", feats, "-o", model, "--scaling", "l2", check=True).stdout
+    assert "feature scalings" not in out and "on l2 features" in out and load_model(model).head.scaling_ == "l2"

@@ -36,6 +36,7 @@ from ._common import check_folds, check_xy, json_params, n_workers, pick_best, s
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 4, 9))
 EXTRA_DECADES = 3  # how far the default grid is extended past an edge where the best C sits
 SCREEN_ALL_FOLDS = 100_000_000  # above this much work per solver iteration, scalings are screened on one fold
+CV_TOL_FACTOR = 10.0
 TIGHT_TOL = 1e-6  # below this gradient tolerance the solve is in float64 (float32 gradients cannot meet it)
 
 
@@ -117,8 +118,11 @@ class LinearHead(ClassifierMixin, BaseEstimator):
 
         w_all = sample_weights(y_enc, K, self.class_weight)
         folds = stratified_folds(y_enc, self.cv, self.random_state) if run_cv else []
-        fit_one = lambda F, rows, C, init, threads=1: lbfgs_fit(  # noqa: E731
-            F, y_enc[rows], K, C, self.loss, w_all[rows], init, self.max_iter, self.tol, threads)
+        # Fits inside the folds stop at CV_TOL_FACTOR x tol: a held-out fold's accuracy does not move with
+        # the last digits of the optimum (measured: the same best C and accuracy to 0.05 points on the
+        # 100-class benchmark, 2.4x fewer iterations); the final fit on every row uses tol itself.
+        fit_one = lambda F, rows, C, init, threads=1, tol=self.tol * CV_TOL_FACTOR: lbfgs_fit(  # noqa: E731
+            F, y_enc[rows], K, C, self.loss, w_all[rows], init, self.max_iter, tol, threads)
         work = (n if wide else D) * n * K  # per solver iteration, about
         final_threads = 1 if work < 4_000_000 else n_workers(self.n_jobs, os.cpu_count() or 1)
 
@@ -165,9 +169,10 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         if run_cv and not wide:
             init = tuple(np.mean([fold[best][i] for fold in table["params"]], axis=0) for i in (0, 1))
         prob = problem(chosen)
-        W, b, info = fit_one(prob.full(), np.arange(n), self.C_, init, final_threads)
+        W, b, info = fit_one(prob.full(), np.arange(n), self.C_, init, final_threads, self.tol)
         infos.append(info)
         W = prob.coef(W, X)
+        b = prob.intercept(W, b)
         del prob
         self._set_coef(W.T, b)
         self.n_iter_ = [i.n_iter for i in infos]
