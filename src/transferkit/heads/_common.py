@@ -143,6 +143,19 @@ def pick_best(mean_acc: np.ndarray, tie_loss: np.ndarray) -> int:
     return int(tied[np.argmin(np.asarray(tie_loss)[tied])])
 
 
+def pick_within_noise(mean_acc, tie_loss, n_val: int) -> int:
+    """The lowest tie-break loss among the candidates whose mean accuracy is within one standard error
+    (``sqrt(a (1 - a) / n_val)`` at the best accuracy a, over ``n_val`` held-out rows) of the best; on
+    equal losses, the first. Accuracy differences inside that band are noise, and the loss tells
+    apart what accuracy cannot: a C so small that every score is nearly uniform can still rank the
+    classes right, but its probabilities are useless."""
+    mean_acc = np.asarray(mean_acc, np.float64)
+    a = float(mean_acc.max())
+    band = np.sqrt(max(a * (1.0 - a), 0.0) / max(n_val, 1))
+    tied = np.flatnonzero(mean_acc >= a - band - 1e-12)
+    return int(tied[np.argmin(np.asarray(tie_loss)[tied])])
+
+
 def json_params(params: dict) -> dict:
     """get_params() made JSON-safe (tuples -> lists, numpy scalars -> Python)."""
     out = {}

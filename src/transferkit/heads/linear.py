@@ -12,10 +12,12 @@ How the settings are chosen (all on the train split, same folds for every candid
    stayed below its best: past its optimum the loss only grows, and the weakly regularised end of
    the path is where fits are slowest. If the best C sits on an edge of the grid, the grid is
    extended by up to three decades past that edge.
-2. Each scaling's best C: highest mean CV accuracy, ties to the lowest mean tie-break loss.
-3. Between scalings: highest mean CV accuracy at their best C; a difference smaller than one
-   training row (1 / n) is a tie, and ties go to the lowest mean tie-break loss, then to the
-   earlier scaling in :data:`~.scaling.SCALINGS`.
+2. Each scaling's best C: among the C values whose mean CV accuracy is within one standard error
+   of the best (``sqrt(a (1 - a) / n_held_out)``), the lowest mean tie-break loss; accuracy
+   differences inside that band are noise, and the loss tells apart what accuracy cannot (see
+   :func:`~._common.pick_within_noise`).
+3. Between scalings, the same rule on each scaling's best C; equal losses go to the earlier scaling
+   in :data:`~.scaling.AUTO_SCALINGS`.
 
 Subclasses say which loss to minimise, how to score a held-out fold, and how to turn decision
 values into probabilities. Fitting needs NumPy and SciPy only (no PyTorch).
@@ -30,7 +32,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from . import scaling as scalings
-from ._common import check_folds, check_xy, json_params, n_workers, pick_best, sample_weights, stratified_folds
+from ._common import check_folds, check_xy, json_params, n_workers, pick_within_noise, sample_weights, stratified_folds
 
 # Log-spaced, one value per decade; includes the classic recipe's grid 0.1, 1, 10, 100, 1000, 10000.
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 4, 9))
@@ -126,25 +128,30 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         work = (n if wide else D) * n * K  # per solver iteration, about
         final_threads = 1 if work < 4_000_000 else n_workers(self.n_jobs, os.cpu_count() or 1)
 
-        def walk(s, fold_ids, grid, grow, pool=None):
+        def walk(s, fold_ids, grid, grow, pool=None, threads=1):
             prob = problem(s)
             data = [(folds[i][0], folds[i][1], *prob.fold(*folds[i])) for i in fold_ids]
             del prob  # the folds' copies are all a walk needs
-            return self._walk(grid, grow, data, y_enc, fit_one, infos, pool)
+            fit = lambda F, rows, C, init: fit_one(F, rows, C, init, threads)  # noqa: E731
+            return self._walk(grid, grow, data, y_enc, fit, infos, pool)
 
         infos, screen = [], {}
         if run_cv:
             # 1. every scaling walks the grid on the screening folds (all of them for small problems);
             # 2. the chosen scaling walks the same C values on the remaining folds.
-            screen_ids = list(range(len(folds))) if work <= SCREEN_ALL_FOLDS or len(names) == 1 else [0]
+            large = work > SCREEN_ALL_FOLDS
+            screen_ids = [0] if large and len(names) > 1 else list(range(len(folds)))
             with ThreadPoolExecutor(n_workers(self.n_jobs, len(names) * len(screen_ids))) as pool:
-                if len(names) == 1:  # one scaling: its folds in parallel
+                if large and len(names) > 1:  # one scaling at a time (memory), each fit's rows in blocks
+                    screen = {s: walk(s, screen_ids, Cs, adaptive, threads=final_threads) for s in names}
+                elif len(names) == 1:  # one scaling: its folds in parallel
                     screen = {names[0]: walk(names[0], screen_ids, Cs, adaptive, pool)}
-                else:  # several: one scaling per thread
+                else:  # several small ones: one scaling per thread
                     screen = dict(zip(names, pool.map(lambda s: walk(s, screen_ids, Cs, adaptive), names)))
-            best_of = {s: pick_best(t["acc"].mean(0), t["tie"].mean(0)) for s, t in screen.items()}
             n_val = sum(len(folds[i][1]) for i in screen_ids)
-            chosen = _pick_scaling(names, screen, best_of, n_val)
+            best_of = {s: pick_within_noise(t["acc"].mean(0), t["tie"].mean(0), n_val) for s, t in screen.items()}
+            chosen = names[pick_within_noise([screen[s]["acc"].mean(0)[best_of[s]] for s in names],
+                                             [screen[s]["tie"].mean(0)[best_of[s]] for s in names], n_val)]
             table = screen[chosen]
             rest = [i for i in range(len(folds)) if i not in screen_ids]
             if rest:
@@ -154,7 +161,7 @@ class LinearHead(ClassifierMixin, BaseEstimator):
                                              for k in ("acc", "tie")},
                          **{k: table[k] + [row for p in parts for row in p[k]] for k in ("dec", "params")}}
             acc, tie = table["acc"].mean(0), table["tie"].mean(0)
-            best = pick_best(acc, tie)
+            best = pick_within_noise(acc, tie, n)
             std = table["acc"].std(0)
         else:
             chosen, best, acc, std, tie = names[0], 0, np.zeros(1), np.zeros(1), np.zeros(1)
@@ -210,6 +217,7 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         values and, per fold and C, accuracy and tie-break loss (arrays folds x C), held-out decisions
         and (W, b). With a ``pool``, the folds of one C run in parallel."""
         inits = [None] * len(data)
+        n_val = sum(len(d[1]) for d in data)
         out = {"C": [], "acc": [[] for _ in data], "tie": [[] for _ in data], "dec": [[] for _ in data],
                "params": [[] for _ in data]}
 
@@ -243,7 +251,7 @@ class LinearHead(ClassifierMixin, BaseEstimator):
             for direction in (+1, -1):
                 for _ in range(EXTRA_DECADES):
                     edge = len(out["C"]) - 1 if direction > 0 else 0
-                    if pick_best(*means()) != edge or (direction > 0 and past_optimum()):
+                    if pick_within_noise(*means(), n_val) != edge or (direction > 0 and past_optimum()):
                         break
                     step(out["C"][edge] * 10.0 ** direction, edge + 1 if direction > 0 else 0)
         return {**out, "acc": np.array(out["acc"]), "tie": np.array(out["tie"])}
@@ -306,11 +314,3 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         return {"head": self.kind, "scaling": self.scaling_, "C": self.C_,
                 "cv_accuracy": max(acc) if self.cv_results_.get("folds") else None}
 
-
-def _pick_scaling(names, screen, best_of, n_val: int) -> str:
-    """Highest mean CV accuracy at each scaling's best C; differences under one held-out row are ties,
-    which go to the lowest mean tie-break loss, then to the earlier scaling."""
-    acc = np.array([screen[s]["acc"].mean(0)[best_of[s]] for s in names])
-    tie = np.array([screen[s]["tie"].mean(0)[best_of[s]] for s in names])
-    tied = np.flatnonzero(acc >= acc.max() - 1.0 / max(n_val, 1) + 1e-12)
-    return names[int(tied[np.argmin(tie[tied])])]

@@ -32,8 +32,8 @@ class LogisticHead(LinearHead):
         "auto": one per decade from 1e-4 to 1e4, the walk stopping early past the optimum and extended
         by up to three decades past an edge where the best C sits; a sequence is used as given.
     cv : int, default 3
-        Number of stratified folds. Each scaling's best C has the highest mean CV accuracy, ties going
-        to the lowest mean CV log-loss; between scalings, differences under one training row are ties.
+        Number of stratified folds. Each scaling's best C: the lowest mean CV log-loss among the C
+        values within one standard error of the best mean CV accuracy; the same rule between scalings.
     class_weight : None or "balanced"
     max_iter, tol : L-BFGS stopping rules (tol bounds the largest gradient entry, as in scikit-learn;
         below 1e-6 the solve runs in float64).

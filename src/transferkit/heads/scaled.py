@@ -21,7 +21,7 @@ BLOCK_COLS = 4096
 
 
 class Primal:
-    """The scaled features, centred for the solver.
+    """The scaled features, centred for the solver, made on demand from X (no full scaled copy is kept).
 
     Centring is an exact change of variables when the intercept is not penalised (``W^T (x - mu) + b'``
     is ``W^T x + b' - W^T mu``), and it takes the large common mean of non-negative features out of
@@ -30,15 +30,24 @@ class Primal:
     """
 
     def __init__(self, name: str, X: np.ndarray, mean, scale, dtype):
-        self.T = scalings.apply(name, X, mean, scale).astype(dtype, copy=False)
-        self.mu = self.T.mean(axis=0, dtype=np.float64).astype(dtype)
-        self.T -= self.mu
+        self.name, self.X, self.mean, self.scale, self.dtype = name, X, mean, scale, dtype
+        step = scalings.chunk_rows(X.shape[1])
+        total = sum(self._scaled(X[i : i + step]).sum(axis=0, dtype=np.float64) for i in range(0, len(X), step))
+        self.mu = (total / max(len(X), 1)).astype(dtype)
+
+    def _scaled(self, rows):
+        return scalings.apply(self.name, rows, self.mean, self.scale).astype(self.dtype, copy=False)
+
+    def _centred(self, idx):
+        T = self._scaled(self.X[idx])
+        T -= self.mu
+        return T
 
     def fold(self, tr, te):
-        return self.T[tr], self.T[te]
+        return self._centred(tr), self._centred(te)
 
     def full(self):
-        return self.T
+        return self._centred(slice(None))
 
     def coef(self, W, _X=None):
         return W
