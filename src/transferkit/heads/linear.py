@@ -161,7 +161,7 @@ class LinearHead(ClassifierMixin, BaseEstimator):
                                              for k in ("acc", "tie")},
                          **{k: table[k] + [row for p in parts for row in p[k]] for k in ("dec", "params")}}
             acc, tie = table["acc"].mean(0), table["tie"].mean(0)
-            best = pick_within_noise(acc, tie, n)
+            best = pick_within_noise(acc, tie, sum(len(te) for _, te in folds))
             std = table["acc"].std(0)
         else:
             chosen, best, acc, std, tie = names[0], 0, np.zeros(1), np.zeros(1), np.zeros(1)
@@ -191,7 +191,7 @@ class LinearHead(ClassifierMixin, BaseEstimator):
             "mean_accuracy": [float(v) for v in acc],
             "std_accuracy": [float(v) for v in std],
             self.tie_name: [float(v) for v in tie],
-            "folds": int(self.cv) if run_cv else 0,
+            "folds": len(folds),
             "scaling": chosen,
         }
         if len(screen) > 1:
@@ -203,12 +203,13 @@ class LinearHead(ClassifierMixin, BaseEstimator):
                  self.tie_name: float(t["tie"].mean(0)[best_of[s]]), "n_C": len(t["C"])}
                 for s, t in screen.items()]
         self.cv_score_ = float(acc[best]) if run_cv else None
-        oof = None
-        if run_cv:
-            oof = np.zeros((n, table["dec"][0][best].shape[1]))
-            for (tr, te), fold in zip(folds, table["dec"]):
-                oof[te] = fold[best]
-        self._finish(oof, y_enc)
+        if run_cv:  # out-of-fold decisions of the rows the folds held out (every row with k folds)
+            held = np.concatenate([te for _, te in folds])
+            oof = np.concatenate([fold[best] for fold in table["dec"]])
+            order = np.argsort(held, kind="stable")
+            self._finish(oof[order], y_enc[held[order]])
+        else:
+            self._finish(None, y_enc)
         return self
 
     def _walk(self, Cs, grow, data, y_enc, fit_one, infos, pool=None) -> dict:
