@@ -140,8 +140,13 @@ def _print_scalings(head, res, n_train):
         return
     tie = next((k for k in rows[0] if k.startswith("mean_") and k != "mean_accuracy"), None)
     table = Table("scaling", "best C", "accuracy (mean ± std)", (tie or "").removeprefix("mean_").replace("_", " "),
-                  title=f"{head.kind}: feature scalings, {res['folds']}-fold CV on the train split ({n_train} rows)")
+                  title=f"{head.kind}: feature scalings, " + _scaling_folds(res) + f" on the train split ({n_train} rows)")
     for row in rows:
         table.add_row(row["scaling"] + (" ◀ chosen" if row["scaling"] == head.scaling_ else ""), f"{row['C']:g}",
                       f"{row['mean_accuracy']:.4f} ± {row['std_accuracy']:.4f}", f"{row[tie]:.4f}" if tie else "")
     console.print(table)
+
+
+def _scaling_folds(res) -> str:
+    used, total = res.get("scaling_folds", res["folds"]), res["folds"]
+    return f"{total}-fold CV" if used == total else f"fold 1 of {total} (large problem; the chosen one then ran on all folds)"
