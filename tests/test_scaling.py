@@ -137,5 +137,5 @@ def test_train_and_evaluate_show_the_chosen_scaling_and_C(tmp_path):
     assert f"best C = {head.C_:g} on {head.scaling_} features" in out
     out = run_cli("evaluate", model, feats, check=True).stdout
     assert f"model: logreg on {head.scaling_} features, C = {head.C_:g}" in out
-    out = run_cli("train", feats, "-o", model, "--scaling", "l2", check=True).stdout
+    out = run_cli("train", feats, "-o", model, "--scaling", "l2", "--overwrite", check=True).stdout
     assert "feature scalings" not in out and "on l2 features" in out and load_model(model).head.scaling_ == "l2"

@@ -70,6 +70,7 @@ def train(
     budget = parse_size(max_memory) if max_memory is not None else None
     with open_features(features) as ff:
         ff.require_complete("train on")
+        ff.require_intact("train on")
         class_names = ff.label_names
         layer = layer if layer is None or isinstance(layer, str) else list(layer)
         spec = ff.backbone_spec(layer)
@@ -186,6 +187,7 @@ def evaluate(
             "evaluate it on the images instead (transferkit evaluate MODEL DATA, DATA the image folder or CSV)")
     with open_features(features) as ff:
         ff.require_complete("evaluate on")
+        ff.require_intact("evaluate on")
         layer = model.backbone.get("layer")
         _check_same_backbone(model, ff, layer)
         if ff.label_names != model.class_names:

@@ -158,6 +158,21 @@ class FeatureFile:
                 f"Resume it with `{self.resume_hint()}` before you {action} it"
             )
 
+    def require_intact(self, action: str = "use") -> None:
+        """Recompute the data checksums stored when the file was finished and refuse damaged data (HDF5
+        reads a zeroed or flipped block of ``features`` back as other numbers without an error). Files
+        from before checksums existed pass. Costs one extra read of the file (~0.2 s per 100 MB)."""
+        from .checksums import check_checksums
+
+        try:
+            result = check_checksums(self.h5)
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise DamagedFileError(f"{self.path}: damaged feature file: its data cannot be read ({_short(exc)})") from None
+        if result.bad:
+            raise DamagedFileError(
+                f"{self.path}: damaged feature file: {len(result.bad)} block(s) differ from the checksums taken when "
+                f"it was finished ({'; '.join(result.bad[:3])}); extract it again before you {action} it")
+
     def backbone_spec(self, layers=None) -> dict:
         """The backbone that made the features of ``layers`` (None: the ``features`` dataset's layer)."""
         a = self.attrs
