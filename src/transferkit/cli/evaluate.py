@@ -33,7 +33,8 @@ def evaluate(
     else:
         m = api.evaluate(model, features, split=split)
     console.print(f"[bold]{split} split[/]: {m['n_test']} images, accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
-                  + "".join(f", top-{k} {m[f'top{k}_accuracy']:.4f}" for k in (3, 5) if f"top{k}_accuracy" in m))
+                  + "".join(f", top-{k} {m[f'top{k}_accuracy']:.4f}" for k in (3, 5) if f"top{k}_accuracy" in m)
+                  + (f", ECE {m['ece']:.4f}" if "ece" in m else ""))
     console.print(per_class_table(m), highlight=False)
     if json_out:
         json_out.write_text(json.dumps(m, indent=2, ensure_ascii=False))

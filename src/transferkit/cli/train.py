@@ -28,11 +28,14 @@ def train(
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Memory budget for the features, e.g. 2GB; a train split that does not fit is streamed from the file."),
     seed: int = typer.Option(42, "--seed", help="Seed of the CV folds, initialisation and minibatch order."),
     layer: Optional[List[str]] = typer.Option(None, "--layer", help="Layer of the feature file to train on; repeat to concatenate several (default: its first layer)."),
+    calibrate: Optional[str] = typer.Option(None, "--calibrate", help="'temperature': fit one temperature on out-of-fold logits so that confidences match accuracy (stored in the model; predict and export use it)."),
 ):
     """Fit a classifier head (hyper-parameters by cross-validation) and report it on the test split."""
     from .. import api
     from ..heads import HEADS
 
+    if calibrate not in (None, "temperature"):
+        raise TransferkitError(f"--calibrate must be 'temperature' (got {calibrate!r})")
     if class_weight not in (None, "balanced"):
         raise TransferkitError(f"--class-weight must be 'balanced' (got {class_weight!r})")
     if head not in (*HEADS, "auto"):
@@ -57,7 +60,7 @@ def train(
     label = {"auto": "trying every head"}.get(head, f"training {head}")
     with console.status(f"{label} ({cv}-fold cross-validation)…"):
         r = api.train(features, output, cv=cv, Cs=C or None, class_weight=class_weight, seed=seed, head=head,
-                      head_params=params, max_memory=max_memory, layer=layer or None)
+                      head_params=params, max_memory=max_memory, layer=layer or None, calibrate=calibrate)
     rec = r.model.training
     if rec.get("auto"):
         _print_auto(rec["auto"], cv)
@@ -67,6 +70,11 @@ def train(
                       f"streamed from the file ({getattr(fitted, 'sgd_', {}).get('chunk_rows', '?')} rows per chunk)")
     _print_head(fitted, cv, rec["n_train"])
     console.print(f"trained in {r.seconds:.1f} s")
+    if r.model.calibration:
+        cal = r.model.calibration
+        console.print(f"temperature T = {cal['temperature']:.3f} (fitted on {cal['folds']}-fold out-of-fold logits; "
+                      f"out-of-fold ECE {cal['oof_ece'][0]:.4f} -> {cal['oof_ece'][1]:.4f}, "
+                      f"log-loss {cal['oof_log_loss'][0]:.4f} -> {cal['oof_log_loss'][1]:.4f})")
     _print_layers(features, r.model.backbone)
     console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]\n{r.report}", highlight=False)
     console.print(f"[green]saved[/] {r.path}")

@@ -27,9 +27,16 @@ class TrainedModel:
     backbone: dict  # Backbone.spec() of the backbone that made the features
     training: dict = field(default_factory=dict)
     path: Path | None = None
+    # {"method": "temperature", "temperature": T, ...} from `train --calibrate temperature`, or None
+    calibration: dict | None = None
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return self.head.predict_proba(features)
+        proba = self.head.predict_proba(features)
+        if self.calibration:
+            from .calibration import apply_temperature
+
+            proba = apply_temperature(proba, float(self.calibration["temperature"]))
+        return proba
 
     def save(self, path: str | Path) -> Path:
         from safetensors.numpy import save_file
@@ -44,6 +51,7 @@ class TrainedModel:
                 "class_names": self.class_names,
                 "backbone": self.backbone,
                 "training": self.training,
+                **({"calibration": self.calibration} if self.calibration else {}),
             }),
         }
         path = Path(path)
@@ -60,7 +68,10 @@ class TrainedModel:
         return predict(self, inputs, **kwargs)
 
     def describe(self) -> dict:
-        return {"backbone": self.backbone, "classes": self.class_names, **self.head.describe()}
+        out = {"backbone": self.backbone, "classes": self.class_names, **self.head.describe()}
+        if self.calibration:
+            out["calibration"] = self.calibration
+        return out
 
 
 def load_model(path: str | Path) -> TrainedModel:
@@ -85,5 +96,10 @@ def load_model(path: str | Path) -> TrainedModel:
     if kind not in HEADS:
         raise TransferkitError(f"{path}: head {kind!r} is not known to this transferkit version")
     head = HEADS[kind].from_state(arrays, record["head"])
+    calibration = record.get("calibration")
+    if calibration is not None and not (isinstance(calibration, dict) and calibration.get("method") == "temperature"
+                                        and isinstance(calibration.get("temperature"), (int, float))
+                                        and calibration["temperature"] > 0):
+        raise TransferkitError(f"{path}: its calibration record is not understood by this transferkit version")
     return TrainedModel(head=head, class_names=record["class_names"], backbone=record["backbone"],
-                        training=record.get("training", {}), path=path)
+                        training=record.get("training", {}), path=path, calibration=calibration)
