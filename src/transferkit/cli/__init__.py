@@ -9,6 +9,7 @@ from . import inspect  # noqa: F401
 from . import train  # noqa: F401
 from . import evaluate  # noqa: F401
 from . import predict  # noqa: F401
+from . import audit  # noqa: F401
 from . import compare  # noqa: F401
 from . import export  # noqa: F401
 from . import misc  # noqa: F401
