@@ -32,7 +32,10 @@ def reliability_bins(y_true, proba: np.ndarray, n_bins: int = N_BINS) -> list[di
 
 
 def expected_calibration_error(y_true, proba: np.ndarray, n_bins: int = N_BINS) -> float:
-    bins = reliability_bins(y_true, proba, n_bins)
+    return ece_from_bins(reliability_bins(y_true, proba, n_bins))
+
+
+def ece_from_bins(bins: list[dict]) -> float:
     total = sum(b["count"] for b in bins)
     if not total:
         return float("nan")
@@ -40,8 +43,8 @@ def expected_calibration_error(y_true, proba: np.ndarray, n_bins: int = N_BINS) 
 
 
 def reliability_png(bins: list[dict], ece: float) -> str:
-    """The reliability diagram (accuracy per confidence bin against the diagonal, with the share of
-    predictions per bin below), as a PNG data URI."""
+    """The reliability diagram (accuracy per confidence bin against the diagonal, the bin's mean
+    confidence in red, and the share of predictions per bin below), as a PNG data URI."""
     from matplotlib.figure import Figure
 
     from .report import _png
@@ -56,8 +59,10 @@ def reliability_png(bins: list[dict], ece: float) -> str:
     filled = counts > 0
     ax.bar(lo[filled], acc[filled], width=width[filled], align="edge", color="#2563eb", alpha=0.8,
            edgecolor="#1e3a8a", label="accuracy")
-    ax.bar(lo[filled], conf[filled] - acc[filled], bottom=acc[filled], width=width[filled], align="edge",
-           color="#dc2626", alpha=0.25, edgecolor="#dc2626", hatch="//", label="gap to mean confidence")
+    centre = lo[filled] + width[filled] / 2
+    ax.vlines(centre, np.minimum(acc[filled], conf[filled]), np.maximum(acc[filled], conf[filled]), color="#dc2626",
+              linewidth=2, label="gap")
+    ax.scatter(centre, conf[filled], marker="_", s=160, color="#dc2626", linewidths=2, zorder=3, label="mean confidence")
     ax.plot([0, 1], [0, 1], "--", color="#6b7280", label="perfect calibration")
     ax.set_xlim(0, 1), ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")

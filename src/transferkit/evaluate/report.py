@@ -51,6 +51,7 @@ class Misclassified:
     image: str = ""  # data URI: the thumbnail, or a placeholder
     image_found: bool = True
     image_problem: str = ""  # why the placeholder is shown
+    neighbours: list = field(default_factory=list)  # nearest training images (see .nearest_train)
 
 
 @dataclass
@@ -69,6 +70,8 @@ class ReportData:
     cv_results: dict | None = None  # {"C": [...], "mean_accuracy": [...], ...} of a CV search
     images_root: str = ""
     notes: list[str] = field(default_factory=list)  # warnings shown under the summary
+    reliability: list[dict] | None = None  # confidence bins (see .calibration.reliability_bins)
+    feature_map: dict | None = None  # {"coords", "y", "wrong", "method"} of the split's features
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z"))
 
 
@@ -127,11 +130,12 @@ def collect(
         paths = [all_paths[i] for i in rows]
         split_arr = ff.split
         skipped = ff.skipped
+        layer = model.backbone.get("layer")
+        X, y = ff.load(split, layers=layer)
         if proba is None:
-            X, y = ff.load(split)
             proba = model.predict_proba(X) if len(y) else np.zeros((0, len(model.class_names)))
-        else:
-            y = ff.labels[rows]
+        X_train, y_train = ff.load("train", layers=layer)
+        train_paths = [all_paths[i] for i in ff.rows("train")]
     names = list(model.class_names)
     if len(proba) != len(y):
         raise ValueError(f"proba has {len(proba)} rows but the {split} split has {len(y)}")
@@ -144,6 +148,8 @@ def collect(
     root = Path(images_root) if images_root is not None else Path(recorded_root)
     errors = misclassified(paths, y, proba, names)
     missing = fill_thumbnails(errors, root, size=thumbnail_size, workers=workers)
+    extras = _insights(errors, paths, X, y, proba, X_train, y_train, train_paths, names, split)
+    fill_thumbnails(extras.pop("neighbours"), root, size=thumbnail_size // 2, workers=workers)
 
     notes = []
     if missing:
@@ -162,10 +168,34 @@ def collect(
         cv_results=_cv_results(head),
         images_root=str(root),
         notes=notes,
+        **extras,
     )
     data.summary = _summary_rows(model, features, attrs, data)
+    if getattr(model, "calibration", None):
+        data.summary.append(("calibration", f"temperature scaling, T = {model.calibration['temperature']:.3f}"))
     data.hyperparameters = _hyperparameter_rows(model)
     return data
+
+
+def _insights(errors, paths, X, y, proba, X_train, y_train, train_paths, names, split) -> dict:
+    """Nearest training images of each error, the reliability bins and the 2-D map of the split."""
+    from .calibration import reliability_bins
+    from .feature_map import embed_2d
+    from .nearest_train import attach_nearest_training
+
+    at = {p: i for i, p in enumerate(paths)}
+    err_rows = np.array([at[e.path] for e in errors], np.int64)
+    exclude = None
+    if split == "train":  # an image is not its own neighbour
+        pos = {p: i for i, p in enumerate(train_paths)}
+        exclude = np.array([pos.get(e.path, -1) for e in errors], np.int64)
+    neighbours = attach_nearest_training(errors, X[err_rows], X_train, y_train, train_paths, names, exclude)
+    out = {"neighbours": neighbours, "reliability": reliability_bins(y, proba) if len(y) else None}
+    if len(y) >= 3:
+        coords, method = embed_2d(X)
+        out["feature_map"] = {"coords": coords, "y": np.asarray(y), "wrong": np.argmax(proba, axis=1) != y,
+                              "method": method}
+    return out
 
 
 def misclassified(paths: list[str], y: np.ndarray, proba: np.ndarray, names: list[str]) -> list[Misclassified]:
@@ -517,5 +547,21 @@ def render_html(data: ReportData) -> str:
         confusions=confusions[:TOP_CONFUSIONS],
         history_img=history_png(data.history) if data.history else None,
         cv_img=cv_png(data.cv_results) if data.cv_results else None,
+        reliability_img=_reliability_img(data, m), map_img=_map_img(data, names),
         metrics_json=metrics_json, metrics_text=json.dumps(plain, ensure_ascii=False, indent=1), version=__version__,
     )
+
+
+def _reliability_img(data: ReportData, m: dict) -> str | None:
+    from .calibration import ece_from_bins, reliability_png
+
+    if not data.reliability:
+        return None
+    return reliability_png(data.reliability, m.get("ece", ece_from_bins(data.reliability)))
+
+
+def _map_img(data: ReportData, names: list[str]) -> str | None:
+    from .feature_map import feature_map_png
+
+    fm = data.feature_map
+    return feature_map_png(fm["coords"], fm["y"], fm["wrong"], names, fm["method"]) if fm else None
