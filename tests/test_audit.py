@@ -119,8 +119,8 @@ def test_cli_audit_writes_csv_json_and_html(extracted, trained, tmp_path):
         assert r[1] in page
     if body:
         assert "data:image/jpeg;base64," in page  # real thumbnails of the real images
-    proc = run_cli("audit", extracted.path, check=True)
-    assert "train/test leakage" in proc.stdout
+    proc = run_cli("audit", extracted.path, "--model", trained.path, "--folds", "3", check=True)
+    assert "train/test leakage" in proc.stdout and "label issues" in proc.stdout
 
 
 def test_audit_refuses_a_model_of_another_backbone(planted, trained):

@@ -13,6 +13,7 @@ import numpy as np
 from ._common import softmax
 
 T_BOUNDS = (0.05, 20.0)
+LOG_FLOOR = float(np.log(1e-300))  # log of a zero probability (k-NN votes), kept finite
 
 
 def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
@@ -20,7 +21,7 @@ def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
     if temperature == 1.0:
         return proba
     with np.errstate(divide="ignore"):
-        logp = np.maximum(np.log(np.asarray(proba, np.float64)), np.log(1e-30))
+        logp = np.maximum(np.log(np.asarray(proba, np.float64)), LOG_FLOOR)
     return softmax(logp / temperature).astype(np.asarray(proba).dtype, copy=False)
 
 

@@ -13,8 +13,7 @@ import numpy as np
 from sklearn.base import clone
 
 from ._common import check_folds, stratified_folds
-
-LOG_FLOOR = np.log(1e-30)  # log of a zero probability (k-NN votes), kept finite
+from .calibration import LOG_FLOOR
 
 
 def with_chosen_params(head):

@@ -105,5 +105,6 @@ class TemperatureScaled(torch.nn.Module):
         self.register_buffer("inv_temperature", torch.tensor(1.0 / float(temperature), dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logp = torch.log(torch.clamp(self.net(x), min=1e-30))
+        p = self.net(x)
+        logp = torch.log(torch.clamp(p, min=torch.finfo(p.dtype).tiny))
         return torch.softmax(logp * self.inv_temperature, dim=-1)
