@@ -113,25 +113,31 @@ def self_neighbours(U: np.ndarray, k: int = 5, threshold: float | None = None, *
                       pair_similarity=np.concatenate(pair_s).astype(np.float32) if pair_s else np.zeros(0, np.float32))
 
 
-def nearest(Q: np.ndarray, R: np.ndarray, k: int = 3, *, budget: int = DEFAULT_BUDGET,
+def nearest(Q: np.ndarray, R, k: int = 3, *, budget: int = DEFAULT_BUDGET,
             exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` rows of ``R`` most similar to each row of ``Q`` (both unit rows): (index, similarity),
-    most similar first. ``exclude[i]``: a row of ``R`` that row ``i`` of ``Q`` may not pick (itself), or -1."""
-    k = max(0, min(k + (exclude is not None), len(R)))
-    if not len(Q) or not k:
-        return np.zeros((len(Q), 0), np.int64), np.zeros((len(Q), 0), np.float32)
-    top = _TopK(len(Q), k)
+    """The ``k`` rows of ``R`` most similar to each row of ``Q`` (unit rows): (index, similarity), most
+    similar first; index -1 where ``R`` has fewer rows. ``R`` is an array of unit rows, or an iterable of
+    chunks of unit rows (read from a file chunk by chunk; indices count rows across the chunks).
+    ``exclude[i]``: a row of ``R`` that row ``i`` of ``Q`` may not pick (itself), or -1."""
     B = block_for(budget)
-    for r0 in range(0, len(Q), B):
-        rows = slice(r0, min(r0 + B, len(Q)))
-        for c0 in range(0, len(R), B):
-            S = Q[rows] @ R[c0 : c0 + B].T
-            if exclude is not None:
+    if isinstance(R, np.ndarray):
+        R = [R[c0 : c0 + B] for c0 in range(0, len(R), B)]  # views
+    extra = exclude is not None
+    top = _TopK(len(Q), k + extra) if len(Q) and k else None
+    c0 = 0
+    for chunk in R:
+        if top is None:
+            break
+        for r0 in range(0, len(Q), B):
+            rows = slice(r0, min(r0 + B, len(Q)))
+            S = Q[rows] @ chunk.T
+            if extra:
                 ex = exclude[rows] - c0
                 hit = (ex >= 0) & (ex < S.shape[1])
                 S[np.flatnonzero(hit), ex[hit]] = -np.inf
             top.merge(rows, S, c0)
+        c0 += len(chunk)
+    if top is None:
+        return np.zeros((len(Q), 0), np.int64), np.zeros((len(Q), 0), np.float32)
     index, sim = top.result()
-    if exclude is not None:
-        index, sim = index[:, :-1], sim[:, :-1]
-    return index, sim
+    return (index[:, :k], sim[:, :k]) if extra else (index, sim)

@@ -2,7 +2,8 @@
 
 Seeing the three nearest training images with their labels tells a confusing image (it looks like the
 other class's training images) from a mislabelled training set (its nearest neighbours carry the
-wrong label) at a glance.
+wrong label) at a glance. The train split is read chunk by chunk, so a train split larger than
+memory is fine.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 N_NEAREST = 3
-THUMB = 84
+CHUNK_MEMORY = 256 << 20
 
 
 @dataclass
@@ -25,21 +26,25 @@ class Neighbour:
     image_problem: str = ""
 
 
-def attach_nearest_training(errors, X_errors: np.ndarray, X_train: np.ndarray, y_train: np.ndarray,
-                            train_paths: list[str], names: list[str], exclude: np.ndarray | None = None,
-                            k: int = N_NEAREST) -> list[Neighbour]:
-    """Set ``e.neighbours`` of every misclassified ``e`` (rows of ``X_errors``, in order); return them all.
-
-    ``exclude[i]``: the training row that is error ``i`` itself (when the train split is evaluated), or -1.
-    """
+def nearest_training(ff, X_query: np.ndarray, layers=None, exclude: np.ndarray | None = None,
+                     k: int = N_NEAREST) -> tuple[np.ndarray, np.ndarray]:
+    """(index, similarity) of the ``k`` most similar rows of ``ff``'s train split (index counts train rows
+    in file order) to each row of ``X_query``; ``exclude[i]``: the train row that query ``i`` is, or -1."""
     from ..audit.neighbours import nearest, unit_rows
 
-    if not len(errors) or not len(X_train):
-        return []
-    idx, sim = nearest(unit_rows(X_errors), unit_rows(X_train), k, exclude=exclude)
+    if not len(X_query):
+        return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+    chunks = (unit_rows(f) for f, _ in ff.iter_chunks("train", max_memory=CHUNK_MEMORY, layers=layers))
+    return nearest(unit_rows(X_query), chunks, k, exclude=exclude)
+
+
+def attach(errors, rows: dict, index: np.ndarray, similarity: np.ndarray, train_paths: list[str],
+           y_train: np.ndarray, names: list[str]) -> list[Neighbour]:
+    """Set ``e.neighbours`` of every misclassified ``e`` (``rows[e.path]``: its row in ``index``); return them all."""
     everyone = []
-    for e, row_idx, row_sim in zip(errors, idx, sim):
+    for e in errors:
+        r = rows[e.path]
         e.neighbours = [Neighbour(train_paths[j], names[int(y_train[j])], float(s))
-                        for j, s in zip(row_idx, row_sim) if j >= 0]
+                        for j, s in zip(index[r], similarity[r]) if j >= 0]
         everyone += e.neighbours
     return everyone

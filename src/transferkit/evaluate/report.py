@@ -134,8 +134,9 @@ def collect(
         X, y = ff.load(split, layers=layer)
         if proba is None:
             proba = model.predict_proba(X) if len(y) else np.zeros((0, len(model.class_names)))
-        X_train, y_train = ff.load("train", layers=layer)
-        train_paths = [all_paths[i] for i in ff.rows("train")]
+        train_rows = ff.rows("train")
+        train_paths, y_train = [all_paths[i] for i in train_rows], ff.labels[train_rows]
+        near = _nearest_training(ff, X, y, proba, layer, rows if split == "train" else None, train_rows)
     names = list(model.class_names)
     if len(proba) != len(y):
         raise ValueError(f"proba has {len(proba)} rows but the {split} split has {len(y)}")
@@ -148,7 +149,7 @@ def collect(
     root = Path(images_root) if images_root is not None else Path(recorded_root)
     errors = misclassified(paths, y, proba, names)
     missing = fill_thumbnails(errors, root, size=thumbnail_size, workers=workers)
-    extras = _insights(errors, paths, X, y, proba, X_train, y_train, train_paths, names, split)
+    extras = _insights(errors, paths, X, y, proba, near, y_train, train_paths, names)
     fill_thumbnails(extras.pop("neighbours"), root, size=thumbnail_size // 2, workers=workers)
 
     notes = []
@@ -177,19 +178,27 @@ def collect(
     return data
 
 
-def _insights(errors, paths, X, y, proba, X_train, y_train, train_paths, names, split) -> dict:
+def _nearest_training(ff, X, y, proba, layer, split_rows, train_rows):
+    """Nearest training images of the misclassified rows: (their row numbers, index, similarity)."""
+    from .nearest_train import nearest_training
+
+    ok = len(y) and len(proba) == len(y)  # a mismatch is reported by collect()
+    wrong = np.flatnonzero(np.argmax(proba, axis=1) != y) if ok else np.zeros(0, np.int64)
+    exclude = None
+    if split_rows is not None:  # the train split is evaluated: an image is not its own neighbour
+        exclude = np.searchsorted(train_rows, split_rows[wrong])
+    return (wrong, *nearest_training(ff, X[wrong], layer, exclude))
+
+
+def _insights(errors, paths, X, y, proba, near, y_train, train_paths, names) -> dict:
     """Nearest training images of each error, the reliability bins and the 2-D map of the split."""
     from .calibration import reliability_bins
     from .feature_map import embed_2d
-    from .nearest_train import attach_nearest_training
+    from .nearest_train import attach
 
-    at = {p: i for i, p in enumerate(paths)}
-    err_rows = np.array([at[e.path] for e in errors], np.int64)
-    exclude = None
-    if split == "train":  # an image is not its own neighbour
-        pos = {p: i for i, p in enumerate(train_paths)}
-        exclude = np.array([pos.get(e.path, -1) for e in errors], np.int64)
-    neighbours = attach_nearest_training(errors, X[err_rows], X_train, y_train, train_paths, names, exclude)
+    wrong, index, similarity = near
+    at = {paths[i]: n for n, i in enumerate(wrong)}
+    neighbours = attach(errors, at, index, similarity, train_paths, y_train, names)
     out = {"neighbours": neighbours, "reliability": reliability_bins(y, proba) if len(y) else None}
     if len(y) >= 3:
         coords, method = embed_2d(X)
