@@ -38,6 +38,9 @@ def audit(
 
     if score not in SCORES:
         raise TransferkitError(f"--score must be one of {', '.join(SCORES)} (got {score!r})")
+    for path in (csv_out, html):  # fail before the work, not after it
+        if path is not None and path.parent and not path.parent.exists():
+            raise TransferkitError(f"{path.parent}: output folder does not exist")
     out = console if not as_json else None
     status = console.status("auditing…") if out else None
     if status:
