@@ -1,4 +1,5 @@
-"""Tuned logistic regression: transferkit's LogisticHead against the seeds' scikit-learn recipe.
+"""Tuned logistic regression: transferkit's LogisticHead against the classic Keras transfer-learning
+tutorial recipe (VGG16 without its top, block5_pool flattened, GridSearchCV over C).
 
     PYTHONPATH=src python benchmarks/bench_logreg.py [--rows 2250] [--cache benchmarks/.cache]
 
@@ -6,16 +7,16 @@ Both run side by side in one process on the same 2,250 x 25,088 float32 training
 same test rows, with the same 6-value C grid and 3 folds:
 
 * reference: ``GridSearchCV(LogisticRegression(), {"C": [0.1, 1, 10, 100, 1000, 10000]}, cv=3)``
-  on the raw features, exactly as the seeds run it (lbfgs, max_iter=100 by default);
+  on the raw features, exactly as that recipe runs it (lbfgs, max_iter=100 by default);
 * transferkit: ``LogisticHead(Cs=same grid, cv=3)`` (standardised features, warm-started C path,
   row-space L-BFGS in PyTorch, folds in parallel).
 
-The data. The seeds' features are VGG16 ``block5_pool`` maps (512 channels x 7 x 7 = 25,088, after
+The data. The recipe's features are VGG16 ``block5_pool`` maps (512 channels x 7 x 7 = 25,088, after
 ReLU), which cannot be made offline. The closest real thing offline: EfficientNet-Lite0 (ImageNet
 weights shipped with transferkit) on the flowers17 photos, its last 7 x 7 feature map (1,280
 channels after the head conv, BatchNorm and ReLU6), of which the first 512 channels are kept and
 flattened: the same shape and the same kind of data (post-activation, spatial conv features of
-real photos) as the seeds'. flowers17 has 1,360 photos; the split is made by photo (75 % train,
+real photos) as the recipe's. flowers17 has 1,360 photos; the split is made by photo (75 % train,
 stratified), and each training photo gives three views (as is, mirrored, a 90 % centre crop) from
 which 2,250 rows are drawn, so no view of a test photo is ever trained on. The test rows are the
 340 held-out photos as is. Features are cached (the extraction takes minutes on 2 cores).

@@ -1,28 +1,49 @@
 """End-to-end figures on Oxford Flowers-17 with default settings: extraction images/s, training time,
 test accuracy. Prints one JSON line (and writes it to --json).
 
-    .venv/bin/python benchmarks/flowers17_pipeline.py [--data ../shared/datasets/flowers17] [--work /tmp/f17]
+    .venv/bin/python benchmarks/flowers17_pipeline.py [--data DIR] [--work /tmp/f17]
+
+It needs Oxford Flowers-17 (https://www.robots.ox.ac.uk/~vgg/data/flowers/17/: 1,360 JPEGs, 80 per
+class) sorted into one folder per class. Without --data it looks for ``shared/datasets/flowers17``
+in the checkout and in every folder above it (so a clone next to a ``shared/`` folder finds it), and
+in $TRANSFERKIT_FLOWERS17.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import transferkit as tk
 
 
+def find_flowers17() -> Path | None:
+    """$TRANSFERKIT_FLOWERS17, else shared/datasets/flowers17 in the checkout or any folder above it."""
+    if os.environ.get("TRANSFERKIT_FLOWERS17"):
+        return Path(os.environ["TRANSFERKIT_FLOWERS17"])
+    for folder in Path(__file__).resolve().parents[1:]:
+        candidate = folder / "shared" / "datasets" / "flowers17"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
 def main() -> None:
-    here = Path(__file__).resolve().parents[1]
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, default=here.parent / "shared" / "datasets" / "flowers17")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=None, help="flowers17, one folder per class (default: found as described above)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/transferkit-bench-f17"))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    args.data = args.data or find_flowers17()
+    if args.data is None or not args.data.is_dir():
+        sys.exit(f"error: flowers17 not found{f' at {args.data}' if args.data else ''}: pass --data DIR "
+                 "(Oxford Flowers-17 sorted into one folder per class; see this script's docstring)")
     if args.work.exists():
         shutil.rmtree(args.work)
     args.work.mkdir(parents=True)

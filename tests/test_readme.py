@@ -30,8 +30,11 @@ def test_demo_then_the_readme_python_example_runs(tmp_path):
     demo = subprocess.run([sys.executable, "-m", "transferkit", "demo"], cwd=tmp_path, capture_output=True, text=True)
     assert demo.returncode == 0, demo.stderr
     out = demo.stdout
-    assert "ImageNet 698 (palace" in out and "ImageNet 985 (daisy" in out
-    assert "raw pixels win" in out  # the seeds' lesson: 6 vs 8 digits are far from ImageNet
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("imagenet-photos/")}
+    assert len(rows) == 3, out
+    assert rows["imagenet-photos/china.png"] == "palace" and rows["imagenet-photos/flower.png"] == "daisy"
+    assert "photos-report.html" in out and (tmp_path / "transferkit-demo" / "photos-report.html").is_file()
+    assert "raw pixels win" in out  # the digits lesson: 6 vs 8 digits are far from ImageNet
     summary = (tmp_path / "transferkit-demo" / "demo-summary.json").read_text()
     assert '"predict_total": 9' in summary
 
@@ -39,3 +42,4 @@ def test_demo_then_the_readme_python_example_runs(tmp_path):
     proc = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "macro avg" in proc.stdout and "efficientnet_lite0" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["transferkit-demo"]  # the example writes nothing else

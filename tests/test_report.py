@@ -78,6 +78,13 @@ def test_report_lists_exactly_the_known_mistakes(run, tmp_path):
     assert f"{m['macro_f1']:.4f}" in text
     assert 'id="search"' in text  # the CV curve of the logistic head's C
     assert 'id="training"' not in text  # logistic regression records no epochs
+    # what mattered for this in-memory fit is in the open; solver internals sit in a collapsed <details>
+    head_table = text[text.index('id="hyperparameters"'):]
+    head_table = head_table[:head_table.index("</table>\n  </div>")]
+    shown, folded = head_table.split('id="solver-settings"')
+    assert 'data-key="Cs"' in shown and 'data-key="cv"' in shown and 'data-key="C"' in shown
+    assert all(f'data-key="{k}"' in folded and f'data-key="{k}"' not in shown
+               for k in ("max_iter", "tol", "batch_size", "max_epochs", "polish_iter"))
 
 
 def test_moved_and_missing_images_get_placeholders(run, tmp_path):

@@ -16,6 +16,7 @@ _EXPORTS = {
     **dict.fromkeys(("CompareResult", "compare"), ".comparison"),
     **dict.fromkeys(("ExportResult", "export_onnx"), ".export"),
     **dict.fromkeys(("ExtractResult", "extract"), ".extraction"),
+    **dict.fromkeys(("FinetuneResult", "finetune"), ".finetuning"),
     **dict.fromkeys(("TrainedModel", "load_model"), ".heads"),
     **dict.fromkeys(("Prediction", "PredictResult", "predict"), ".prediction"),
     **dict.fromkeys(("FeatureFile", "open_features"), ".store"),

@@ -3,7 +3,7 @@
 1. The default backbone's weights are real: scikit-learn's sample photos get their ImageNet labels.
 2. A natural-image run, end to end: crops of the photos that ship with scikit-learn and matplotlib
    become a 3-class dataset -> extract -> train -> evaluate -> predict on crops the model never saw.
-3. The seeds' cautionary experiment: handwritten digits 6 vs 8 (scikit-learn's bundled 8x8 digits,
+3. The digits lesson (ImageNet features do not fit every dataset): handwritten digits 6 vs 8 (scikit-learn's bundled 8x8 digits,
    upscaled and written as grayscale PNGs) compared with ``compare``: 10-fold CV from raw pixels and
    from ImageNet features. Transfer can lose to raw pixels on data far from ImageNet: always compare.
 """
@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from rich.console import Console
+from rich.text import Text
 
 PHOTO_SOURCES = {
     "palace": ("sklearn", "china.jpg"),
@@ -70,72 +72,110 @@ def write_digits(root: Path, digits=(6, 8), size: int = 32) -> None:
 
 def run_demo(out: Path, console: Console | None = None) -> dict:
     from . import api
-    from .backbones import create_backbone
     from .progress import progress_bar
 
-    console = console or Console()
+    from .cli._output import print_heading, print_table
+    from .cli.predict import prediction_table
+
+    console = console or Console(soft_wrap=True)
     out = Path(out)
+    made: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"out": str(out.resolve())}
 
     # 1 ---------------------------------------------------------------------------------------
-    console.rule("[bold]1. the offline default backbone (EfficientNet-Lite0, ImageNet weights)")
-    from timm.data import ImageNetInfo
+    print_heading(console, "1. what the pretrained network alone sees (its own ImageNet classifier)")
+    from .imagenet import classify_imagenet
 
-    backbone = create_backbone()
-    info = ImageNetInfo()
-    sanity = {}
-    for name in ("china.jpg", "flower.jpg"):
-        x = backbone.preprocess.to_array(sample_photo("sklearn", name))[None]
-        p = backbone.classify(x)[0]
-        top = int(p.argmax())
-        sanity[name] = {"class": top, "label": info.index_to_description(top), "p": round(float(p[top]), 3)}
-        console.print(f"  {name:11s} -> ImageNet {top} ({sanity[name]['label']}, p={p[top]:.2f})")
-    summary["imagenet_sanity"] = sanity
+    made.append(photos_in := out / "imagenet-photos")
+    photos_in.mkdir(exist_ok=True)
+    for source, name in PHOTO_SOURCES.values():  # PNG: the pixels as shipped, not re-compressed
+        sample_photo(source, name).save(photos_in / (Path(name).stem + ".png"))
+    seen = classify_imagenet([photos_in], top_k=3)
+    print_table(console, prediction_table([_relative(p, out) for p in seen.predictions], 3, "ImageNet class"))
+    console.print("  it knows ImageNet's 1,000 classes, not yours: a portrait has no ImageNet class. "
+                  "The same on your photos: transferkit predict --imagenet IMAGES...", highlight=False)
+    summary["imagenet_sanity"] = {Path(p.path).name: {"label": p.label, "p": round(p.confidence, 3)}
+                                  for p in seen.predictions}
 
     # 2 ---------------------------------------------------------------------------------------
-    console.rule("[bold]2. natural images, end to end: extract -> train -> evaluate -> predict")
+    print_heading(console, "2. natural images, end to end: extract -> train -> evaluate -> predict")
     photos, new = out / "photos", out / "photos-new"
     write_photo_crops(photos, per_class=40, seed=0)
     write_photo_crops(new, per_class=3, seed=1)
-    console.print(f"  dataset: {photos} (3 classes x 40 crops of the photos shipped with scikit-learn and matplotlib)")
+    made += [photos, new]
+    console.print(Text(f"  dataset: {photos} (3 classes x 40 crops of the photos shipped with scikit-learn and matplotlib)"))
     with progress_bar("  extract", console) as update:
         ex = api.extract(photos, out / "photos.h5", overwrite=True, progress=update)
-    console.print(f"  features: {ex.path} ({ex.n_rows} x {backbone.feature_dim}, {ex.n_train} train / {ex.n_test} test)")
+    made.append(ex.path)
+    console.print(Text(f"  features: {ex.path} ({ex.n_rows} x {_feature_dim(ex.path)}, {ex.n_train} train / {ex.n_test} test)"))
     tr = api.train(ex.path, out / "photos.safetensors")
-    console.print(f"  model: {tr.path} (logistic regression, C={tr.model.head.C_:g} by 3-fold CV, {tr.seconds:.1f} s)")
-    metrics = api.evaluate(tr.model, ex.path)
-    (out / "photos-metrics.json").write_text(json.dumps(metrics, indent=2))
-    console.print(f"  test accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} -> {out / 'photos-metrics.json'}")
+    made.append(tr.path)
+    console.print(Text(f"  model: {tr.path} (logistic regression, C={tr.model.head.C_:g} by 3-fold CV, {tr.seconds:.1f} s)"))
+    metrics = api.evaluate(tr.model, ex.path, html=out / "photos-report.html")
+    (out / "photos-metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    made += [out / "photos-metrics.json", out / "photos-report.html"]
+    console.print(Text(f"  test accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} -> "
+                       f"{out / 'photos-metrics.json'}, HTML report {out / 'photos-report.html'}"))
     pred = api.predict(tr.model, [new], top_k=1)
     right = sum(Path(p.path).parent.name == p.label for p in pred.predictions)
-    console.print(f"  predict on {len(pred.predictions)} new crops in {new}: {right} correct")
-    for p in pred.predictions[:3]:
-        console.print(f"    {Path(p.path).relative_to(out)} -> {p.label} ({p.confidence:.2f})", highlight=False)
+    console.print(Text(f"  predict on {len(pred.predictions)} new crops in {new}: {right} correct"))
+    print_table(console, prediction_table([_relative(p, out) for p in pred.predictions[::3]], 1))
     summary["photos"] = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "predict_correct": right,
                          "predict_total": len(pred.predictions)}
 
     # 3 ---------------------------------------------------------------------------------------
-    console.rule("[bold]3. the seeds' lesson: digits 6 vs 8, raw pixels vs ImageNet features (10-fold CV)")
+    print_heading(console, "3. the digits lesson: 6 vs 8, raw pixels vs ImageNet features, 10-fold CV")
     digits = out / "digits"
     write_digits(digits)
-    from .comparison.report import print_table
+    from .comparison.report import table
 
     cmp = api.compare(digits, ["efficientnet_lite0"], baseline="pixels:8", folds=10, out=out / "digits-compare",
-                      progress=lambda d: progress_bar(f"  {d}", console))
-    print_table(console, cmp)
+                      progress=lambda d: progress_bar(f"  {d}", console, unit="fold" if d.startswith("CV ") else "img"))
+    made += [digits, out / "digits-compare"]
+    print_table(console, table(cmp))
     raw, feat = cmp["raw pixels 8x8"], cmp["efficientnet_lite0"]
     verdict = "raw pixels win" if raw.accuracy_mean > feat.accuracy_mean else "ImageNet features win"
+    p_value = raw.p_vs_best if raw.p_vs_best is not None else feat.p_vs_best
+    verdict += f" (by {abs(raw.accuracy_mean - feat.accuracy_mean):.3f}, corrected paired t-test p={p_value:.2f})"
     console.print(f"  {cmp.n_images} images; {verdict}. ImageNet features do not fit every dataset: compare before you trust them.")
-    console.print(f"  the same on your data: transferkit compare DATA --models efficientnet_lite0,efficientnet_lite1 "
-                  f"(report: {cmp.csv_path}, {cmp.png_path})", highlight=False)
+    console.print(Text(f"  the same on your data: transferkit compare DATA --models efficientnet_lite0,efficientnet_lite1 "
+                       f"(report: {cmp.csv_path}, {cmp.png_path})"))
     summary["digits"] = {"n": cmp.n_images, "raw_pixels": raw.accuracy_mean, "imagenet_features": feat.accuracy_mean,
                          "logme_raw_pixels": raw.logme, "logme_imagenet_features": feat.logme,
                          "p_value": raw.p_vs_best if raw.p_vs_best is not None else feat.p_vs_best}
 
-    console.rule("[bold]files")
-    for path in (photos, out / "photos.h5", out / "photos.safetensors", out / "photos-metrics.json", digits, out / "digits-compare"):
-        console.print(f"  {path}")
-    console.print("next: `transferkit inspect " + str(out / "photos.h5") + "`, or run the same commands on your own folder.")
     (out / "demo-summary.json").write_text(json.dumps(summary, indent=2))
+    made.append(out / "demo-summary.json")
+    print_heading(console, f"files written under {out}")
+    for path in made:
+        console.print(Text(f"  {_describe(path, out)}"))
+    console.print(Text(f"next: transferkit inspect {out / 'photos.h5'}  (or open {out / 'photos-report.html'} in a browser), "
+                       "then run the same commands on your own folder."))
     return summary
+
+
+def _feature_dim(features: Path) -> int:
+    from .store import open_features
+
+    with open_features(features) as ff:
+        return ff.feature_dim
+
+
+def _relative(p, root: Path):
+    """A prediction whose path reads relative to ``root`` (the demo's folder), for shorter tables."""
+    from .prediction import Prediction
+
+    return Prediction(path=os.path.relpath(p.path, root), labels=p.labels, probabilities=p.probabilities)
+
+
+def _describe(path: Path, root: Path) -> str:
+    name = os.path.relpath(path, root)
+    if not path.is_dir():
+        return f"{name} ({path.stat().st_size / 1e3:,.0f} kB)"
+    files = sorted(f.relative_to(path).as_posix() for f in path.rglob("*") if f.is_file())
+    if len(files) <= 6:
+        return f"{name}/: {', '.join(files)}"
+    folders = sorted({Path(f).parent.as_posix() for f in files} - {"."})
+    where = f" in {len(folders)} class folders ({', '.join(folders)})" if folders else ""
+    return f"{name}/: {len(files)} images{where}"

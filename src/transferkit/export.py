@@ -82,7 +82,12 @@ def export_onnx(
     to_torch = getattr(model.head, "to_torch", None)
     if not callable(to_torch):
         raise TransferkitError(f"{model.path or 'model'}: its {getattr(model.head, 'kind', 'head')} head cannot be exported (no to_torch())")
-    backbone = backbone_for(model.backbone, str(model.path or "model"))
+    if model.backbone_state is not None:  # fine-tuned: the weights are in the model file
+        from .finetuning.model import finetuned_backbone
+
+        backbone = finetuned_backbone(model, str(model.path or "model"))
+    else:
+        backbone = backbone_for(model.backbone, str(model.path or "model"))
     preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
     head_net = to_torch()
     if model.calibration:  # `train --calibrate temperature`: the same softmax(log p / T) as predict

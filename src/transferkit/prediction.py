@@ -92,17 +92,8 @@ def predict(
     result = PredictResult(skipped=list(missing))
     if not files:
         return result
-    from .backbones.registry import check_spec
-    from .backbones.replay import replay_request
-
-    origin = str(model.path or "model")
-    request = replay_request(model.backbone, origin, weights)
-    # from the ONNX cache without rebuilding the network when an earlier run exported this backbone
-    backbone, engine = backbone_and_engine(request.pop("name"), **request, engine=engine, device=device,
-                                           precision=precision)
-    check_spec(model.backbone, backbone, origin)
-    preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
-    batch_size = resolve_batch_size(batch_size, engine, preprocess.input_size)
+    preprocess, engine, batch_size = model_engine(model, weights=weights, engine=engine, device=device,
+                                                  precision=precision, batch_size=batch_size)
     k = max(1, min(top_k, len(model.class_names)))
     for positions, feats, failures in feature_batches(files, preprocess, engine, batch_size, workers, progress):
         result.skipped.extend((str(files[p]), reason) for p, reason in failures)
@@ -119,3 +110,25 @@ def predict(
     return result
 
 
+def model_engine(model: TrainedModel, *, weights=None, engine: str = "auto", device: str = "auto",
+                 precision: str = "auto", batch_size: int | str = 32):
+    """``(preprocess, engine, batch size)`` that turn ``model``'s images into its features: the recorded
+    backbone replayed (refusing other weights), or the fine-tuned backbone the model file holds."""
+    from .backbones.registry import check_spec
+    from .backbones.replay import replay_request
+
+    origin = str(model.path or "model")
+    if model.backbone_state is not None:  # a fine-tuned backbone travels in the model file
+        from .engines import create_engine
+        from .finetuning.model import finetuned_backbone
+
+        backbone = finetuned_backbone(model, origin)
+        engine = create_engine(backbone, engine=engine, device=device, precision=precision)
+    else:
+        request = replay_request(model.backbone, origin, weights)
+        # from the ONNX cache without rebuilding the network when an earlier run exported this backbone
+        backbone, engine = backbone_and_engine(request.pop("name"), **request, engine=engine, device=device,
+                                               precision=precision)
+        check_spec(model.backbone, backbone, origin)
+    preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
+    return preprocess, engine, resolve_batch_size(batch_size, engine, preprocess.input_size)

@@ -143,12 +143,22 @@ def evaluate(
     html: str | os.PathLike | None = None,
     images_root: str | os.PathLike | None = None,
 ) -> dict:
-    """Metrics of ``model`` on ``split`` of a feature file made with the same backbone.
+    """Metrics of ``model`` on ``split`` of a feature file made with the same backbone, or of the images
+    of a dataset (a folder or CSV manifest, split again as the model records; see
+    :mod:`transferkit.evaluate.images`) — the only way to score a fine-tuned model.
 
     ``html``: also write the self-contained HTML report there (see :mod:`transferkit.evaluate.report`);
     ``images_root`` replaces the recorded dataset root when the images have moved.
     """
     model = as_model(model)
+    from .evaluate.images import evaluate_images, is_image_data
+
+    if is_image_data(features):  # a folder or CSV manifest: score the images themselves
+        return evaluate_images(model, features, split, html=html)
+    if model.backbone_state is not None:
+        raise TransferkitError(
+            f"{model.path or 'model'}: holds a fine-tuned backbone, but {features} holds frozen-backbone features; "
+            "evaluate it on the images instead (transferkit evaluate MODEL DATA, DATA the image folder or CSV)")
     with open_features(features) as ff:
         ff.require_complete("evaluate on")
         layer = model.backbone.get("layer")

@@ -7,6 +7,7 @@ Each module registers its commands on import; the order here is the order in ``-
 from . import extract  # noqa: F401
 from . import inspect  # noqa: F401
 from . import train  # noqa: F401
+from . import finetune  # noqa: F401
 from . import evaluate  # noqa: F401
 from . import predict  # noqa: F401
 from . import audit  # noqa: F401

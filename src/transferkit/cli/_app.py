@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from ..errors import TransferkitError
+from . import _help  # noqa: F401  (help-text conventions: no <bool> on flags, plain DATA / MODEL)
 
 app = typer.Typer(
     add_completion=False,
@@ -18,8 +19,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Transfer learning by feature extraction: images -> pretrained backbone -> HDF5 features -> classifier.",
 )
-console = Console()
-err = Console(stderr=True)
+# soft_wrap: a long message is one line that the terminal wraps, never a path broken by an inserted newline
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 
@@ -43,8 +45,20 @@ def friendly(fn):
     return wrapper
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"transferkit {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")):
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+):
     _state["debug"] = debug
 
 

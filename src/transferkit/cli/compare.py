@@ -17,35 +17,35 @@ def _split(value: str | None) -> list[str]:
 @app.command()
 @friendly
 def compare(
-    data: Path = typer.Argument(..., help="Folder with one sub-folder per class, or a CSV manifest (path,label)."),
+    data: Path = typer.Argument(..., metavar="DATA", help="Folder with one sub-folder per class, or a CSV manifest (path,label)."),
     models: str = typer.Option("efficientnet_lite0", "--models", "-m", help="Comma-separated backbones (see `transferkit models`)."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers to try for every model ('default': the pooled pre-logits features)."),
-    pools: Optional[str] = typer.Option(None, "--pools", help="Comma-separated poolings to try for every layer (default: avg)."),
+    layers: Optional[str] = typer.Option(None, "--layers", show_default="default", help="Comma-separated layers to try for every model ('default': the pooled pre-logits features)."),
+    pools: Optional[str] = typer.Option(None, "--pools", show_default="avg", help="Comma-separated poolings to try for every layer."),
     baseline: str = typer.Option("pixels", "--baseline", help="'pixels' (images resized to 32x32), 'pixels:SIZE', or 'none'."),
-    folds: int = typer.Option(10, "--folds", "-k", min=2, help="Stratified cross-validation folds, the same for every candidate."),
-    sample: Optional[int] = typer.Option(None, "--sample", min=2, help="Score a stratified subsample of this many images (a quick answer on big datasets)."),
+    folds: int = typer.Option(10, "--folds", min=2, help="Stratified cross-validation folds, the same for every candidate."),
+    sample: Optional[int] = typer.Option(None, "--sample", min=2, show_default="all images", help="Score a stratified subsample of this many images (a quick answer on big datasets)."),
     out: Path = typer.Option(Path("transferkit-compare"), "-o", "--out", help="Folder for compare.csv, compare.json and compare.png."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Per-candidate feature files, reused by later runs (default: OUT/features)."),
-    reuse: Optional[list[Path]] = typer.Option(None, "--reuse", help="An existing feature file to reuse when its provenance matches (repeatable)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", show_default="OUT/features", help="Per-candidate feature files, reused by later runs."),
+    reuse: Optional[list[Path]] = typer.Option(None, "--reuse", metavar="FILE", help="An existing feature file to reuse when its provenance matches (repeatable; the .h5 files of the current folder are tried too)."),
     c: float = typer.Option(1.0, "--C", help="Inverse regularisation strength of the logistic regression (the same for every candidate)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the folds and of --sample."),
-    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per forward pass."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads (default: CPUs available)."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the folds and of --sample."),
+    batch_size: str = typer.Option("32", "--batch-size", "-b", help="Images per forward pass, or auto."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, show_default="CPUs available", help="Decoding threads."),
 ):
-    """Which representation suits this dataset? Raw pixels vs backbones x layers x pools, by paired
-    k-fold CV accuracy and macro-F1, ordered by LogME (a transferability score, not an accuracy)."""
+    """Which representation suits this dataset? Raw pixels vs backbones x layers x pools, by paired k-fold CV accuracy and macro-F1, ordered by LogME (a transferability score, not an accuracy)."""
     from .. import api
-    from ..comparison.report import print_table
+    from ..comparison.report import table
     from ..progress import progress_bar
+    from ._output import print_table
 
     result = api.compare(
         data, _split(models), layers=_split(layers) or [None], pools=_split(pools) or ["avg"], baseline=baseline,
         folds=folds, sample=sample, seed=seed, out=out, cache_dir=cache_dir, reuse=reuse or (), C=c,
         batch_size=batch_size, workers=workers,
-        progress=lambda description: progress_bar(description, console),
+        progress=lambda description: progress_bar(description, console, unit="fold" if description.startswith("CV ") else "img"),
         log=lambda msg: console.print(f"  {msg}", highlight=False),
     )
-    print_table(console, result)
+    print_table(console, table(result))
     best = result.best
     ties = [r.name for r in result.rows if r.ok and r is not best and r.tied_with_best]
     console.print(f"best CV accuracy: [bold]{best.name}[/] ({best.accuracy_mean:.3f})"

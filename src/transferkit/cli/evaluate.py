@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from ._app import app, console, friendly
+from ._output import messages_to_stderr, write_json
 
 
 @app.command()
 @friendly
 def evaluate(
-    model: Path = typer.Argument(..., help="Model file from `transferkit train`."),
-    features: Path = typer.Argument(..., help="Feature file made with the same backbone."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON to this file."),
-    split: str = typer.Option("test", "--split", help="'test' (default) or 'train'."),
+    model: Path = typer.Argument(..., metavar="MODEL", help="Model file from `transferkit train`."),
+    features: Path = typer.Argument(..., metavar="FEATURES|DATA", help="Feature file made with the same backbone, or the image folder / CSV (scored through the model's own backbone; needed for fine-tuned models)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the metrics as JSON to this file ('-': standard output; messages then go to standard error)."),
+    split: str = typer.Option("test", "--split", help="'test' or 'train'."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write a self-contained HTML report (misclassified images, confusion matrix, ...)."),
-    images_root: Optional[Path] = typer.Option(None, "--images-root", help="Folder the images now live in, if they moved since extraction (default: the recorded dataset root)."),
+    images_root: Optional[Path] = typer.Option(None, "--images-root", show_default="the recorded dataset root", help="Folder the images now live in, if they moved since extraction."),
 ):
     """Score a model on the test split: accuracy, macro-F1, per-class table, confusion matrix."""
+    with messages_to_stderr(json_out):
+        m = _evaluate_and_print(model, features, split, html, images_root)
+    if json_out:
+        write_json(json_out, m)
+        if str(json_out) != "-":
+            console.print(f"[green]wrote[/] {escape(str(json_out))}")
+
+
+def _evaluate_and_print(model, features, split, html, images_root):
     from .. import api
     from ..evaluate.metrics import per_class_table
 
@@ -35,12 +46,10 @@ def evaluate(
     console.print(f"[bold]{split} split[/]: {m['n_test']} images, accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
                   + "".join(f", top-{k} {m[f'top{k}_accuracy']:.4f}" for k in (3, 5) if f"top{k}_accuracy" in m)
                   + (f", ECE {m['ece']:.4f}" if "ece" in m else ""))
-    console.print(per_class_table(m), highlight=False)
-    if json_out:
-        json_out.write_text(json.dumps(m, indent=2, ensure_ascii=False))
-        console.print(f"[green]wrote[/] {json_out}")
+    console.print(Text(per_class_table(m)))
     if html is not None:
         n_errors = m["n_test"] - sum(row[i] for i, row in enumerate(m["confusion_matrix"]))
-        console.print(f"[green]wrote[/] {m['html']} ({n_errors} misclassified images)")
+        console.print(f"[green]wrote[/] {escape(str(m['html']))} ({n_errors} misclassified images)")
+    return m
 
 

@@ -13,7 +13,7 @@ from ._app import app, console, friendly
 @app.command()
 @friendly
 def export(
-    model: Path = typer.Argument(..., help="Model file from `transferkit train`."),
+    model: Path = typer.Argument(..., metavar="MODEL", help="Model file from `transferkit train`."),
     output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write; its JSON sidecar goes next to it (OUTPUT.json)."),
     opset: int = typer.Option(17, "--opset", min=13, help="ONNX opset version."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare ONNX Runtime with PyTorch on a probe batch (max abs diff ≤ 1e-4)."),

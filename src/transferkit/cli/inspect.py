@@ -7,13 +7,15 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ._app import app, console, err, friendly, print_skipped
+from ._output import print_table
 
 @app.command()
 @friendly
 def inspect(
-    features: Path = typer.Argument(..., help="Feature file (HDF5)."),
+    features: Path = typer.Argument(..., metavar="FEATURES", help="Feature file (HDF5)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON document instead of tables."),
     verify: bool = typer.Option(False, "--verify", help="Also check shapes, counts, label range, NaN/Inf and provenance; exit 1 on a problem."),
 ):
@@ -43,13 +45,13 @@ def inspect(
     prov = Table(show_header=False, box=None)
     for key in ("model", "layer", "pool", "weights", "weights_sha256", "dataset_root", "test_size", "seed", "created", "engine"):
         if key in info["provenance"]:
-            prov.add_row(key, str(info["provenance"][key]))
-    prov.add_row("preprocess", json.dumps(info["provenance"].get("preprocess")))
-    console.print(prov)
+            prov.add_row(key, Text(str(info["provenance"][key])))
+    prov.add_row("preprocess", Text(json.dumps(info["provenance"].get("preprocess"))))
+    print_table(console, prov)
     table = Table("class", "train", "test", "total")
     for name, c in info["classes"].items():
-        table.add_row(name, str(c["train"]), str(c["test"]), str(c["train"] + c["test"]))
-    console.print(table)
+        table.add_row(Text(name), str(c["train"]), str(c["test"]), str(c["train"] + c["test"]))
+    print_table(console, table)
     print_skipped([(s["path"], s["reason"]) for s in info["skipped"]])
     if checks is not None:
         for c in checks.checks:

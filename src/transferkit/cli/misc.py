@@ -7,13 +7,15 @@ from typing import List, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ._app import app, console, friendly
+from ._output import print_table
 
 @app.command()
 @friendly
 def models(
-    names: Optional[List[str]] = typer.Argument(None, help="More models to describe, e.g. timm:convnext_small torchvision:resnet101."),
+    names: Optional[List[str]] = typer.Argument(None, metavar="MODEL...", help="More models to describe, e.g. timm:convnext_small torchvision:resnet101."),
     layers: Optional[str] = typer.Option(None, "--layers", help="List MODEL's layers with their output shapes instead."),
     depth: Optional[int] = typer.Option(None, "--depth", min=1, help="With --layers: only layers nested at most this deep."),
     image_size: Optional[str] = typer.Option(None, "--image-size", help="With --layers: input size N or HxW (default: the model's)."),
@@ -31,13 +33,13 @@ def models(
             print(json.dumps(info, indent=2))
             return
         h, w = info["input_size"]
-        table = Table("layer", "type", "output shape", "dims (default pool)", title=f"{layers} at {h}x{w}")
+        table = Table("layer", "type", "output shape", "dims (default pool)", title=Text(f"{layers} at {h}x{w}"))
         for row in info["layers"]:
             shape = "x".join(map(str, row["shape"])) if row["shape"] else "-"
             dim = str(row["dim"]) if row["dim"] else ("runs %d times" % row["calls"] if row["calls"] > 1 else "-")
-            table.add_row(row["name"], row["type"], shape, dim)
-        console.print(table)
-        console.print("use with: transferkit extract DATA -o OUT.h5 --model " + layers + " --layer NAME [--layer NAME2] [--pool POOL]")
+            table.add_row(Text(row["name"]), Text(row["type"]), shape, dim)
+        print_table(console, table)
+        console.print(Text("use with: transferkit extract DATA -o OUT.h5 --model " + layers + " --layer NAME [--layer NAME2] [--pool POOL]"))
         return
 
     from ..backbones import available_models
@@ -47,12 +49,11 @@ def models(
         print(json.dumps(rows, indent=2))
         return
     table = Table("model", "features", "input", "params", "offline weights", "weights from")
-    table.columns[0].overflow = table.columns[5].overflow = "fold"
     for name, info in rows.items():
         h, w = info["input_size"]
-        table.add_row(name, str(info["feature_dim"]), f"{h}x{w}", f"{info['params'] / 1e6:.1f}M",
-                      "[green]yes[/]" if info["offline"] else "no", info["weights"])
-    console.print(table)
+        table.add_row(Text(name), str(info["feature_dim"]), f"{h}x{w}", f"{info['params'] / 1e6:.1f}M",
+                      "[green]yes[/]" if info["offline"] else "no", Text(info["weights"]))
+    print_table(console, table)
     console.print("any timm:<name> or torchvision:<name> works (weights from its hub, cached); "
                   "--weights PATH loads a local file; `transferkit models --layers MODEL` lists layers")
 
@@ -62,7 +63,7 @@ def models(
 def demo(
     out: Path = typer.Option(Path("transferkit-demo"), "--out", help="Folder for the demo's images, features and models."),
 ):
-    """Run the whole flow offline on data that ships with the install, and the seeds' digits lesson."""
+    """Run the whole flow offline on data that ships with the install, and the digits lesson (ImageNet features do not fit every dataset)."""
     from ..demo import run_demo
 
     run_demo(out, console)

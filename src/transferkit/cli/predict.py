@@ -10,8 +10,10 @@ from typing import List, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ._app import app, console, err, friendly, print_skipped
+from ._output import print_table
 
 STDOUT = Path("-")
 
@@ -19,21 +21,22 @@ STDOUT = Path("-")
 @app.command()
 @friendly
 def predict(
-    model: Path = typer.Argument(..., help="Model file from `transferkit train`."),
-    inputs: List[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
-    top_k: int = typer.Option(1, "--top-k", "-k", min=1, help="Labels to show per image (with their probabilities)."),
+    paths: List[Path] = typer.Argument(..., metavar="MODEL IMAGES", show_default=False,
+                                       help="A model file from `transferkit train`, then image files and/or folders (searched recursively). With --imagenet: only images."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=1, show_default="1; 5 with --imagenet", help="Labels to show per image, with their probabilities."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write predictions to this CSV file ('-': standard output)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write predictions to this JSON file ('-': standard output)."),
+    imagenet: bool = typer.Option(False, "--imagenet", help="No model file: what the pretrained backbone's own ImageNet classifier says (its 1,000 classes, not yours)."),
+    backbone: str = typer.Option("efficientnet_lite0", "--model", "-m", help="With --imagenet: the backbone (see `transferkit models`)."),
     batch_size: str = typer.Option("32", "--batch-size", "-b", help="Images per forward pass, or auto."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="The backbone's weights file, if it moved since extraction (its hash must match)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="The backbone's weights file, if it moved since extraction (its hash must match); with --imagenet: a local weights file for --model."),
     engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | torch (see docs/engines.md)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16."),
 ):
-    """Label new images with a trained model (unreadable files are reported, not fatal).
+    """Label new images with a trained model; or, with --imagenet, show what the pretrained network alone sees.
 
-    Files come out in input order (a folder's images sorted by path), with paths as given. Exit
-    status 0 when at least one image was predicted.
+    Files come out in input order (a folder's images sorted by path), with paths as given; unreadable files are reported, not fatal. Exit status 0 when at least one image was predicted.
     """
     from .. import api
 
@@ -43,12 +46,27 @@ def predict(
     out = err if to_stdout else console  # messages must not mix with data on standard output
     from ..progress import progress_bar
 
-    with progress_bar("predict", err) as update:
-        r = api.predict(model, inputs, top_k=top_k, batch_size=batch_size, progress=update, weights=weights,
-                        engine=engine, device=device, precision=precision)
+    if imagenet:
+        from ..imagenet import classify_imagenet
+
+        model, inputs, top_k = f"imagenet:{backbone}", paths, top_k or 5
+        if not batch_size.isdigit():
+            raise typer.BadParameter("--imagenet takes a number of images per batch", param_hint="--batch-size")
+        with progress_bar("imagenet", err) as update:
+            r = classify_imagenet(inputs, model=backbone, weights=str(weights) if weights else None, top_k=top_k,
+                                  batch_size=int(batch_size), progress=update)
+    else:
+        if len(paths) < 2:
+            raise typer.BadParameter("give a model file and at least one image or folder "
+                                     "(or --imagenet IMAGES... for the backbone's own ImageNet classes)",
+                                     param_hint="MODEL IMAGES")
+        model, inputs, top_k = paths[0], paths[1:], top_k or 1
+        with progress_bar("predict", err) as update:
+            r = api.predict(model, inputs, top_k=top_k, batch_size=batch_size, progress=update, weights=weights,
+                            engine=engine, device=device, precision=precision)
     k = max((len(p.labels) for p in r.predictions), default=0)  # top_k, at most the number of classes
     if r.predictions and not to_stdout and (not (csv_out or json_out) or len(r.predictions) <= 50):
-        console.print(prediction_table(r.predictions, k))
+        print_table(console, prediction_table(r.predictions, k, "ImageNet class" if imagenet else "label"))
     if csv_out:
         write_csv(csv_out, r, k)
     if json_out:
@@ -70,13 +88,12 @@ def predict(
         raise typer.Exit(1)
 
 
-def prediction_table(predictions, k: int) -> Table:
-    table = Table("file", "label", "probability", *(["next labels"] if k > 1 else []))
-    table.columns[0].overflow = "fold"
+def prediction_table(predictions, k: int, what: str = "label") -> Table:
+    table = Table("file", what, "probability", *([f"next {k - 1}"] if k > 1 else []))
     table.columns[2].justify = "right"
     for p in predictions:
-        rest = [", ".join(f"{lab} {prob:.3f}" for lab, prob in zip(p.labels[1:], p.probabilities[1:]))] if k > 1 else []
-        table.add_row(p.path, p.label, f"{p.confidence:.3f}", *rest)
+        rest = [Text(", ".join(f"{lab} {prob:.3f}" for lab, prob in zip(p.labels[1:], p.probabilities[1:])))] if k > 1 else []
+        table.add_row(Text(p.path), Text(p.label), f"{p.confidence:.3f}", *rest)
     return table
 
 

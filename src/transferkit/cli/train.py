@@ -7,27 +7,30 @@ from typing import List, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import TransferkitError
 
 from ._app import app, console, friendly
+from ._output import messages_to_stderr, print_table, write_json
 
 @app.command()
 @friendly
 def train(
-    features: Path = typer.Argument(..., help="Feature file (HDF5) from `transferkit extract`."),
+    features: Path = typer.Argument(..., metavar="FEATURES", help="Feature file (HDF5) from `transferkit extract`."),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.safetensors)."),
     head: str = typer.Option("logreg", "--head", help="logreg, linear-svm, mlp, knn, or auto (try them all on the CV folds, keep the best)."),
     cv: int = typer.Option(3, "--cv", min=2, help="Cross-validation folds for choosing C / k (and for --head auto)."),
-    C: Optional[List[float]] = typer.Option(None, "--C", help="C values to try for logreg/linear-svm (repeatable; default 1e-4 … 1e4, one per decade)."),
-    k: Optional[List[int]] = typer.Option(None, "--k", help="Neighbour counts to try for knn (repeatable; default 1 3 5 7 11 15 21)."),
-    hidden: Optional[str] = typer.Option(None, "--hidden", help="mlp hidden layer sizes, e.g. 256 or 512,128 (default 256)."),
-    dropout: Optional[float] = typer.Option(None, "--dropout", min=0.0, max=0.95, help="mlp dropout (default 0.5)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="mlp: most epochs (default 100, early stopping); streamed logreg/svm: epochs of Adam (default 20)."),
+    C: Optional[List[float]] = typer.Option(None, "--C", show_default="1e-4 … 1e4, one per decade", help="C values to try for logreg/linear-svm (repeatable)."),
+    k: Optional[List[int]] = typer.Option(None, "--k", show_default="1 3 5 7 11 15 21", help="Neighbour counts to try for knn (repeatable)."),
+    hidden: Optional[str] = typer.Option(None, "--hidden", show_default="256", help="mlp hidden layer sizes, e.g. 256 or 512,128."),
+    dropout: Optional[float] = typer.Option(None, "--dropout", min=0.0, max=0.95, show_default="0.5", help="mlp dropout."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, show_default="100 for mlp, 20 for streamed logreg/svm", help="mlp: most epochs (early stopping); streamed logreg/svm: epochs of Adam."),
     class_weight: Optional[str] = typer.Option(None, "--class-weight", help="'balanced' to reweight rare classes."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Memory budget for the features, e.g. 2GB; a train split that does not fit is streamed from the file."),
     seed: int = typer.Option(42, "--seed", help="Seed of the CV folds, initialisation and minibatch order."),
-    layer: Optional[List[str]] = typer.Option(None, "--layer", help="Layer of the feature file to train on; repeat to concatenate several (default: its first layer)."),
+    layer: Optional[List[str]] = typer.Option(None, "--layer", show_default="the file's first layer", help="Layer of the feature file to train on; repeat to concatenate several."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the head, its cross-validation results and the test metrics as JSON to this file ('-': standard output; messages then go to standard error)."),
     calibrate: Optional[str] = typer.Option(None, "--calibrate", help="'temperature': fit one temperature on out-of-fold logits so that confidences match accuracy (stored in the model; predict and export use it)."),
 ):
     """Fit a classifier head (hyper-parameters by cross-validation) and report it on the test split."""
@@ -57,6 +60,18 @@ def train(
                                    ("--C", C, ("logreg", "linear-svm"))):
             if value and head not in heads:
                 raise TransferkitError(f"{flag} applies to --head {' / '.join(heads)}, not {head}")
+    with messages_to_stderr(json_out):
+        r = _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer)
+    if json_out is not None:
+        write_json(json_out, {"model": str(r.path), **r.model.describe(), "training": r.model.training,
+                              "seconds": r.seconds, "test": r.metrics})
+        if str(json_out) != "-":
+            console.print(Text(f"wrote {json_out}"))
+
+
+def _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer):
+    from .. import api
+
     label = {"auto": "trying every head"}.get(head, f"training {head}")
     with console.status(f"{label} ({cv}-fold cross-validation)…"):
         r = api.train(features, output, cv=cv, Cs=C or None, class_weight=class_weight, seed=seed, head=head,
@@ -76,8 +91,10 @@ def train(
                       f"out-of-fold ECE {cal['oof_ece'][0]:.4f} -> {cal['oof_ece'][1]:.4f}, "
                       f"log-loss {cal['oof_log_loss'][0]:.4f} -> {cal['oof_log_loss'][1]:.4f})")
     _print_layers(features, r.model.backbone)
-    console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]\n{r.report}", highlight=False)
+    console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]")
+    console.print(Text(r.report))
     console.print(f"[green]saved[/] {r.path}")
+    return r
 
 
 def _print_layers(features: Path, spec: dict) -> None:
@@ -95,8 +112,8 @@ def _print_auto(rows, cv):
     table = Table("head", "chosen", f"{cv}-fold CV accuracy", "fit time", title="--head auto: every head on the same folds")
     for row in rows:
         acc = "—" if row["cv_accuracy"] is None else f"{row['cv_accuracy']:.4f} ± {row['cv_std']:.4f}"
-        table.add_row(row["head"] + (" ◀ best" if row["best"] else ""), row["chosen"], acc, f"{row['seconds']:.1f} s")
-    console.print(table)
+        table.add_row(row["head"] + (" ◀ best" if row["best"] else ""), Text(str(row["chosen"])), acc, f"{row['seconds']:.1f} s")
+    print_table(console, table)
 
 
 def _print_head(head, cv, n_train):
@@ -108,7 +125,7 @@ def _print_head(head, cv, n_train):
         grid = Table(param, "accuracy (mean ± std)", title=f"{head.kind}: {what} on the train split ({n_train} rows)")
         for v, m, sd in zip(res[param], res["mean_accuracy"], res["std_accuracy"]):
             grid.add_row(f"{v:g}", f"{m:.4f} ± {sd:.4f}" + (" ◀ best" if v == chosen else ""))
-        console.print(grid)
+        print_table(console, grid)
         console.print(f"best {param} = {chosen:g}")
     elif param:
         console.print(f"{param} = {getattr(head, param + '_'):g} (given, no cross-validation)")
@@ -128,7 +145,7 @@ def _print_head(head, cv, n_train):
             val = (f"{h['val_loss'][e]:.4f}", f"{h['val_accuracy'][e]:.4f}") if h["val_loss"] else ("—", "—")
             table.add_row(str(e + 1) + (" ◀ kept" if e == head.best_epoch_ - 1 else ""), f"{h['train_loss'][e]:.4f}",
                           f"{h['train_accuracy'][e]:.4f}", *val)
-        console.print(table)
+        print_table(console, table)
         stop = "early stopping" if head.stopped_early_ else "the epoch limit"
         console.print(f"{head.n_epochs_} epochs (stopped by {stop}); weights of epoch {head.best_epoch_} kept; "
                       f"curves are stored in the model file (training.history)")

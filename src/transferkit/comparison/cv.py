@@ -38,8 +38,10 @@ class FoldScores:
 
 
 def cross_validate(X: np.ndarray, y: np.ndarray, folds, C: float = 1.0, max_iter: int = 1000,
-                   seed: int = 0) -> FoldScores:
-    """Standardise + multinomial logistic regression on each fold's train part, scored on its test part."""
+                   seed: int = 0, progress=None) -> FoldScores:
+    """Standardise + multinomial logistic regression on each fold's train part, scored on its test part.
+
+    ``progress(done, total)`` is called after each fold."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
@@ -49,7 +51,8 @@ def cross_validate(X: np.ndarray, y: np.ndarray, folds, C: float = 1.0, max_iter
     acc, f1, not_converged = [], [], 0
     start = time.perf_counter()
     labels = np.unique(y)
-    for train, test in folds:
+    folds = list(folds)
+    for i, (train, test) in enumerate(folds):
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
@@ -58,6 +61,8 @@ def cross_validate(X: np.ndarray, y: np.ndarray, folds, C: float = 1.0, max_iter
         pred = clf.predict(X[test])
         acc.append(float(np.mean(pred == y[test])))
         f1.append(float(f1_score(y[test], pred, labels=labels, average="macro", zero_division=0)))
+        if progress is not None:
+            progress(i + 1, len(folds))
     return FoldScores(np.array(acc), np.array(f1), time.perf_counter() - start, not_converged)
 
 

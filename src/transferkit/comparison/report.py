@@ -97,6 +97,7 @@ def table(result: CompareResult):
     """A Rich table of the result, ordered by LogME."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"{result.folds}-fold CV on {result.n_images} images, {len(result.class_names)} classes"
                     + (f" (stratified sample of {result.n_dataset})" if result.n_images < result.n_dataset else ""),
@@ -108,7 +109,7 @@ def table(result: CompareResult):
     best = result.best if any(r.ok for r in result.rows) else None
     for i, r in enumerate(result.rows):
         if not r.ok:
-            t.add_row("", r.name, "", "", "", "[red]failed[/]", "", "", "", "")
+            t.add_row("", Text(r.name), "", "", "", "[red]failed[/]", "", "", "", "")
             continue
         if r is best:
             vs = "[bold green]best[/]"
@@ -117,24 +118,7 @@ def table(result: CompareResult):
         else:
             vs = f"{r.delta_vs_best:+.3f} (p={r.p_vs_best:.3f})"
         acc = f"{r.accuracy_mean:.3f}±{r.accuracy_std:.3f}"
-        t.add_row(str(i + 1), r.name, str(r.dims), f"{r.logme:.3f}", f"{r.hscore:.2f}",
+        t.add_row(str(i + 1), Text(r.name), str(r.dims), f"{r.logme:.3f}", f"{r.hscore:.2f}",
                   f"[bold]{acc}[/]" if r is best else acc, f"{r.macro_f1_mean:.3f}±{r.macro_f1_std:.3f}", vs,
                   "reused" if r.reused else f"{r.extract_seconds:.1f}s", f"{r.train_seconds:.1f}s")
     return t
-
-
-def print_table(console, result: CompareResult) -> None:
-    """Print :func:`table`; where the output is not a terminal (a pipe, a log file), print it at its
-    natural width rather than squeezing the numbers into 80 columns."""
-    t = table(result)
-    if console.is_terminal:
-        console.print(t)
-        return
-    from rich.measure import Measurement
-
-    width = console.width
-    console.width = min(200, max(width, Measurement.get(console, console.options.update_width(200), t).maximum))
-    try:
-        console.print(t)
-    finally:
-        console.width = width

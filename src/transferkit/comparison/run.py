@@ -115,12 +115,12 @@ def compare(
     baseline: str | None = "pixels",
     folds: int = 10,
     sample: int | None = None,
-    seed: int = 0,
+    seed: int = 42,
     out: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     reuse: Sequence[str | os.PathLike] = (),
     C: float = 1.0,
-    batch_size: int = 32,
+    batch_size: int | str = 32,
     workers: int | None = None,
     device: str = "cpu",
     progress: Callable[[str], contextlib.AbstractContextManager] | None = None,
@@ -207,19 +207,21 @@ def compare(
     for ci, (full, _) in features.items():
         res, X = results[ci], full[common]
         say(f"{res.name}: {folds}-fold CV on {len(y)} images x {X.shape[1]} features")
-        cv = cross_validate(X, y, fold_list, C=C, seed=seed)
+        ctx = progress(f"CV {res.name}") if progress else contextlib.nullcontext(None)
+        with ctx as update:
+            cv = cross_validate(X, y, fold_list, C=C, seed=seed, progress=update)
         res.accuracy, res.macro_f1 = cv.accuracy, cv.macro_f1
         res.train_seconds, res.not_converged = cv.fit_seconds, cv.not_converged
         start = time.perf_counter()
         res.logme = logme(X, y)
         res.hscore = hscore(X, y)
         res.score_seconds = time.perf_counter() - start
-    ok = [r for r in results if r.ok]
-    best = max(ok, key=lambda r: r.accuracy_mean)
+    ok = sorted((r for r in results if r.ok), key=lambda r: -r.logme)
+    best = max(ok, key=lambda r: r.accuracy_mean)  # on a tie, the first by LogME: the same as CompareResult.best
     for r in ok:
         if r is not best:
             r.delta_vs_best, r.p_vs_best = corrected_paired_ttest(r.accuracy, best.accuracy, len(y) - n_test, n_test)
-    rows = sorted(ok, key=lambda r: -r.logme) + [r for r in results if not r.ok]
+    rows = ok + [r for r in results if not r.ok]
     result = CompareResult(rows=rows, class_names=list(dataset.class_names), n_images=int(len(y)),
                            n_dataset=len(dataset), folds=folds, sample=sample, seed=seed, dropped=dropped,
                            out_dir=out_dir)
@@ -241,7 +243,10 @@ def _backbone_features(res, keys, cache, digest, newest, source, reuse, batch_si
     spec = backbone.spec()
     del backbone
     target = cache / f"{cand.slug}__{digest}.h5"
-    pool = [Path(p) for p in reuse] + [target] + sorted(p for p in cache.glob("*.h5") if p != target)
+    # also the feature files of the current folder: `transferkit extract DATA -o f.h5` then `compare DATA`
+    # should not extract the same features again
+    here = sorted(p for p in Path.cwd().glob("*.h5") if p.resolve() != target)
+    pool = [Path(p) for p in reuse] + [target] + sorted(p for p in cache.glob("*.h5") if p != target) + here
     found = find_reusable([p for p in pool if p.is_file()], spec, keys, newest)
     if found is not None:
         res.reused = True
@@ -249,6 +254,9 @@ def _backbone_features(res, keys, cache, digest, newest, source, reuse, batch_si
     else:
         if target.exists():
             say(f"{cand.name}: {target.name} is stale or incomplete; extracting again")
+        else:
+            say(f"{cand.name}: no matching feature file here or in {cache}; extracting "
+                "(--reuse FILE takes one from `transferkit extract` with the same model, layer and pool)")
         ctx = progress(f"extract {cand.name}") if progress else contextlib.nullcontext(None)
         start = time.perf_counter()
         with ctx as update:

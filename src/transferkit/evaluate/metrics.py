@@ -37,21 +37,22 @@ def classification_metrics(y_true, proba: np.ndarray, class_names: list[str], to
 
 def format_report(y_true, proba: np.ndarray, class_names: list[str]) -> str:
     """scikit-learn's per-class precision/recall/f1/support table, with accuracy and averages."""
-    return classification_report(
-        np.asarray(y_true), np.argmax(proba, axis=1), labels=list(range(len(class_names))),
-        target_names=class_names, digits=4, zero_division=0,
-    )
+    return per_class_table(classification_metrics(y_true, proba, class_names))
 
 
 def per_class_table(metrics: dict) -> str:
-    """Text table of precision/recall/f1/support from :func:`classification_metrics` output."""
+    """Text table of precision/recall/f1/support from :func:`classification_metrics` output, laid out as
+    scikit-learn's ``classification_report`` (the one format ``train`` and ``evaluate`` both print)."""
     names = metrics["class_names"]
+    rows = [metrics["per_class"][name] for name in names]
+    n = metrics["n_test"]
     width = max([len(n) for n in names] + [12])
     lines = [f"{'':>{width}}  precision    recall  f1-score   support", ""]
-    for name in names:
-        c = metrics["per_class"][name]
+    for name, c in zip(names, rows):
         lines.append(f"{name:>{width}}  {c['precision']:9.4f} {c['recall']:9.4f} {c['f1-score']:9.4f} {c['support']:9d}")
-    lines += ["", f"{'accuracy':>{width}}  {'':9} {'':9} {metrics['accuracy']:9.4f} {metrics['n_test']:9d}",
-              f"{'macro f1':>{width}}  {'':9} {'':9} {metrics['macro_f1']:9.4f} {metrics['n_test']:9d}",
-              f"{'weighted f1':>{width}}  {'':9} {'':9} {metrics['weighted_f1']:9.4f} {metrics['n_test']:9d}"]
+    lines += ["", f"{'accuracy':>{width}}  {'':9} {'':9} {metrics['accuracy']:9.4f} {n:9d}"]
+    for label, weights in (("macro avg", [1.0] * len(rows)), ("weighted avg", [c["support"] for c in rows])):
+        total = sum(weights) or 1.0
+        avg = [sum(w * c[key] for w, c in zip(weights, rows)) / total for key in ("precision", "recall", "f1-score")]
+        lines.append(f"{label:>{width}}  {avg[0]:9.4f} {avg[1]:9.4f} {avg[2]:9.4f} {n:9d}")
     return "\n".join(lines)

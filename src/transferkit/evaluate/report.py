@@ -62,7 +62,8 @@ class ReportData:
     metrics: dict  # classification_metrics() output
     split: str = "test"
     summary: list[tuple[str, str]] = field(default_factory=list)  # (label, value) rows, in order
-    hyperparameters: list[tuple[str, str]] = field(default_factory=list)
+    hyperparameters: list[tuple[str, str]] = field(default_factory=list)  # what mattered for this fit
+    solver_settings: list[tuple[str, str]] = field(default_factory=list)  # defaults that did not (collapsed)
     split_counts: dict[str, int] = field(default_factory=dict)
     errors: list[Misclassified] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -174,7 +175,7 @@ def collect(
     data.summary = _summary_rows(model, features, attrs, data)
     if getattr(model, "calibration", None):
         data.summary.append(("calibration", f"temperature scaling, T = {model.calibration['temperature']:.3f}"))
-    data.hyperparameters = _hyperparameter_rows(model)
+    data.hyperparameters, data.solver_settings = _hyperparameter_rows(model)
     return data
 
 
@@ -432,9 +433,19 @@ def _summary_rows(model, features, attrs: dict, data: ReportData) -> list[tuple[
     return rows
 
 
-def _hyperparameter_rows(model) -> list[tuple[str, str]]:
-    """The head's chosen hyper-parameters (describe()), then the head's settings (get_params())."""
-    rows = []
+# Settings that did not shape this fit unless someone changed them: the optimiser's stopping rules, and
+# for the linear heads the minibatch settings, which are used only when the train split is streamed.
+_SOLVER_INTERNALS = {"max_iter", "tol", "n_jobs"}
+_STREAMING_ONLY = {"batch_size", "max_epochs", "polish_iter"}
+
+
+def _hyperparameter_rows(model) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(what mattered for this fit, the rest): the head's chosen hyper-parameters (describe()), its
+    search grid and the settings given to it (get_params()), training rows, seed and time; then, for the
+    collapsed part, solver internals left at their defaults."""
+    import inspect
+
+    rows, rest = [], []
     describe = getattr(model.head, "describe", None)
     if callable(describe):
         for key, value in describe().items():
@@ -444,14 +455,23 @@ def _hyperparameter_rows(model) -> list[tuple[str, str]]:
     get_params = getattr(model.head, "get_params", None)
     if callable(get_params):
         chosen = {k for k, _ in rows}
+        try:
+            defaults = {k: p.default for k, p in inspect.signature(type(model.head).__init__).parameters.items()}
+        except (TypeError, ValueError):
+            defaults = {}
+        streamed = bool((model.training or {}).get("out_of_core"))
+        linear = getattr(model.head, "kind", "") in ("logreg", "linear-svm")
         for key, value in get_params().items():
-            if key not in chosen and key != "n_jobs":
-                rows.append((key, _fmt(value)))
+            if key in chosen or (key == "random_state" and (model.training or {}).get("seed") == value):
+                continue  # the seed is shown once, as "seed"
+            internal = key in _SOLVER_INTERNALS or (linear and not streamed and key in _STREAMING_ONLY)
+            at_default = key in defaults and _fmt(defaults[key]) == _fmt(value)
+            (rest if internal and at_default else rows).append((key, _fmt(value)))
     for key in ("n_train", "seed", "seconds"):
         if key in (model.training or {}):
             rows.append(({"n_train": "training rows", "seconds": "training seconds"}.get(key, key),
                          _fmt(model.training[key])))
-    return rows
+    return rows, rest
 
 
 # -- confusion matrix ----------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from ._common import (check_folds, check_xy, json_params, n_workers, pick_best, 
 # PyTorch (the solver) is imported when fitting: a saved head predicts with NumPy alone, so
 # `transferkit predict` never pays for importing torch on account of its head.
 
-# Log-spaced, one value per decade; includes the seeds' grid 0.1, 1, 10, 100, 1000, 10000.
+# Log-spaced, one value per decade; includes the grid of the classic Keras transfer-learning tutorial
+# recipe, 0.1, 1, 10, 100, 1000, 10000.
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 4, 9))
 
 

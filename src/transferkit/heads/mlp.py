@@ -1,4 +1,4 @@
-"""A small neural-network head: the seeds' Keras head (Dense, BatchNorm, Dropout 0.5, softmax, Adam),
+"""A small neural-network head: the classic Keras transfer-learning tutorial's head (Dense, BatchNorm, Dropout 0.5, softmax, Adam),
 with early stopping and its training curves kept in the model file.
 
 A stratified ``validation_fraction`` of the train split is held out; after every epoch the loss and

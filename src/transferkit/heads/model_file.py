@@ -29,6 +29,9 @@ class TrainedModel:
     path: Path | None = None
     # {"method": "temperature", "temperature": T, ...} from `train --calibrate temperature`, or None
     calibration: dict | None = None
+    # fine-tuned backbone weights (state-dict name -> array), saved as "backbone.<name>" tensors;
+    # None for a head trained on frozen features (see transferkit.finetuning)
+    backbone_state: dict | None = None
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         proba = self.head.predict_proba(features)
@@ -56,7 +59,9 @@ class TrainedModel:
         }
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        save_file({f"head.{k}": np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp), metadata=meta)
+        tensors = {f"head.{k}": np.ascontiguousarray(v) for k, v in arrays.items()}
+        tensors.update({f"backbone.{k}": np.ascontiguousarray(v) for k, v in (self.backbone_state or {}).items()})
+        save_file(tensors, str(tmp), metadata=meta)
         tmp.replace(path)  # never leave a half-written model under the final name
         self.path = path
         return path
@@ -86,7 +91,8 @@ def load_model(path: str | Path) -> TrainedModel:
     try:
         with safe_open(str(path), framework="numpy") as fh:
             meta = fh.metadata() or {}
-            arrays = {k.removeprefix("head."): fh.get_tensor(k) for k in fh.keys()}
+            arrays = {k.removeprefix("head."): fh.get_tensor(k) for k in fh.keys() if not k.startswith("backbone.")}
+            backbone_state = {k.removeprefix("backbone."): fh.get_tensor(k) for k in fh.keys() if k.startswith("backbone.")}
     except (SafetensorError, OSError, ValueError) as exc:
         raise TransferkitError(f"{path}: not a transferkit model file ({str(exc).splitlines()[0][:120]})") from None
     if meta.get("format") != MODEL_FORMAT:
@@ -102,4 +108,5 @@ def load_model(path: str | Path) -> TrainedModel:
                                         and calibration["temperature"] > 0):
         raise TransferkitError(f"{path}: its calibration record is not understood by this transferkit version")
     return TrainedModel(head=head, class_names=record["class_names"], backbone=record["backbone"],
-                        training=record.get("training", {}), path=path, calibration=calibration)
+                        training=record.get("training", {}), path=path, backbone_state=backbone_state or None,
+                        calibration=calibration)

@@ -1,0 +1,489 @@
+"""``finetune``: linear probe, then fine-tune the top stages (LP-FT), with early stopping on a validation
+part of the train split, a checkpoint after every epoch, and a model file that ``predict``,
+``evaluate`` and ``export`` take as they take a frozen one.
+
+How an epoch is made cheap on a few CPU cores (measured in BENCHMARKS.md):
+- the lower, frozen part of the network runs without gradients; what it computes for an un-augmented
+  picture never changes, so it is computed once and kept in memory for the validation and test images,
+  and for the training images too when augmentation is off (``augment="none"``). With augmentation each
+  epoch sees new pictures, so the training images go through the lower part every epoch;
+- channels_last layout; autocast on CUDA (bf16, or fp16 with a gradient scaler); on the CPU fp32 by
+  default, since bf16 autocast made the training step slower on the AVX-512 BF16 machine it was measured
+  on (``precision="bf16"`` to try it);
+- decoding and augmentation run in threads ahead of the network (:func:`.data.batches`).
+
+Determinism: the shuffling and the augmentation of epoch ``e`` come from generators seeded with
+``(seed, e)``, the network runs in eval mode (no dropout), and a checkpoint stores everything training
+changes, so a resumed run repeats the exact computations of an uninterrupted one (on the same machine
+and thread count, the result is identical; tests/test_finetune.py checks it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..backbones import DEFAULT_MODEL
+from ..errors import TransferkitError
+from ..store.lock import holds_output_lock
+from .checkpoint import Checkpoint, check_settings, checkpoint_path, load_checkpoint, torch_state
+from .data import AUGMENTS, Pictures, batches, split_parts
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+CACHE_BUDGET = 2 << 30  # bytes of lower-part outputs kept in memory at most
+
+
+@dataclass
+class FinetuneResult:
+    path: Path
+    model: object  # TrainedModel
+    probe_test: dict  # metrics of the linear probe (frozen backbone) on the test split
+    test: dict  # metrics of the fine-tuned model on the same test images
+    history: list
+    best_epoch: int
+    epochs_run: int  # epochs finished in this call
+    resumed_from: int  # epochs a checkpoint already held (0: fresh start)
+    stopped_early: bool
+    seconds: float
+    epoch_seconds: list = field(default_factory=list)  # this call's epochs
+    failures: list = field(default_factory=list)
+    counts: dict = field(default_factory=dict)  # train/val/test images used
+    precision: str = "fp32"
+    cache: str = ""
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    import torch
+
+    precision = (precision or "auto").lower()
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise TransferkitError(f"unknown precision {precision!r}; choose from auto, fp32, bf16, fp16")
+    if precision != "auto":
+        if precision == "fp16" and not device.startswith("cuda"):
+            raise TransferkitError("precision fp16 needs a CUDA device; on the CPU use bf16 or fp32")
+        return precision
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    # On the CPU, fp32: measured on an AVX-512 BF16 machine, bf16 autocast made the training step of the
+    # top stages slower, not faster (BENCHMARKS.md, "Fine-tuning"); --precision bf16 is there to try.
+    return "fp32"
+
+
+@holds_output_lock("output")
+def finetune(
+    data: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    model: str = DEFAULT_MODEL,
+    unfreeze: int | str = 2,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    backbone_lr: float | None = None,
+    batch_size: int = 32,
+    augment: str = "standard",
+    features: str | os.PathLike | None = None,
+    test_size: float = 0.25,
+    seed: int = 42,
+    val_size: float = 0.15,
+    patience: int = 3,
+    warmup_epochs: float = 1.0,
+    weight_decay: float = 1e-4,
+    bn: str = "frozen",
+    image_size: int | tuple[int, int] | None = None,
+    precision: str = "auto",
+    device: str = "auto",
+    workers: int | None = None,
+    cache: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> FinetuneResult:
+    """Fine-tune ``model`` on ``data`` and write the model file ``output``; see the module docstring.
+
+    The split is the one ``extract`` makes with the same ``test_size``/``seed``; ``val_size`` of the
+    train split is held out for early stopping (``patience`` epochs without a better validation
+    accuracy). The linear probe (logistic regression with C chosen by cross-validation on the rest of
+    the train split) starts the head; then the top ``unfreeze`` stages ("all": every layer) train with
+    AdamW at ``backbone_lr`` (default ``lr / 10``) and the head at ``lr``, with ``warmup_epochs`` of
+    linear warm-up then a cosine decay over ``epochs``. ``bn``: "frozen" (keep ImageNet BatchNorm
+    statistics) or "train". ``features``: a feature file from ``extract`` of the same data and backbone,
+    used for the probe instead of recomputing frozen features. ``cache=False`` recomputes the frozen
+    part every time (for measurements). ``resume``: continue from ``output``'s checkpoint.
+    """
+    import torch
+
+    from ..backbones.registry import create_backbone
+    from ..engines.factory import resolve_device
+    from .model import TunableNet
+
+    start = time.perf_counter()
+    output = Path(output)
+    ckpt_path = checkpoint_path(output)
+    _check_output(output, ckpt_path, resume, overwrite)
+    if augment not in AUGMENTS:
+        raise TransferkitError(f"unknown augmentation {augment!r}; choose from {', '.join(AUGMENTS)}")
+    if epochs < 1 or batch_size < 1 or patience < 1:
+        raise TransferkitError("epochs, batch size and patience must be at least 1")
+    if not 0 < test_size < 1 or not 0 < val_size < 1:
+        raise TransferkitError("test size and validation size must be between 0 and 1")
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    parts = split_parts(data, test_size, seed, val_size)
+    K = len(parts.class_names)
+
+    backbone = create_backbone(model, image_size=image_size)
+    net = backbone.net
+    tn = TunableNet(net, unfreeze, bn)
+    backbone_lr = lr / 10 if backbone_lr is None else float(backbone_lr)
+    settings = {"data": str(Path(data).resolve()), "model": model, "weights_sha256": backbone.weights_sha256,
+                "preprocess": backbone.preprocess.to_dict(), "unfreeze": str(unfreeze), "epochs": int(epochs),
+                "lr": float(lr), "backbone_lr": backbone_lr, "batch_size": int(batch_size), "augment": augment,
+                "test_size": float(test_size), "seed": int(seed), "val_size": float(val_size),
+                "patience": int(patience), "warmup_epochs": float(warmup_epochs),
+                "weight_decay": float(weight_decay), "bn": bn, "precision": precision}
+    ck = None
+    if resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        check_settings(ckpt_path, ck.settings, settings)
+    resumed_from = ck.epoch if ck else 0
+
+    dev = torch.device(device)
+    net.to(dev, memory_format=torch.channels_last)
+    def amp():
+        return _autocast(dev, precision)
+
+    pictures = Pictures(backbone.preprocess, augment, seed)
+    failures: dict[int, str] = {}
+    rel_index = {p: i for i, p in enumerate(parts.rel_paths)}
+    if ck:
+        failures.update({rel_index[p]: r for p, r in ck.failures if p in rel_index})
+
+    # -- one pass over the pictures without augmentation: frozen features (for the probe) and the
+    #    lower part's outputs (kept where they stay valid) --------------------------------------------
+    file_feats = _features_from_file(features, backbone, parts, test_size, seed) if features and not ck else None
+    per_image = _lower_bytes(tn, backbone.preprocess.input_size, amp, dev)
+    cache_train = cache and augment == "none"
+    want = {"val": cache, "test": cache, "train": cache_train}
+    budget_ok = per_image * (len(parts.val) + len(parts.test) + (len(parts.train) if cache_train else 0)) <= CACHE_BUDGET
+    want = {k: v and budget_ok for k, v in want.items()}
+    need_feats = ck is None and file_feats is None
+    caches: dict[str, dict] = {}
+    feats: dict[str, tuple] = {}
+    for name in ("train", "val", "test"):
+        rows = _ok(getattr(parts, name), failures)
+        if not (want[name] or need_feats):
+            continue
+        c_rows, c_h, f_rows, f_x, seen = [], [], [], [], 0
+        for ok, arrays, bad in batches(rows, parts.paths, pictures, batch_size, None, workers):
+            failures.update(dict(bad))
+            seen += len(ok) + len(bad)
+            if progress:
+                progress(f"frozen pass ({name})", seen, len(rows))
+            if not len(ok):
+                continue
+            x = torch.from_numpy(arrays).to(dev).contiguous(memory_format=torch.channels_last)
+            with torch.no_grad(), amp():
+                h = tn.lower(x)
+                if need_feats:
+                    f_rows.append(ok)
+                    f_x.append(tn.upper(h).float().cpu().numpy())
+            if want[name]:
+                c_rows.append(ok)
+                c_h.append(h)
+        if want[name] and c_rows:
+            caches[name] = {"rows": np.concatenate(c_rows), "h": torch.cat(c_h)}
+        if need_feats and f_rows:
+            feats[name] = (np.concatenate(f_rows), np.concatenate(f_x))
+    if file_feats is not None:
+        feats = file_feats
+        for name, (rows, _) in feats.items():  # pictures extract could not read
+            keep = set(rows.tolist())
+            failures.update({int(r): "not in the feature file (unreadable when extracted)"
+                             for r in getattr(parts, name) if int(r) not in keep})
+
+    train_rows = _ok(parts.train, failures)
+    val_rows = _ok(parts.val, failures)
+    test_rows = _ok(parts.test, failures)
+    counts = {"train": len(train_rows), "val": len(val_rows), "test": len(test_rows)}
+
+    # -- linear probe ----------------------------------------------------------------------------------
+    from ..heads import HEADS, make_head
+
+    if ck is None:
+        Xtr, ytr = feats["train"][1], parts.labels[feats["train"][0]]
+        present = np.unique(ytr)
+        if len(present) < K:
+            missing = [parts.class_names[i] for i in range(K) if i not in set(present.tolist())]
+            raise TransferkitError(f"{data}: class {missing[0]!r} has no training image left after holding out "
+                                   "the test and validation parts; it needs more images")
+        probe = make_head("logreg", random_state=seed).fit(Xtr, ytr)
+        probe_arrays, probe_info = probe.to_state()
+        probe_record = {"info": probe_info, "test": _probe_metrics(probe, feats.get("test"), parts)}
+    else:
+        probe_arrays, probe_record = ck.probe_arrays, ck.probe
+        probe = HEADS["logreg"].from_state(probe_arrays, probe_record["info"])
+    from .model import StandardisedLinear
+
+    tn.head = StandardisedLinear(probe_arrays["mean"], probe_arrays["scale"], probe_arrays["coef"],
+                                 probe_arrays["intercept"]).to(dev)
+
+    # -- fine-tuning -----------------------------------------------------------------------------------
+    opt = torch.optim.AdamW(tn.param_groups(lr, backbone_lr, weight_decay))
+    steps_per_epoch = max(1, math.ceil(len(train_rows) / batch_size))
+    total = epochs * steps_per_epoch
+    warmup = min(int(round(warmup_epochs * steps_per_epoch)), total // 2)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+
+    def val_scores(state_rows, cache_name):
+        return _score(tn, caches.get(cache_name), state_rows, parts, pictures, batch_size, workers, dev, amp, failures)
+
+    if ck is None:
+        val_loss, val_acc = val_scores(val_rows, "val")
+        tr_loss, tr_acc = _probe_train_scores(probe, feats["train"], parts)
+        history = [{"epoch": 0, "train_loss": tr_loss, "train_accuracy": tr_acc, "val_loss": val_loss,
+                    "val_accuracy": val_acc, "lr": 0.0, "seconds": 0.0}]
+        best = {"epoch": 0, "val_accuracy": val_acc, "val_loss": val_loss}
+        best_state = torch_state(tn.trainable_state())
+        done = 0
+    else:
+        tn.load_trainable_state({k: v.to(dev) for k, v in ck.state.items()})
+        opt.load_state_dict(ck.optimizer)
+        history, best, done = ck.history, ck.best, ck.epoch
+        best_state = {k: v.to(dev) for k, v in ck.best_state.items()}
+
+    def save_checkpoint(epoch):
+        Checkpoint(settings=settings, epoch=epoch, history=history, best=best, probe=probe_record,
+                   failures=[[parts.rel_paths[r], why] for r, why in sorted(failures.items())],
+                   state={k: v.cpu() for k, v in tn.trainable_state().items()},
+                   best_state={k: v.cpu() for k, v in best_state.items()}, optimizer=opt.state_dict(),
+                   probe_arrays=probe_arrays).save(ckpt_path)
+
+    if ck is None:
+        save_checkpoint(0)  # the probe is kept: a resume never refits it
+    stopped_early = done - best["epoch"] >= patience
+    epoch_seconds = []
+    for epoch in range(done + 1, epochs + 1):
+        if stopped_early:
+            break
+        t0 = time.perf_counter()
+        tn.train_mode()
+        order = np.random.default_rng([seed, epoch]).permutation(train_rows)
+        loss_sum, correct, seen = 0.0, 0, 0
+        step = (epoch - 1) * steps_per_epoch
+        for rows, h in _inputs(tn, caches.get("train"), order, parts, pictures, batch_size, epoch, workers, dev,
+                               amp, failures):
+            factor = (step + 1) / max(1, warmup) if step < warmup else \
+                0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * factor
+            y = torch.from_numpy(parts.labels[rows]).to(dev)
+            with amp():
+                logits = tn(h)
+            loss = torch.nn.functional.cross_entropy(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            step += 1
+            loss_sum += float(loss.detach()) * len(rows)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(rows)
+            if progress:
+                progress(f"epoch {epoch}/{epochs}", seen, len(train_rows))
+        tn.eval()
+        val_loss, val_acc = val_scores(val_rows, "val")
+        seconds = time.perf_counter() - t0
+        epoch_seconds.append(seconds)
+        history.append({"epoch": epoch, "train_loss": loss_sum / max(1, seen), "train_accuracy": correct / max(1, seen),
+                        "val_loss": val_loss, "val_accuracy": val_acc,
+                        "lr": opt.param_groups[1]["lr"], "seconds": round(seconds, 3)})
+        if (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]):
+            best = {"epoch": epoch, "val_accuracy": val_acc, "val_loss": val_loss}
+            best_state = torch_state(tn.trainable_state())
+        save_checkpoint(epoch)
+        done = epoch
+        if epoch - best["epoch"] >= patience:
+            stopped_early = epoch < epochs
+            break
+
+    # -- the best epoch's network, scored on the test split once, and saved -------------------------
+    tn.load_trainable_state(best_state)
+    tn.eval()
+    proba = _probabilities(tn, caches.get("test"), test_rows, parts, pictures, batch_size, workers, dev, amp, failures)
+    from ..evaluate.metrics import classification_metrics
+
+    test = classification_metrics(parts.labels[test_rows], proba, parts.class_names) if len(test_rows) else {"n_test": 0}
+    result_model = _model_file(tn, net, backbone, probe_arrays, probe_record, parts, settings, history, best,
+                               failures, counts, test, stopped_early)
+    result_model.save(output)
+    ckpt_path.unlink(missing_ok=True)
+    return FinetuneResult(
+        path=output, model=result_model, probe_test=probe_record["test"], test=test, history=history,
+        best_epoch=best["epoch"], epochs_run=len(epoch_seconds), resumed_from=resumed_from,
+        stopped_early=stopped_early, seconds=time.perf_counter() - start, epoch_seconds=epoch_seconds,
+        failures=[(parts.rel_paths[r], why) for r, why in sorted(failures.items())], counts=counts,
+        precision=precision, cache=", ".join(k for k, v in caches.items()) or "none")
+
+
+# ------------------------------------------------------------------------------------------------------
+def _check_output(output: Path, ckpt: Path, resume: bool, overwrite: bool) -> None:
+    if output.parent and not output.parent.exists():
+        raise TransferkitError(f"{output.parent}: output folder does not exist")
+    if overwrite:
+        ckpt.unlink(missing_ok=True)
+        return
+    if output.exists():
+        raise TransferkitError(f"{output}: already exists; pass --overwrite to replace it, or choose another -o")
+    if ckpt.exists() and not resume:
+        raise TransferkitError(f"{ckpt}: an interrupted fine-tuning of {output} is there; pass --resume to "
+                               "continue it or --overwrite to start again")
+
+
+def _autocast(dev, precision: str):
+    import contextlib
+
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=dev.type, dtype=dtype)
+
+
+def _ok(rows: np.ndarray, failures: dict) -> np.ndarray:
+    return np.asarray([r for r in rows if int(r) not in failures], dtype=np.int64)
+
+
+def _lower_bytes(tn, input_size, amp, dev) -> int:
+    import torch
+
+    with torch.no_grad(), amp():
+        h = tn.lower(torch.zeros((1, 3, *input_size), device=dev))
+    return h.numel() * h.element_size()
+
+
+def _inputs(tn, cache, rows, parts, pictures, batch_size, epoch, workers, dev, amp, failures):
+    """``(rows, lower-part output)`` per batch of ``rows``, from the cache or from the pictures
+    (augmented when ``epoch`` is given)."""
+    import torch
+
+    if cache is not None:
+        where = {int(r): i for i, r in enumerate(cache["rows"])}
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i:i + batch_size]
+            yield chunk, cache["h"][torch.as_tensor([where[int(r)] for r in chunk])]
+        return
+    for ok, arrays, bad in batches(rows, parts.paths, pictures, batch_size, epoch, workers):
+        failures.update(dict(bad))
+        if len(ok):
+            x = torch.from_numpy(arrays).to(dev).contiguous(memory_format=torch.channels_last)
+            with amp():
+                h = tn.lower(x)
+            yield ok, h
+
+
+def _probabilities(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, failures) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for _, h in _inputs(tn, cache, rows, parts, pictures, batch_size, None, workers, dev, amp, failures):
+            with amp():
+                logits = tn(h)
+            out.append(torch.softmax(logits.float(), 1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(parts.class_names)), np.float32)
+
+
+def _score(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, failures) -> tuple[float, float]:
+    """(mean log-loss, accuracy) on ``rows``."""
+    proba = _probabilities(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, failures)
+    y = parts.labels[rows]
+    if not len(y):
+        return float("nan"), float("nan")
+    return _loss_accuracy(proba, y)
+
+
+def _loss_accuracy(proba: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    from ..heads._common import log_loss
+
+    return log_loss(y, proba) + 0.0, float(np.mean(proba.argmax(1) == y))  # + 0.0: no "-0.0" in the history
+
+
+def _probe_metrics(probe, test, parts) -> dict:
+    from ..evaluate.metrics import classification_metrics
+
+    if test is None or not len(test[0]):
+        return {"n_test": 0}
+    rows, X = test
+    return classification_metrics(parts.labels[rows], probe.predict_proba(X), parts.class_names)
+
+
+def _probe_train_scores(probe, train, parts) -> tuple[float, float]:
+    rows, X = train
+    return _loss_accuracy(probe.predict_proba(X), parts.labels[rows])
+
+
+def _features_from_file(features, backbone, parts, test_size, seed) -> dict:
+    """Frozen features of the train/val/test rows from a feature file of the same data and backbone."""
+    from types import SimpleNamespace
+
+    from ..store import open_features
+    from ..training import _check_same_backbone
+
+    with open_features(features) as ff:
+        ff.require_complete("fine-tune with")
+        _check_same_backbone(SimpleNamespace(backbone=backbone.spec()), ff)
+        for key, want in (("test_size", test_size), ("seed", seed)):
+            if float(ff.attrs.get(key, -1)) != float(want):
+                raise TransferkitError(f"{features}: was extracted with --{key.replace('_', '-')} "
+                                       f"{ff.attrs.get(key)}, not {want}; the splits would differ")
+        if ff.label_names != parts.class_names:
+            raise TransferkitError(f"{features}: its classes differ from {parts.root}'s")
+        X, _ = ff.load()
+        where = {p: i for i, p in enumerate(ff.paths)}
+    out = {}
+    for name in ("train", "val", "test"):
+        rows = [int(r) for r in getattr(parts, name) if parts.rel_paths[r] in where]
+        out[name] = (np.asarray(rows, np.int64), X[[where[parts.rel_paths[r]] for r in rows]])
+    return out
+
+
+def _model_file(tn, net, backbone, probe_arrays, probe_record, parts, settings, history, best, failures,
+                counts, test, stopped_early):
+    """The trained-model file: the fine-tuned network's weights, the head with its tuned weights, and the record."""
+    import torch
+
+    from ..backbones.weights import state_dict_sha256
+    from ..heads import HEADS, TrainedModel
+    from .model import net_state_arrays
+
+    net.to("cpu", memory_format=torch.contiguous_format).eval()
+    tn.head.to("cpu")
+    arrays = dict(probe_arrays)
+    arrays["coef"] = tn.head.weight.detach().numpy().astype(np.float32)
+    arrays["intercept"] = tn.head.bias.detach().numpy().astype(np.float32)
+    head = HEADS["logreg"].from_state(arrays, probe_record["info"])
+    spec = backbone.spec()
+    spec.update(weights="finetuned", weights_sha256=state_dict_sha256(net),
+                weights_source=f"fine-tuned from {backbone.weights_source}",
+                base_weights_sha256=backbone.weights_sha256)
+    record = {"finetune": {k: v for k, v in settings.items() if k not in ("preprocess", "weights_sha256")},
+              "data": settings["data"], "test_size": settings["test_size"], "seed": settings["seed"],
+              "n_train": counts["train"], "n_val": counts["val"], "n_test": counts["test"],
+              "best_epoch": best["epoch"], "stopped_early": bool(stopped_early),
+              "history": {**{k: [r[k] for r in history] for k in history[0]}, "best_epoch": best["epoch"]},
+              "probe_test_accuracy": probe_record["test"].get("accuracy"),
+              "test_accuracy": test.get("accuracy"),
+              "skipped": [[parts.rel_paths[r], why] for r, why in sorted(failures.items())]}
+    return TrainedModel(head=head, class_names=list(parts.class_names), backbone=spec, training=record,
+                        backbone_state=net_state_arrays(net))

@@ -1,0 +1,225 @@
+"""`transferkit finetune`: LP-FT on tiny generated images at a small input size, the split `extract` makes,
+the model file with the fine-tuned backbone that predict/evaluate/export use, and crash-safety."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_dataset, run_cli
+
+import transferkit as tk
+from transferkit.errors import TransferkitError
+from transferkit.finetuning.checkpoint import checkpoint_path, load_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Results are bit-identical run to run at the same thread count (other tests' engines may change it)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+SMALL = dict(image_size=32, batch_size=8, epochs=2, patience=5)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("ft") / "tiny set", per_class=10, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tuned(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ftmodel") / "tuned.safetensors"
+    with torch_threads(1):
+        return tk.finetune(data, out, **SMALL)
+
+
+def _tensors(path):
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
+def test_uses_the_split_extract_makes_and_never_trains_on_test(data, tuned, tmp_path):
+    from transferkit.finetuning.data import split_parts
+
+    ex = tk.extract(data, tmp_path / "f.h5", image_size=32, batch_size=8)
+    with tk.open_features(ex.path) as ff:
+        extract_test = sorted(p for p, s in zip(ff.paths, ff.split) if s == 1)
+    parts = split_parts(data, 0.25, 42, 0.15)
+    assert sorted(parts.rel_paths[r] for r in parts.test) == extract_test
+    assert not set(parts.test) & (set(parts.train) | set(parts.val))
+    assert set(parts.train) | set(parts.val) | set(parts.test) == set(range(len(parts.labels)))
+    c = tuned.counts
+    assert (c["train"], c["val"], c["test"]) == (len(parts.train), len(parts.val), len(parts.test))
+    assert tuned.test["n_test"] == len(extract_test) == tuned.probe_test["n_test"]
+
+
+def test_model_file_holds_the_tuned_backbone_head_and_curves(tuned):
+    model = tk.load_model(tuned.path)
+    spec = model.backbone
+    assert spec["weights"] == "finetuned" and spec["weights_sha256"] != spec["base_weights_sha256"]
+    assert model.backbone_state is not None and "conv_head.weight" in model.backbone_state
+    names = _tensors(tuned.path)
+    assert any(k.startswith("backbone.blocks.6") for k in names) and "head.coef" in names
+    hist = model.training["history"]
+    assert hist["epoch"] == [0, 1, 2]
+    for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+        assert len(hist[key]) == 3 and all(np.isfinite(hist[key]))
+    assert hist["best_epoch"] == tuned.best_epoch
+    # only the top stages changed: the stem and the first stages are the pretrained ones
+    from transferkit.backbones import create_backbone
+
+    ref = create_backbone("efficientnet_lite0", image_size=32).net.state_dict()
+    st = model.backbone_state
+    assert np.array_equal(st["conv_stem.weight"], ref["conv_stem.weight"].numpy())
+    assert np.array_equal(st["blocks.4.0.conv_pw.weight"], ref["blocks.4.0.conv_pw.weight"].numpy())
+    if tuned.best_epoch > 0:
+        assert not np.array_equal(st["conv_head.weight"], ref["conv_head.weight"].numpy())
+    # BatchNorm statistics frozen by default
+    assert np.array_equal(st["blocks.6.0.bn1.running_mean"], ref["blocks.6.0.bn1.running_mean"].numpy())
+
+
+def test_predict_evaluate_export_use_the_tuned_network(tuned, data, tmp_path):
+    import onnxruntime as ort
+
+    from transferkit.backbones import PreprocessConfig
+    from transferkit.data import list_images, load_image
+    from transferkit.finetuning.model import finetuned_backbone
+
+    model = tk.load_model(tuned.path)
+    files = list_images(data)[:6]
+    r = tk.predict(model, files, top_k=3, engine="torch", precision="fp32")
+    names = model.class_names
+    got = np.zeros((len(files), 3), np.float32)
+    for row, p in enumerate(r.predictions):
+        for label, prob in zip(p.labels, p.probabilities):
+            got[row, names.index(label)] = prob
+    # the same numbers by hand: fine-tuned features -> head
+    import torch
+
+    bb = finetuned_backbone(model, "test")
+    pre = PreprocessConfig.from_dict(model.backbone["preprocess"])
+    x = np.stack([pre.to_array(load_image(f, min_size=pre.min_decode_size)) for f in files])
+    with torch.inference_mode():
+        feats = bb.features(torch.from_numpy(x)).numpy()
+    assert np.abs(model.predict_proba(feats) - got).max() < 1e-4
+
+    # evaluate on the images; refused on a feature file (frozen features) with one clear line
+    m = tk.evaluate(model, data)
+    assert m["n_test"] == tuned.test["n_test"] and abs(m["accuracy"] - tuned.test["accuracy"]) <= 1 / m["n_test"] + 1e-9
+    ex = tk.extract(data, tmp_path / "f.h5", image_size=32, batch_size=8)
+    with pytest.raises(TransferkitError, match="fine-tuned backbone.*evaluate it on the images"):
+        tk.evaluate(model, ex.path)
+
+    # one ONNX graph equal to PyTorch (export checks it too, at 1e-4)
+    res = tk.export_onnx(model, tmp_path / "tuned.onnx")
+    assert res.max_abs_diff is not None and res.max_abs_diff <= 1e-4
+    sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+    onnx_p = sess.run(["probabilities"], {"images": x})[0]
+    assert np.abs(onnx_p - got).max() < 1e-4
+
+
+def test_html_report_draws_the_curves(tuned, data, tmp_path):
+    html = tmp_path / "report.html"
+    m = tk.evaluate(tuned.path, data, html=html)
+    text = html.read_text(encoding="utf-8")
+    assert m["html"] == str(html) and "training loss and accuracy per epoch" in text and "fine-tuned" in text
+
+
+def test_refuses_existing_output_and_stray_checkpoint(data, tuned, tmp_path):
+    with pytest.raises(TransferkitError, match="already exists; pass --overwrite"):
+        tk.finetune(data, tuned.path, **SMALL)
+    out = tmp_path / "m.safetensors"
+    checkpoint_path(out).write_bytes(b"x")
+    with pytest.raises(TransferkitError, match="pass --resume to continue it or --overwrite"):
+        tk.finetune(data, out, **SMALL)
+    with pytest.raises(TransferkitError, match="not a readable fine-tuning checkpoint"):
+        tk.finetune(data, out, resume=True, **SMALL)
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(data, tuned, tmp_path):
+    """Ctrl-C (KeyboardInterrupt) during epoch 2: the checkpoint keeps epoch 1; --resume ends bit-identical."""
+    out = tmp_path / "r.safetensors"
+
+    def stop_in_epoch_2(what, done, total):
+        if what.startswith("epoch 2"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), torch_threads(1):
+        tk.finetune(data, out, progress=stop_in_epoch_2, **SMALL)
+    assert not out.exists() and load_checkpoint(checkpoint_path(out)).epoch == 1
+    with pytest.raises(TransferkitError, match="was made with epochs=2, not 3"):
+        tk.finetune(data, out, resume=True, **{**SMALL, "epochs": 3})
+    with torch_threads(1):
+        r = tk.finetune(data, out, resume=True, **SMALL)
+    assert r.resumed_from == 1 and r.epochs_run == 1 and not checkpoint_path(out).exists()
+    a, b = _tensors(tuned.path), _tensors(out)
+    assert a.keys() == b.keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    def without_time(history):
+        return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+    assert without_time(r.history) == without_time(tuned.history)
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_sigkill_then_resume_from_the_command_line(data, tmp_path):
+    """Ctrl-C says what was kept; SIGKILL after an epoch; --resume ends bit-identical to the uninterrupted run."""
+    out = tmp_path / "k.safetensors"
+    args = ["finetune", data, "-o", out, "--image-size", "32", "-b", "8", "--epochs", "2", "--patience", "5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "400"}  # the thread count of the run compared to
+    ckpt = checkpoint_path(out)
+
+    def start_and_signal(extra, epoch, sig):
+        proc = subprocess.Popen([sys.executable, "-m", "transferkit", *map(str, args), *extra], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if load_checkpoint(ckpt).epoch >= epoch:
+                    break
+            except (TransferkitError, FileNotFoundError):
+                pass
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            pytest.skip("the run finished before it could be interrupted")
+        proc.send_signal(sig)
+        _, stderr = proc.communicate()
+        return proc.returncode, stderr
+
+    ref = tmp_path / "uninterrupted.safetensors"  # the same command, in the same kind of process
+    subprocess.run([sys.executable, "-m", "transferkit", *map(str, args[:3]), ref, *map(str, args[4:])], env=env,
+                   capture_output=True, check=True)
+    rc, stderr = start_and_signal([], 0, signal.SIGINT)
+    assert rc == 130 and "interrupted" in stderr and f"kept in {ckpt}" in " ".join(stderr.split())
+    assert "--resume`" in stderr and not out.exists()
+    rc, _ = start_and_signal(["--resume"], 1, signal.SIGKILL)
+    assert rc == -signal.SIGKILL and not out.exists() and load_checkpoint(ckpt).epoch >= 1
+    res = subprocess.run([sys.executable, "-m", "transferkit", *map(str, args), "--resume"], env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "resumed after epoch" in res.stdout and "frozen backbone + linear probe" in res.stdout
+    a, b = _tensors(ref), _tensors(out)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_cli_refuses_bad_unfreeze_in_one_line(data, tmp_path):
+    res = run_cli("finetune", data, "-o", tmp_path / "m.safetensors", "--unfreeze", "9", "--image-size", "32")
+    assert res.returncode == 1 and "unfreeze must be between 0 and 7" in res.stderr
+    assert "Traceback" not in res.stderr
