@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import TransferkitError
 from ._app import app, console, friendly
+from ._output import print_table
 
 
 @app.command()
@@ -64,16 +67,16 @@ def audit(
     _print(result)
     for path, what in ((csv_out, "findings"), (html, "HTML page")):
         if path:
-            console.print(f"[green]wrote[/] {path} ({what})", highlight=False)
+            console.print(f"[green]wrote[/] {escape(str(path))} ({what})", highlight=False)
 
 
 def _print(result) -> None:
     s = result.summary
     d = s["duplicates"]
-    console.print(f"[bold]{result.features}[/]: {s['rows']} images ({s['train']} train, {s['test']} test), "
+    console.print(f"[bold]{escape(str(result.features))}[/]: {s['rows']} images ({s['train']} train, {s['test']} test), "
                   f"{s['classes']} classes; largest/smallest class {s['imbalance']['ratio']:.2f}×", highlight=False)
     console.print(f"label issues: {s['counts']['label_issue']} ({100 * s['label_issues']['share']:.1f} % of the images; "
-                  f"{s['settings']['folds']}-fold out-of-fold probabilities of {s['settings']['head']})", highlight=False)
+                  f"{s['settings']['folds']}-fold out-of-fold probabilities of {escape(s['settings']['head'])})", highlight=False)
     console.print(f"duplicates: {d['pairs']} pairs ({d['exact']} exact, {d['near']} near; {d['within_train']} within train, "
                   f"{d['within_test']} within test)", highlight=False)
     style = "bold red" if d["leakage"] else "green"
@@ -87,6 +90,6 @@ def _print(result) -> None:
         table = Table("score", "path", "label", "suggested" if kind == "label_issue" else "other", title=title)
         for f in rows:
             other = f.suggested_label if kind == "label_issue" else (f.other_path + (" (train/test)" if f.detail.get("leakage") else ""))
-            table.add_row(f"{f.score:.4f}", f.path, f.label, other)
-        console.print(table)
+            table.add_row(f"{f.score:.4f}", Text(f.path), Text(f.label), Text(other))
+        print_table(console, table)
     console.print(f"audited in {result.seconds['total']:.1f} s", highlight=False)
