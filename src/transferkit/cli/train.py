@@ -61,7 +61,7 @@ def train(
             if value and head not in heads:
                 raise TransferkitError(f"{flag} applies to --head {' / '.join(heads)}, not {head}")
     with messages_to_stderr(json_out):
-        r = _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer)
+        r = _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer, calibrate)
     if json_out is not None:
         write_json(json_out, {"model": str(r.path), **r.model.describe(), "training": r.model.training,
                               "seconds": r.seconds, "test": r.metrics})
@@ -69,7 +69,7 @@ def train(
             console.print(Text(f"wrote {json_out}"))
 
 
-def _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer):
+def _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer, calibrate=None):
     from .. import api
 
     label = {"auto": "trying every head"}.get(head, f"training {head}")
