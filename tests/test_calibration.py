@@ -81,3 +81,18 @@ def test_report_shows_reliability_map_and_nearest_training_images(tmp_path):
         labels = re.findall(r'<figure data-path="[^"]+" data-label="([^"]+)"', card)[:3]
         assert len(labels) == 3
         assert labels.count(drawn) >= 2, (path, drawn, labels)  # it looks like the class it was drawn as
+
+
+@pytest.mark.slow
+def test_cli_train_calibrate_and_evaluate_json_has_ece(overlapping, tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    model, metrics = tmp_path / "m.safetensors", tmp_path / "metrics.json"
+    out = run_cli("train", overlapping, "-o", model, "--C", "10000", "--calibrate", "temperature", check=True).stdout
+    assert "temperature T = " in out
+    run_cli("evaluate", model, overlapping, "--json", metrics, check=True)
+    m = json.loads(metrics.read_text())
+    assert 0.0 <= m["ece"] < 0.1 and m["model"]["calibration"]["method"] == "temperature"
+    assert run_cli("train", overlapping, "-o", model, "--calibrate", "platt").returncode == 1
