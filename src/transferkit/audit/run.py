@@ -16,7 +16,6 @@ from .neighbours import DEFAULT_BUDGET, nearest, self_neighbours, unit_rows
 from .outliers import DEFAULT_Z, knn_distance, outlier_rows
 
 KINDS = ("duplicate", "label_issue", "outlier")  # CSV order: by kind (alphabetical), then score descending
-SPLIT_NAMES = {0: "train", 1: "test"}
 
 
 @dataclass
@@ -123,7 +122,7 @@ def audit(
     outliers, bar = outlier_rows(distance, outlier_z)
 
     # -- findings ----------------------------------------------------------------------------------
-    where = [SPLIT_NAMES.get(int(s), str(s)) for s in split]
+    where = [dup.SPLIT_NAMES.get(int(s), str(s)) for s in split]
     findings: list[Finding] = []
     if issues is not None:
         examples = _nearest_of_class(U, issues.rows, issues.suggested[issues.rows], y, split)
@@ -209,8 +208,9 @@ def _summary(findings, y, split, names, pairs, issues, bar, distance, settings, 
                        "near": sum(not p.exact for p in pairs),
                        "within_train": sum(p.where == "train" for p in pairs),
                        "within_test": sum(p.where == "test" for p in pairs),
+                       "other": sum(p.where not in ("train", "test") and not p.leakage for p in pairs),
                        "leakage": len(leak), "leakage_exact": sum(p.exact for p in leak),
-                       "test_rows_leaked": len({p.i if split[p.i] == 1 else p.j for p in leak}),
+                       "test_rows_leaked": len({p.i if split[p.i] == dup.TEST else p.j for p in leak}),
                        "labels_differ": sum(bool(y[p.i] != y[p.j]) for p in pairs)},
         "outliers": {"flagged": per_kind["outlier"], "bar": None if not np.isfinite(bar) else float(bar),
                      "median_distance": float(np.median(distance)) if n else None},
