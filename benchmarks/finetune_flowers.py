@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--unfreeze", default="2")
     ap.add_argument("--augment", default="standard")
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--lr", type=float, default=None, help="head learning rate (default: finetune's)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/finetune-bench"))
     args = ap.parse_args()
 
@@ -56,8 +57,9 @@ def main() -> None:
     frozen_on_images = tk.evaluate(tr.path, data)["accuracy"]
 
     t0 = time.perf_counter()
+    extra = {"lr": args.lr} if args.lr is not None else {}
     ft = tk.finetune(data, args.out / "tuned.safetensors", features=ex.path, epochs=args.epochs,
-                     unfreeze=args.unfreeze, augment=args.augment, precision=args.precision, overwrite=True)
+                     unfreeze=args.unfreeze, augment=args.augment, precision=args.precision, overwrite=True, **extra)
     tuned_s = time.perf_counter() - t0
     tuned_on_images = tk.evaluate(ft.path, data)
     out = {

@@ -204,5 +204,5 @@ def test_cli_train_auto_prints_the_table(extracted, tmp_path):
     model = tk.load_model(out)
     assert [row["head"] for row in model.training["auto"]] == ["logreg", "linear-svm", "mlp", "knn"]
     assert all(row["cv_accuracy"] is not None for row in model.training["auto"])  # single C / k: still scored
-    bad = run_cli("train", extracted.path, "-o", out, "--head", "knn", "--max-memory", "1KB")
+    bad = run_cli("train", extracted.path, "-o", out, "--head", "knn", "--max-memory", "1KB", "--overwrite")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "needs it in memory" in bad.stderr

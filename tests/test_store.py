@@ -53,7 +53,7 @@ def test_file_is_self_describing_with_plain_h5py(tmp_path):
         versions = json.loads(f.attrs["versions"])
         assert {"transferkit", "torch", "timm", "numpy", "h5py"} <= set(versions)
         assert f["features"].chunks is not None and f["features"].maxshape == (None, 5)
-        assert json.loads(f["split"].attrs["names"]) == ["train", "test"]
+        assert json.loads(f["split"].attrs["names"]) == ["train", "test", "val"]  # value -> name (val: 2, only in three-way datasets)
         assert f["paths"][0].decode() == "c/ï 0.jpg"
 
 

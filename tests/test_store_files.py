@@ -222,11 +222,11 @@ def test_verify_passes_a_good_file_and_names_each_problem(tmp_path):
     bad = {c.name: c.detail for c in v.problems}
     assert "2 rows with NaN or Inf (first: row 7" in bad["finite features"]
     assert "1 labels outside 0..2" in bad["label range"]
-    assert "1 rows not 0 (train) or 1 (test)" in bad["split values"]
+    assert "1 rows not 0 (train), 1 (test) or 2 (val)" in bad["split values"]
     assert "weights_sha256" in bad["provenance attributes"]
     result = CliRunner().invoke(app, ["inspect", str(path), "--verify"])
     assert result.exit_code == 1
-    assert "verify found 4 problem(s)" in result.output
+    assert "verify found 5 problem(s)" in result.output  # and the checksums of the changed rows
 
 
 def test_verify_counts_rows_against_images(tmp_path):

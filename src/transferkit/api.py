@@ -15,6 +15,7 @@ _EXPORTS = {
     **dict.fromkeys(("AuditResult", "audit"), ".audit"),
     **dict.fromkeys(("CompareResult", "compare"), ".comparison"),
     **dict.fromkeys(("ExportResult", "export_onnx"), ".export"),
+    **dict.fromkeys(("FeatureExportResult", "export_features"), ".store.export_features"),
     **dict.fromkeys(("ExtractResult", "extract"), ".extraction"),
     **dict.fromkeys(("FinetuneResult", "finetune"), ".finetuning"),
     **dict.fromkeys(("TrainedModel", "load_model"), ".heads"),

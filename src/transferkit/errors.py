@@ -7,3 +7,9 @@ class TransferkitError(Exception):
 
 class IncompleteFileError(TransferkitError):
     """A feature file whose extraction did not finish."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of ``str(exc)`` (at most ``limit`` characters), or the exception's type name."""
+    text = (str(exc).splitlines() or [""])[0][:limit]
+    return text or type(exc).__name__

@@ -88,7 +88,8 @@ def export_onnx(
         backbone = finetuned_backbone(model, str(model.path or "model"))
     else:
         backbone = backbone_for(model.backbone, str(model.path or "model"))
-    preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
+    model.check_feature_dim(backbone.feature_dim)
+    preprocess = model.preprocess_config()
     head_net = to_torch()
     if model.calibration:  # `train --calibrate temperature`: the same softmax(log p / T) as predict
         from .heads.torch_modules import TemperatureScaled

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .backbones import DEFAULT_MODEL, PreprocessConfig, create_backbone
-from .data import discover, stratified_split
+from .data import discover
 from .data.discover import require_two_classes
+from .data.layouts import dataset_split
+from .data.split import SPLITS, STRATIFIED
 from .engines import backbone_and_engine, iter_batches, resolve_batch_size
 from .errors import TransferkitError
 from .store import LayeredFeatureWriter, open_features
@@ -39,6 +41,11 @@ class ExtractResult:
     rows_before: int = 0  # rows the file already had (resumed or kept by an update)
     n_added: int = 0  # --update: files that had no row yet
     n_removed: int = 0  # --update: rows (and skip records) of files no longer in the dataset
+    n_val: int = 0  # rows in the val split (only when the dataset came split three ways)
+    split_source: str = STRATIFIED  # where the split came from (see data.split)
+    notes: list[str] = field(default_factory=list)  # about the dataset (a class missing from a split, ...)
+    warnings: list[str] = field(default_factory=list)  # likely misreadings of the dataset
+    ignored: list[str] = field(default_factory=list)  # files and folders discovery passed over, with why
 
     @property
     def images_per_second(self) -> float:
@@ -62,6 +69,14 @@ def feature_batches(
         if progress:
             progress(done, len(paths))
         yield batch.indices, feats, batch.failures
+
+
+def int8_attrs(engine) -> dict:
+    """What a feature file records of an int8 engine's calibration (nothing for other precisions)."""
+    calibration = getattr(engine, "calibration", None)
+    if calibration is None:
+        return {}
+    return {"calibration": json.dumps(calibration, sort_keys=True), "int8_cosine_mean": calibration["cosine_mean"]}
 
 
 def _request(**given) -> dict:
@@ -111,6 +126,10 @@ def extract(
 ) -> ExtractResult:
     """Turn every image of ``data`` (class folders or a CSV manifest) into a feature row in ``output``.
 
+    A dataset that comes split (train/valid/test folders, a manifest's ``split`` column, imagefolder
+    metadata; see :mod:`transferkit.data.layouts`) keeps its split; otherwise ``test_size`` of each
+    class is held out at random (``seed``).
+
     ``model``/``weights``/``layer``/``pool``/``image_size``/``crop_pct``/``crop``: see
     :func:`transferkit.backbones.create_backbone` (several layers: one dataset each, see docs/backbones.md).
     ``engine``/``device``/``precision``/``batch_size`` ("auto" allowed): see docs/engines.md.
@@ -138,10 +157,14 @@ def extract(
     dataset = discover(data)
     require_two_classes(dataset, str(data))
     engine_request = engine
+    int8 = str(precision).strip().lower() == "int8"
+    if ray is not None and int8:
+        raise TransferkitError("--precision int8 is not supported with --ray yet; run it without --ray")
     if ray is None:  # from the ONNX cache without PyTorch when an earlier run exported this backbone
         backbone, engine = backbone_and_engine(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
                                                crop_pct=crop_pct, crop=crop, engine=engine, device=device,
-                                               precision=precision)
+                                               precision=precision,
+                                               calibration=[dataset.absolute(s) for s in dataset.samples] if int8 else None)
     else:  # the workers build the engine; the driver only resolves what they will run
         from .distributed import planned_engine
 
@@ -150,19 +173,23 @@ def extract(
         engine = planned_engine(engine, device, precision, ray_gpus_per_worker)
     batch_size = resolve_batch_size(batch_size, engine, backbone.preprocess.input_size)
     labels = np.array([s.label for s in dataset.samples])
-    split = stratified_split(labels, test_size, seed)
+    split_source = dataset.split_source or STRATIFIED
+    split = dataset_split(dataset, test_size, seed)
+    # --test-size and --seed make the split only when the dataset does not bring one
+    stratified = {"test_size": float(test_size), "seed": int(seed)} if split_source == STRATIFIED else {}
     attrs = {
         **backbone.spec(),
         "dataset_root": str(Path(dataset.root).resolve()),
         "data": str(Path(data).resolve()),  # the folder or CSV given, for the resume command
         "source": dataset.source,
-        "test_size": float(test_size),
-        "seed": int(seed),
+        "split_source": split_source,
+        **stratified,
         "n_images": len(dataset),
         "batch_size": int(batch_size),
         "engine": engine.name,
         "device": str(engine.device),
         "precision": engine.precision,
+        **int8_attrs(engine),
         # the layers side by side in each row while extracting; finishing splits them into layers/<name>
         "layers": backbone.layers,
         # the settings as asked for, so an interrupted file can print the exact command that finishes it
@@ -176,7 +203,7 @@ def extract(
 
         options = RayOptions(address=ray, workers=ray_workers, cpus_per_worker=ray_cpus_per_worker,
                              gpus_per_worker=ray_gpus_per_worker, shard_size=ray_shard_size)
-        return run_on_ray(
+        return _about_dataset(run_on_ray(
             dataset=dataset, labels=labels, split=split, backbone=backbone, attrs=attrs, output=output, options=options,
             backbone_kwargs=dict(name=model, weights=weights, layer=layer, pool=pool, image_size=image_size,
                                  crop_pct=crop_pct, crop=crop),
@@ -184,7 +211,7 @@ def extract(
             make_writer=lambda path, file_attrs: LayeredFeatureWriter(
                 path, layers=backbone.layers, feature_dim=backbone.feature_dim, label_names=dataset.class_names,
                 attrs={k: v for k, v in file_attrs.items() if k != "layers"}, buffer_rows=buffer_rows),
-            batch_size=batch_size, workers=workers, overwrite=overwrite, resume=resume, progress=progress)
+            batch_size=batch_size, workers=workers, overwrite=overwrite, resume=resume, progress=progress), dataset)
     start = time.perf_counter()
     with ExtractionRun(output, mode=mode, dataset=dataset, labels=labels, split=split, attrs=attrs,
                        feature_dim=backbone.feature_dim, dtype=dtype, compression=compression,
@@ -197,10 +224,20 @@ def extract(
         written_split = ff.split
         skipped = ff.skipped
         n_rows = ff.n_rows
-    return ExtractResult(
+    return _about_dataset(ExtractResult(
         path=output, n_images=len(dataset), n_rows=n_rows, skipped=skipped, seconds=seconds,
         class_counts=dataset.counts(), n_train=int((written_split == 0).sum()), n_test=int((written_split == 1).sum()),
         status=run.status, n_processed=len(paths), rows_before=run.rows_before, n_added=run.n_added, n_removed=run.n_removed,
-    )
+        ignored=list(dataset.ignored),
+    ), dataset)
+
+
+def _about_dataset(result: ExtractResult, dataset) -> ExtractResult:
+    """Fill in what the result says about the dataset: the val rows, where the split came from, notes."""
+    with open_features(result.path) as ff:
+        result.n_val = int((ff.split == SPLITS["val"]).sum())
+        result.split_source = ff.attrs.get("split_source") or STRATIFIED
+    result.notes, result.warnings = list(dataset.notes), list(dataset.warnings)
+    return result
 
 

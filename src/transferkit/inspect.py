@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.split import SPLIT_NAMES, SPLITS, STRATIFIED, describe_split_source
 from .store import open_features
 
 
@@ -15,8 +16,9 @@ def describe_features(path: str | Path) -> dict:
         attrs = ff.attrs
         names = ff.label_names
         labels, split = ff.labels, ff.split
+        shown = [n for n in SPLIT_NAMES if n != "val" or np.any(split == SPLITS["val"])]  # val only when there is one
         classes = {
-            name: {"train": int(np.sum((labels == i) & (split == 0))), "test": int(np.sum((labels == i) & (split == 1)))}
+            name: {s: int(np.sum((labels == i) & (split == SPLITS[s]))) for s in shown}
             for i, name in enumerate(names)
         }
         return {
@@ -31,6 +33,9 @@ def describe_features(path: str | Path) -> dict:
             "resume_command": None if ff.complete else ff.resume_hint(),
             "n_train": int(np.sum(split == 0)),
             "n_test": int(np.sum(split == 1)),
+            "n_val": int(np.sum(split == SPLITS["val"])),
+            "split_source": attrs.get("split_source") or STRATIFIED,
+            "split_from": describe_split_source(attrs),
             "classes": classes,
             "skipped": [{"path": p, "reason": r} for p, r in ff.skipped],
             "provenance": {k: v for k, v in attrs.items() if k != "complete"},

@@ -9,8 +9,9 @@ from typing import Iterable
 
 import numpy as np
 
-from .backbones import Backbone, PreprocessConfig
+from .backbones import Backbone
 from .data import list_images
+from .data.walk import NOT_UTF8, is_utf8_name, printable
 from .engines import backbone_and_engine, resolve_batch_size
 from .extraction import Progress, feature_batches
 from .heads import TrainedModel
@@ -48,8 +49,11 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list
     files, missing, seen = [], [], set()
     for item in inputs:
         p = Path(item)
+        if not is_utf8_name(str(p)):
+            missing.append((printable(p), NOT_UTF8))
+            continue
         if p.is_dir():
-            found = list_images(p)
+            found = list_images(p, missing)
         elif p.exists():
             found = [p]
         else:
@@ -93,7 +97,8 @@ def predict(
     if not files:
         return result
     preprocess, engine, batch_size = model_engine(model, weights=weights, engine=engine, device=device,
-                                                  precision=precision, batch_size=batch_size)
+                                                  precision=precision, batch_size=batch_size,
+                                                  calibration=files if str(precision).strip().lower() == "int8" else None)
     k = max(1, min(top_k, len(model.class_names)))
     for positions, feats, failures in feature_batches(files, preprocess, engine, batch_size, workers, progress):
         result.skipped.extend((str(files[p]), reason) for p, reason in failures)
@@ -111,9 +116,10 @@ def predict(
 
 
 def model_engine(model: TrainedModel, *, weights=None, engine: str = "auto", device: str = "auto",
-                 precision: str = "auto", batch_size: int | str = 32):
+                 precision: str = "auto", batch_size: int | str = 32, calibration=None):
     """``(preprocess, engine, batch size)`` that turn ``model``'s images into its features: the recorded
-    backbone replayed (refusing other weights), or the fine-tuned backbone the model file holds."""
+    backbone replayed (refusing other weights), or the fine-tuned backbone the model file holds.
+    ``calibration``: the image paths an ``int8`` engine is calibrated on."""
     from .backbones.registry import check_spec
     from .backbones.replay import replay_request
 
@@ -123,12 +129,12 @@ def model_engine(model: TrainedModel, *, weights=None, engine: str = "auto", dev
         from .finetuning.model import finetuned_backbone
 
         backbone = finetuned_backbone(model, origin)
-        engine = create_engine(backbone, engine=engine, device=device, precision=precision)
+        engine = create_engine(backbone, engine=engine, device=device, precision=precision, calibration=calibration)
     else:
         request = replay_request(model.backbone, origin, weights)
         # from the ONNX cache without rebuilding the network when an earlier run exported this backbone
         backbone, engine = backbone_and_engine(request.pop("name"), **request, engine=engine, device=device,
-                                               precision=precision)
+                                               precision=precision, calibration=calibration)
         check_spec(model.backbone, backbone, origin)
-    preprocess = PreprocessConfig.from_dict(model.backbone["preprocess"])
+    preprocess = model.preprocess_config()
     return preprocess, engine, resolve_batch_size(batch_size, engine, preprocess.input_size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Column
@@ -34,7 +35,7 @@ def progress_bar(description: str, console: Console | None = None, unit: str = "
         def update(done: int, total: int) -> None:
             nonlocal task
             if task is None:
-                task = bar.add_task(description, total=total)
+                task = bar.add_task(escape(description), total=total)
             bar.update(task, completed=done)
 
         yield update

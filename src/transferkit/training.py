@@ -10,6 +10,7 @@ from typing import Iterable
 
 import numpy as np
 
+from .data.split import SPLITS, STRATIFIED, describe_split_source
 from .errors import TransferkitError
 from .evaluate import classification_metrics, format_report
 from .heads import TrainedModel, load_model
@@ -40,6 +41,7 @@ def train(
     head: str = "logreg",
     head_params: dict | None = None,
     max_memory: str | int | None = None,
+    overwrite: bool = False,
     calibrate: str | None = None,
 ) -> TrainResult:
     """Fit a head (``logreg``, ``linear-svm``, ``mlp``, ``knn`` or ``auto``) on the train split; score it on the test split.
@@ -50,7 +52,12 @@ def train(
     file's layers to train on: None (the ``features`` dataset), a name, or several names
     (concatenated in that order). ``calibrate="temperature"``: fit one temperature on out-of-fold
     logits of the chosen head (see :mod:`transferkit.heads.calibration`); it is stored in the model
-    file and used by predict, evaluate and export.
+    file and used by predict, evaluate and export. An existing ``output`` is refused unless ``overwrite``.
+
+    A file whose dataset came split three ways (train/val/test) has val rows: then C / k are chosen
+    on the val split instead of by CV on the train split (one predefined fold, as scikit-learn's
+    ``PredefinedSplit``) and the final head is fitted on train + val; the test split stays untouched
+    for the score. (Streamed training out of core keeps its held-out fold of the train split.)
     """
     from .heads import OUT_OF_CORE_HEADS, make_head
     from .heads.streaming import FileSource, fits_in_memory
@@ -58,6 +65,8 @@ def train(
 
     if calibrate not in (None, "temperature"):
         raise TransferkitError(f"calibrate must be 'temperature' (got {calibrate!r})")
+    if output is not None and Path(output).exists() and not overwrite:
+        raise TransferkitError(f"{output}: already exists; pass --overwrite (overwrite=True) to replace it, or choose another -o")
     start = time.perf_counter()
     params = dict(head_params or {})
     if Cs is not None and head in ("logreg", "linear-svm"):
@@ -71,8 +80,9 @@ def train(
         spec = ff.backbone_spec(layer)
         provenance = {k: v for k, v in ff.attrs.items() if k not in ("preprocess",)}
         n_train = len(ff.rows("train"))
+        n_val = ff.count("val")
         dim = ff.feature_dim if layer is None else sum(int(c["dim"]) for c in ff.select_layers(layer))
-        out_of_core = not fits_in_memory(n_train, dim, budget)
+        out_of_core = not fits_in_memory(n_train + n_val, dim, budget)
         if out_of_core:
             if calibrate:
                 raise TransferkitError(f"{features}: --calibrate needs the train split in memory "
@@ -87,6 +97,7 @@ def train(
             y = source.labels
             if len(np.unique(y)) < 2:
                 raise TransferkitError(f"{features}: the train split has only one class; a classifier needs at least two")
+            _check_every_class_trained(features, y, class_names)
             estimator.fit_stream(source)
             seconds = time.perf_counter() - start
             test_rows = FileSource(ff, "test", chunk_rows=source.chunk_rows, layers=layer)  # reads only nearby rows
@@ -98,11 +109,19 @@ def train(
             X_test, y_test = ff.load("test", layers=layer)
             if len(np.unique(y)) < 2:
                 raise TransferkitError(f"{features}: the train split has only one class; a classifier needs at least two")
-            check_folds(y, cv, class_names)  # names the class in the message
+            if n_val:  # choose hyper-parameters on the val split; fit the final head on train + val
+                X, y, folds = _with_val_fold(ff, X, y, layer)
+                estimator = make_head(head, cv=folds, class_weight=class_weight, random_state=seed, n_jobs=n_jobs, **params)
+            _check_every_class_trained(features, y, class_names)
+            check_folds(y, folds if n_val else cv, class_names)  # names the class in the message
             estimator.fit(X, y)
             seconds = time.perf_counter() - start
             proba = estimator.predict_proba(X_test) if len(y_test) else None
     record = {"features": str(Path(features).resolve()), "n_train": int(len(y)), "n_test": int(len(y_test)),
+              "split_source": provenance.get("split_source") or "stratified",
+              # the val rows join the fit; they choose C / k unless streamed (own held-out fold) or mlp (no search)
+              "n_val": int(n_val) if not out_of_core else 0,
+              "chosen_on_val": bool(n_val) and not out_of_core and head != "mlp",
               "seed": seed, "seconds": round(seconds, 3), "feature_file": provenance, "head": head,
               "out_of_core": bool(out_of_core)}
     if budget is not None:
@@ -131,6 +150,25 @@ def train(
                        path=Path(output) if output is not None else None)
 
 
+def _with_val_fold(ff: FeatureFile, X: np.ndarray, y: np.ndarray, layer):
+    """Train rows then val rows, and the one predefined fold that fits on the first and scores on the second."""
+    from sklearn.model_selection import PredefinedSplit
+
+    X_val, y_val = ff.load("val", layers=layer)
+    fold = np.concatenate([np.full(len(y), -1), np.zeros(len(y_val), int)])  # -1: never held out
+    return np.concatenate([X, X_val]), np.concatenate([y, y_val]), PredefinedSplit(fold)
+
+
+def _check_every_class_trained(features, y: np.ndarray, class_names: list[str]) -> None:
+    """A class with no training rows cannot be predicted (and would shift the probability columns)."""
+    missing = [name for i, name in enumerate(class_names) if not np.any(y == i)]
+    if missing:
+        raise TransferkitError(
+            f"{features}: class {missing[0]!r} has no rows in the train split"
+            + (f" (nor {len(missing) - 1} other class(es))" if len(missing) > 1 else "")
+            + "; a head cannot learn it: add training images for it, or remove it from the dataset and extract again")
+
+
 def as_model(model: TrainedModel | str | os.PathLike) -> TrainedModel:
     return model if isinstance(model, TrainedModel) else load_model(model)
 
@@ -150,6 +188,8 @@ def evaluate(
     ``html``: also write the self-contained HTML report there (see :mod:`transferkit.evaluate.report`);
     ``images_root`` replaces the recorded dataset root when the images have moved.
     """
+    if split not in SPLITS:
+        raise TransferkitError(f"split must be one of {', '.join(SPLITS)} (got {split!r})")
     model = as_model(model)
     from .evaluate.images import evaluate_images, is_image_data
 
@@ -166,11 +206,14 @@ def evaluate(
         if ff.label_names != model.class_names:
             raise TransferkitError(f"{features}: its classes differ from the model's ({len(ff.label_names)} vs {len(model.class_names)})")
         X, y = ff.load(split, layers=layer)
+        attrs = ff.attrs
     if not len(y):
         raise TransferkitError(f"{features}: the {split} split is empty")
     proba = model.predict_proba(X)
     metrics = classification_metrics(y, proba, model.class_names)
     metrics["split"] = split
+    metrics["split_source"] = attrs.get("split_source") or STRATIFIED
+    metrics["split_from"] = describe_split_source(attrs)
     if html is not None:
         from .evaluate.report import write_report
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import TransferkitError
 from .backbone import Backbone
 from .lite import LITE_MODELS, build_lite, lite_weights_path
-from .preprocess import PreprocessConfig
+from .preprocess import MAX_INPUT_SIDE, PreprocessConfig
 
 DEFAULT_MODEL = "efficientnet_lite0"
 # Shown by `transferkit models` besides the offline models and whatever is in the local caches.
@@ -90,8 +90,8 @@ def resolve_preprocess(
     changes = {}
     if image_size is not None:
         size = (int(image_size), int(image_size)) if isinstance(image_size, (int, float)) else tuple(int(v) for v in image_size)
-        if len(size) != 2 or min(size) < 8:
-            raise TransferkitError(f"--image-size {image_size}: needs a size of at least 8 pixels (N or HxW)")
+        if len(size) != 2 or min(size) < 8 or max(size) > MAX_INPUT_SIDE:
+            raise TransferkitError(f"--image-size {image_size}: needs a size from 8 to {MAX_INPUT_SIDE} pixels (N or HxW)")
         changes["input_size"] = size
     if crop_pct is not None:
         if not 0 < crop_pct <= 1:

@@ -13,6 +13,7 @@ from . import predict  # noqa: F401
 from . import audit  # noqa: F401
 from . import compare  # noqa: F401
 from . import export  # noqa: F401
+from . import export_features  # noqa: F401
 from . import misc  # noqa: F401
 from ._app import app, main
 

@@ -6,11 +6,13 @@ Errors a user can fix print as one red line and exit with status 1; ``--debug`` 
 from __future__ import annotations
 
 import functools
+import re
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
 from . import _help  # noqa: F401  (help-text conventions: no <bool> on flags, plain DATA / MODEL)
 
 app = typer.Typer(
@@ -23,6 +25,17 @@ app = typer.Typer(
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def esc(value, lines: bool = False) -> str:
+    """``value`` as text Rich prints literally: file, folder, class and label names come from users and
+    may hold ``[...]``, which Rich would otherwise read as markup (and fail on, or hide), and control
+    characters (a newline, a terminal escape sequence), shown here as ``\\xNN``. ``lines``: a text
+    of several lines (a report), escaped line by line."""
+    if lines:
+        return "\n".join(esc(line) for line in str(value).split("\n"))
+    return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)))
 
 
 def friendly(fn):
@@ -36,11 +49,23 @@ def friendly(fn):
             if _state["debug"]:
                 raise
             msg = str(exc) if isinstance(exc, TransferkitError) else f"{exc.filename}: {exc.strerror}"
-            err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {esc(msg)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("[bold red]interrupted[/]")
             raise typer.Exit(130) from None
+        except OSError as exc:  # a file the user named: unreadable, a full disk, ...
+            if _state["debug"]:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            err.print(f"[bold red]error:[/] {esc(where)}{esc(exc.strerror or first_line(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except Exception as exc:  # a bug: still one line, the traceback with --debug
+            if _state["debug"] or type(exc).__module__.startswith(("typer", "click")):
+                raise  # typer's own ways out: exit codes, usage errors
+            err.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {esc(first_line(exc))} "
+                      "(run with --debug for the traceback, and please report it)", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -68,11 +93,22 @@ def print_skipped(skipped, limit: int = 20):
         return
     console.print(f"[yellow]skipped {len(skipped)} unreadable file(s):[/]")
     for path, reason in skipped[:limit]:
-        console.print(f"  {path}: {reason}", highlight=False)
+        console.print(f"  {esc(path)}: {esc(reason)}", highlight=False)
     if len(skipped) > limit:
         console.print(f"  … and {len(skipped) - limit} more (see `transferkit inspect`)")
 
 
+
+
+def print_ignored(ignored, limit: int = 20):
+    """Files and folders discovery passed over ("path: why"): links seen before, names not UTF-8, ..."""
+    if not ignored:
+        return
+    console.print(f"[yellow]passed over {len(ignored)} file(s) or folder(s):[/]")
+    for line in ignored[:limit]:
+        console.print(f"  {esc(line)}", highlight=False)
+    if len(ignored) > limit:
+        console.print(f"  … and {len(ignored) - limit} more")
 
 
 def main() -> None:

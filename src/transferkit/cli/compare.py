@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 
 
 def _split(value: str | None) -> list[str]:
@@ -31,6 +31,7 @@ def compare(
     seed: int = typer.Option(42, "--seed", help="Seed of the folds and of --sample."),
     batch_size: str = typer.Option("32", "--batch-size", "-b", help="Images per forward pass, or auto."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, show_default="CPUs available", help="Decoding threads."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 | int8 (int8: ONNX Runtime on the CPU, calibrated on the images scored)."),
 ):
     """Which representation suits this dataset? Raw pixels vs backbones x layers x pools, by paired k-fold CV accuracy and macro-F1, ordered by LogME (a transferability score, not an accuracy)."""
     from .. import api
@@ -41,22 +42,22 @@ def compare(
     result = api.compare(
         data, _split(models), layers=_split(layers) or [None], pools=_split(pools) or ["avg"], baseline=baseline,
         folds=folds, sample=sample, seed=seed, out=out, cache_dir=cache_dir, reuse=reuse or (), C=c,
-        batch_size=batch_size, workers=workers,
+        batch_size=batch_size, workers=workers, precision=precision,
         progress=lambda description: progress_bar(description, console, unit="fold" if description.startswith("CV ") else "img"),
-        log=lambda msg: console.print(f"  {msg}", highlight=False),
+        log=lambda msg: console.print(f"  {esc(msg)}", highlight=False),
     )
     print_table(console, table(result))
     best = result.best
     ties = [r.name for r in result.rows if r.ok and r is not best and r.tied_with_best]
-    console.print(f"best CV accuracy: [bold]{best.name}[/] ({best.accuracy_mean:.3f})"
-                  + (f"; not significantly better than {', '.join(ties)} (corrected paired t-test, 5%)" if ties else ""),
+    console.print(f"best CV accuracy: [bold]{esc(best.name)}[/] ({best.accuracy_mean:.3f})"
+                  + (f"; not significantly better than {esc(', '.join(ties))} (corrected paired t-test, 5%)" if ties else ""),
                   highlight=False)
     if result.dropped:
         console.print(f"[yellow]{len(result.dropped)} unreadable image(s) left out of every candidate[/] (see compare.json)")
-    console.print(f"wrote {result.csv_path}, {result.json_path}" + (f", {result.png_path}" if result.png_path else ""),
+    console.print(esc(f"wrote {result.csv_path}, {result.json_path}" + (f", {result.png_path}" if result.png_path else "")),
                   highlight=False)
     failed = [r for r in result.rows if not r.ok]
     for r in failed:
-        console.print(f"[bold red]error:[/] {r.name}: {r.error}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {esc(r.name)}: {esc(r.error)}", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)

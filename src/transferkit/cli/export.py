@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 
 
 @app.command()
@@ -26,9 +26,9 @@ def export(
         r = export_onnx(model, output, opset=opset, check=check, overwrite=overwrite)
     info = json.loads(r.sidecar.read_text(encoding="utf-8"))
     shape = "×".join(str(d) for d in info["input"]["shape"])
-    console.print(f"[green]wrote[/] {r.path} ({r.size_bytes / 1e6:.1f} MB, {r.n_nodes} nodes, opset {opset})", highlight=False)
+    console.print(f"[green]wrote[/] {esc(r.path)} ({r.size_bytes / 1e6:.1f} MB, {r.n_nodes} nodes, opset {opset})", highlight=False)
     console.print(f"  input  {info['input']['name']}: float32 {shape} (NCHW, preprocessed; see the sidecar)", highlight=False)
     console.print(f"  output {info['output']['name']}: float32 batch×{len(info['class_names'])} class probabilities", highlight=False)
     if r.max_abs_diff is not None:
         console.print(f"  checked with ONNX Runtime: max |Δ| vs PyTorch = {r.max_abs_diff:.1e}", highlight=False)
-    console.print(f"[green]wrote[/] {r.sidecar} (preprocessing, class names)", highlight=False)
+    console.print(f"[green]wrote[/] {esc(r.sidecar)} (preprocessing, class names)", highlight=False)

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.text import Text
 
-from ._app import app, console, err, friendly, print_skipped
+from ._app import app, console, err, esc, friendly, print_ignored, print_skipped
 
 
 @app.command()
 @friendly
 def extract(
-    data: Path = typer.Argument(..., metavar="DATA", help="Folder with one sub-folder per class, or a CSV manifest (path,label)."),
+    data: Path = typer.Argument(..., metavar="DATA", help="Folder with one sub-folder per class (or split folders train/ valid/ test/ holding them), or a CSV manifest (path,label[,split])."),
     output: Path = typer.Option(..., "-o", "--output", help="Feature file to write (HDF5)."),
     model: str = typer.Option("efficientnet_lite0", "--model", "-m", help="Backbone: efficientnet_lite0/1/2 (offline), timm:<name>, torchvision:<name> (see `transferkit models`)."),
     weights: Optional[str] = typer.Option(None, "--weights", show_default="the model's pretrained weights", help="Local weights file (.safetensors or .pth) for the model, or 'random'."),
@@ -30,7 +31,7 @@ def extract(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | torch (see docs/engines.md)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 (auto: fp32 on CPU, fp16 on CUDA)."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 | int8 (auto: fp32 on CPU, fp16 on CUDA; int8: ONNX Runtime on the CPU, calibrated on ~300 of your images, see docs/engines.md)."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted extraction of OUTPUT (same settings; with --ray only its unfinished shards); start it if it is not there."),
     update: bool = typer.Option(False, "--update", help="Bring OUTPUT up to date with the dataset: extract only new files, drop rows of removed ones."),
     dtype: Optional[str] = typer.Option(None, "--dtype", show_default="float32; a resume keeps the file's", help="float32 or float16 (half the file)."),
@@ -62,19 +63,39 @@ def extract(
                         ray_cpus_per_worker=ray_cpus_per_worker, ray_gpus_per_worker=ray_gpus_per_worker,
                         ray_shard_size=ray_shard_size)
     if r.status == "up to date":
-        console.print(f"[green]{r.path} is complete and up to date[/] ({r.n_rows} rows); nothing to do")
+        console.print(f"[green]{esc(r.path)} is complete and up to date[/] ({r.n_rows} rows); nothing to do")
         return
-    how = {"resumed": f"resumed {r.path} ({r.rows_before} rows were already there)",
-           "updated": f"updated {r.path} (kept {r.rows_before} rows, {r.n_added} new files, {r.n_removed} removed)"}
+    how = {"resumed": f"resumed {esc(r.path)} ({r.rows_before} rows were already there)",
+           "updated": f"updated {esc(r.path)} (kept {r.rows_before} rows, {r.n_added} new files, {r.n_removed} removed)"}
+    val = f", {r.n_val} val" if r.n_val else ""
     console.print(
-        f"[green]{how.get(r.status, f'wrote {r.path}')}[/]: {r.n_rows} rows ({r.n_train} train, {r.n_test} test), "
+        f"[green]{how.get(r.status, f'wrote {esc(r.path)}')}[/]: {r.n_rows} rows ({r.n_train} train, {r.n_test} test{val}), "
         f"{len(r.class_counts)} classes, {len(r.skipped)} skipped, "
         f"{r.n_processed if r.n_processed is not None else r.n_images} images in {r.seconds:.1f} s ({r.images_per_second:.1f} img/s)"
     )
     if getattr(r, "n_shards", None) is not None:  # a distributed run (transferkit.distributed)
         reused = f", {r.shards_reused} kept from the interrupted run" if r.shards_reused else ""
-        console.print(f"ray: {r.n_shards} shards on {r.workers} workers ({', '.join(r.hosts) or '-'}){reused}", highlight=False)
+        console.print(f"ray: {r.n_shards} shards on {r.workers} workers ({esc(', '.join(r.hosts) or '-')}){reused}", highlight=False)
+    _print_dataset_notes(r)
     print_skipped(r.skipped)
+    print_ignored(getattr(r, "ignored", []))
+    single = [name for name, n in r.class_counts.items() if n == 1]
+    if single and test_size > 0:
+        console.print(f"[yellow]warning:[/] {len(single)} class(es) have one image only, so none of it in the test "
+                      f"split: {esc(', '.join(single[:10]))}{' …' if len(single) > 10 else ''}", highlight=False)
+
+
+def _print_dataset_notes(r) -> None:
+    """Where the split came from (when the dataset brought it), then notes and warnings about the dataset."""
+    from ..data.split import STRATIFIED, describe_split_source
+
+    if r.split_source != STRATIFIED:
+        console.print(f"split: from {describe_split_source({'split_source': r.split_source})}; --test-size and --seed "
+                      "do not apply", highlight=False)
+    for note in r.notes:  # class and folder names are user data: never markup
+        console.print(Text(f"note: {note}"))
+    for warning in r.warnings:
+        err.print(Text.assemble(("warning:", "yellow"), f" {warning}"), soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -86,7 +107,7 @@ def _says_how_to_resume(output: Path):
         message = _kept(output)
         if message is None:  # no file yet, a finished one, or one we cannot read: the plain message
             raise
-        err.print(f"[bold red]interrupted[/]: {message}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]interrupted[/]: {esc(message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
 
 

@@ -21,7 +21,7 @@ def finetune(
     model: str = typer.Option("efficientnet_lite0", "--model", "-m", help="Backbone: efficientnet_lite0/1/2 (offline) or a timm EfficientNet (timm:efficientnet_b0, ...)."),
     unfreeze: str = typer.Option("2", "--unfreeze", help="Top stages to train (the 1x1 head convolution always trains), or 'all'."),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Most fine-tuning epochs (early stopping may end sooner)."),
-    lr: float = typer.Option(1e-3, "--lr", min=0.0, help="Learning rate of the head (AdamW)."),
+    lr: float = typer.Option(3e-4, "--lr", min=0.0, help="Learning rate of the head (AdamW); the default was chosen on flowers17, where 1e-3 lowered the validation accuracy."),
     backbone_lr: Optional[float] = typer.Option(None, "--backbone-lr", min=0.0, help="Learning rate of the unfrozen stages (default: --lr / 10)."),
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per step."),
     augment: str = typer.Option("standard", "--augment", help="standard (random resized crop + horizontal flip) or none (the frozen part's output is then cached: faster epochs)."),

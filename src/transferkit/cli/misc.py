@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 from ._output import print_table
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -12,7 +13,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ._app import app, console, err, friendly, print_skipped
+from ..data.walk import printable
+from ..store.fsio import atomic_write_text
+from ._app import app, console, err, esc, friendly, print_skipped
 from ._output import print_table
 
 STDOUT = Path("-")
@@ -32,7 +35,7 @@ def predict(
     weights: Optional[Path] = typer.Option(None, "--weights", help="The backbone's weights file, if it moved since extraction (its hash must match); with --imagenet: a local weights file for --model."),
     engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | torch (see docs/engines.md)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 | int8 (int8: ONNX Runtime on the CPU, calibrated on these images)."),
 ):
     """Label new images with a trained model; or, with --imagenet, show what the pretrained network alone sees.
 
@@ -73,12 +76,12 @@ def predict(
         write_json(json_out, r, model, k)
     for path in (csv_out, json_out):
         if path and path != STDOUT:
-            out.print(f"[green]wrote[/] {path}", highlight=False)
+            out.print(f"[green]wrote[/] {esc(path)}", highlight=False)
     if r.skipped:
         if to_stdout:
             err.print(f"[yellow]skipped {len(r.skipped)} unreadable file(s)[/]")
             for path, reason in r.skipped[:20]:
-                err.print(f"  {path}: {reason}", highlight=False)
+                err.print(f"  {esc(path)}: {esc(reason)}", highlight=False)
         else:
             print_skipped(r.skipped)
     out.print(f"{len(r.predictions)} predicted, {len(r.skipped)} skipped")
@@ -98,28 +101,30 @@ def prediction_table(predictions, k: int, what: str = "label") -> Table:
 
 
 def write_csv(path: Path, r, k: int) -> None:
-    """One row per input file: predictions in input order, then the skipped files with their reason."""
-    fh = sys.stdout if path == STDOUT else open(path, "w", newline="", encoding="utf-8")
-    try:
-        w = csv.writer(fh)
-        w.writerow(["path"] + [c for i in range(k) for c in (f"label_{i + 1}", f"probability_{i + 1}")] + ["error"])
-        for p in r.predictions:
-            w.writerow([p.path] + [v for lab, prob in zip(p.labels, p.probabilities) for v in (lab, f"{prob:.6f}")] + [""])
-        for s, why in r.skipped:
-            w.writerow([s] + [""] * (2 * k) + [why])
-    finally:
-        if fh is not sys.stdout:
-            fh.close()
+    """One row per input file: predictions in input order, then the skipped files with their reason.
+    A file is written whole or not at all (through a temporary file renamed into place)."""
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh)
+    w.writerow(["path"] + [c for i in range(k) for c in (f"label_{i + 1}", f"probability_{i + 1}")] + ["error"])
+    for p in r.predictions:
+        w.writerow([p.path] + [v for lab, prob in zip(p.labels, p.probabilities) for v in (lab, f"{prob:.6f}")] + [""])
+    for s, why in r.skipped:
+        w.writerow([s] + [""] * (2 * k) + [why])
+    _write(path, fh.getvalue())
 
 
 def write_json(path: Path, r, model: Path, k: int) -> None:
     text = json.dumps({
-        "model": str(model),
+        "model": printable(model),
         "top_k": k,
         "predictions": [{"path": p.path, "labels": p.labels, "probabilities": p.probabilities} for p in r.predictions],
         "skipped": [{"path": s, "reason": why} for s, why in r.skipped],
-    }, indent=2, ensure_ascii=False)
+    }, indent=2, ensure_ascii=False, allow_nan=False)
+    _write(path, text + "\n")
+
+
+def _write(path: Path, text: str) -> None:
     if path == STDOUT:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text)
     else:
-        path.write_text(text + "\n", encoding="utf-8")
+        atomic_write_text(path, text)

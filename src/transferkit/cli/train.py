@@ -11,7 +11,7 @@ from rich.text import Text
 
 from ..errors import TransferkitError
 
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 from ._output import messages_to_stderr, print_table, write_json
 
 @app.command()
@@ -20,7 +20,7 @@ def train(
     features: Path = typer.Argument(..., metavar="FEATURES", help="Feature file (HDF5) from `transferkit extract`."),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.safetensors)."),
     head: str = typer.Option("logreg", "--head", help="logreg, linear-svm, mlp, knn, or auto (try them all on the CV folds, keep the best)."),
-    cv: int = typer.Option(3, "--cv", min=2, help="Cross-validation folds for choosing C / k (and for --head auto)."),
+    cv: int = typer.Option(3, "--cv", min=2, help="Cross-validation folds for choosing C / k (and for --head auto); a file with a val split uses it instead."),
     C: Optional[List[float]] = typer.Option(None, "--C", show_default="1e-4 … 1e4, one per decade", help="C values to try for logreg/linear-svm (repeatable)."),
     k: Optional[List[int]] = typer.Option(None, "--k", show_default="1 3 5 7 11 15 21", help="Neighbour counts to try for knn (repeatable)."),
     hidden: Optional[str] = typer.Option(None, "--hidden", show_default="256", help="mlp hidden layer sizes, e.g. 256 or 512,128."),
@@ -31,6 +31,7 @@ def train(
     seed: int = typer.Option(42, "--seed", help="Seed of the CV folds, initialisation and minibatch order."),
     layer: Optional[List[str]] = typer.Option(None, "--layer", show_default="the file's first layer", help="Layer of the feature file to train on; repeat to concatenate several."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the head, its cross-validation results and the test metrics as JSON to this file ('-': standard output; messages then go to standard error)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
     calibrate: Optional[str] = typer.Option(None, "--calibrate", help="'temperature': fit one temperature on out-of-fold logits so that confidences match accuracy (stored in the model; predict and export use it)."),
 ):
     """Fit a classifier head (hyper-parameters by cross-validation) and report it on the test split."""
@@ -61,7 +62,7 @@ def train(
             if value and head not in heads:
                 raise TransferkitError(f"{flag} applies to --head {' / '.join(heads)}, not {head}")
     with messages_to_stderr(json_out):
-        r = _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer, calibrate)
+        r = _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer, overwrite, calibrate)
     if json_out is not None:
         write_json(json_out, {"model": str(r.path), **r.model.describe(), "training": r.model.training,
                               "seconds": r.seconds, "test": r.metrics})
@@ -69,13 +70,14 @@ def train(
             console.print(Text(f"wrote {json_out}"))
 
 
-def _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer, calibrate=None):
+def _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer, overwrite=False, calibrate=None):
     from .. import api
 
     label = {"auto": "trying every head"}.get(head, f"training {head}")
     with console.status(f"{label} ({cv}-fold cross-validation)…"):
         r = api.train(features, output, cv=cv, Cs=C or None, class_weight=class_weight, seed=seed, head=head,
-                      head_params=params, max_memory=max_memory, layer=layer or None, calibrate=calibrate)
+                      head_params=params, max_memory=max_memory, layer=layer or None, overwrite=overwrite,
+                      calibrate=calibrate)
     rec = r.model.training
     if rec.get("auto"):
         _print_auto(rec["auto"], cv)
@@ -83,7 +85,7 @@ def _train_and_print(features, output, head, cv, C, class_weight, seed, params, 
     if rec.get("out_of_core"):
         console.print(f"[yellow]out of core:[/] the train split did not fit --max-memory {max_memory}; "
                       f"streamed from the file ({getattr(fitted, 'sgd_', {}).get('chunk_rows', '?')} rows per chunk)")
-    _print_head(fitted, cv, rec["n_train"])
+    _print_head(fitted, cv, rec["n_train"], rec.get("n_val", 0) if rec.get("chosen_on_val") else 0)
     console.print(f"trained in {r.seconds:.1f} s")
     if r.model.calibration:
         cal = r.model.calibration
@@ -93,7 +95,7 @@ def _train_and_print(features, output, head, cv, C, class_weight, seed, params, 
     _print_layers(features, r.model.backbone)
     console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]")
     console.print(Text(r.report))
-    console.print(f"[green]saved[/] {r.path}")
+    console.print(f"[green]saved[/] {esc(r.path)}")
     return r
 
 
@@ -105,7 +107,7 @@ def _print_layers(features: Path, spec: dict) -> None:
         names = [info["name"] for info in ff.layers]
     if len(names) > 1:
         used = spec["layer"] if isinstance(spec["layer"], list) else [spec["layer"]]
-        console.print(f"layers: trained on {' + '.join(used)} (the file holds {', '.join(names)}; choose with --layer)")
+        console.print(esc(f"layers: trained on {' + '.join(used)} (the file holds {', '.join(names)}; choose with --layer)"))
 
 
 def _print_auto(rows, cv):
@@ -116,17 +118,21 @@ def _print_auto(rows, cv):
     print_table(console, table)
 
 
-def _print_head(head, cv, n_train):
+def _print_head(head, cv, n_train, n_val=0):
     res = getattr(head, "cv_results_", {}) or {}
     param = res.get("param")
     if param and res.get("folds"):
         chosen = {"C": getattr(head, "C_", None), "k": getattr(head, "k_", None)}[param]
         what = f"{res['folds']}-fold CV" if res.get("holdout_rows") is None else f"held-out fold ({res['holdout_rows']} rows)"
-        grid = Table(param, "accuracy (mean ± std)", title=f"{head.kind}: {what} on the train split ({n_train} rows)")
+        where = f"on the train split ({n_train} rows)"
+        if n_val:  # the file has a val split: it chose the value; the final head is fitted on train + val
+            what, where = "accuracy", "on the val split"
+        grid = Table(param, "accuracy (mean ± std)", title=f"{head.kind}: {what} {where}")
         for v, m, sd in zip(res[param], res["mean_accuracy"], res["std_accuracy"]):
             grid.add_row(f"{v:g}", f"{m:.4f} ± {sd:.4f}" + (" ◀ best" if v == chosen else ""))
         print_table(console, grid)
-        console.print(f"best {param} = {chosen:g}")
+        console.print(f"best {param} = {chosen:g}" + (f", chosen on the val split ({n_val} rows); the final head is "
+                                                      f"fitted on train + val ({n_train} rows)" if n_val else ""))
     elif param:
         console.print(f"{param} = {getattr(head, param + '_'):g} (given, no cross-validation)")
     if getattr(head, "n_not_converged_", 0):

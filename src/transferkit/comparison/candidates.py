@@ -133,9 +133,11 @@ def _same_spec(file_spec: dict, spec: dict) -> bool:
                for k in ("model", "weights_sha256", "layer", "pool", "preprocess"))
 
 
-def match_feature_file(path: Path, spec: dict, keys: Sequence[str], newest_image_mtime: float) -> Reusable | None:
+def match_feature_file(path: Path, spec: dict, keys: Sequence[str], newest_image_mtime: float,
+                       int8: bool = False) -> Reusable | None:
     """``path`` if it is a complete feature file made with ``spec`` that covers every wanted image
-    (as a row, or as a recorded unreadable file) and is newer than all of them; else None."""
+    (as a row, or as a recorded unreadable file) and is newer than all of them; else None.
+    ``int8``: only a file extracted in int8 matches; otherwise only one that was not."""
     from ..store import open_features
 
     try:
@@ -144,7 +146,8 @@ def match_feature_file(path: Path, spec: dict, keys: Sequence[str], newest_image
         return None
     with ff:
         try:
-            if not ff.complete or not _same_spec(ff.backbone_spec(), spec):
+            if not ff.complete or not _same_spec(ff.backbone_spec(), spec) \
+                    or (ff.attrs.get("precision") == "int8") != int8:
                 return None
             root = ff.attrs.get("dataset_root", "")
             index = {image_key(root, p): i for i, p in enumerate(ff.paths)}
@@ -158,9 +161,10 @@ def match_feature_file(path: Path, spec: dict, keys: Sequence[str], newest_image
     return Reusable(path=path, rows=rows)
 
 
-def find_reusable(files: Iterable[Path], spec: dict, keys: Sequence[str], newest_image_mtime: float) -> Reusable | None:
+def find_reusable(files: Iterable[Path], spec: dict, keys: Sequence[str], newest_image_mtime: float,
+                  int8: bool = False) -> Reusable | None:
     for path in files:
-        found = match_feature_file(Path(path), spec, keys, newest_image_mtime)
+        found = match_feature_file(Path(path), spec, keys, newest_image_mtime, int8)
         if found is not None:
             return found
     return None

@@ -96,6 +96,7 @@ def plot(result: CompareResult, path: Path) -> None:
 def table(result: CompareResult):
     """A Rich table of the result, ordered by LogME."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 

@@ -125,6 +125,7 @@ def compare(
     device: str = "cpu",
     progress: Callable[[str], contextlib.AbstractContextManager] | None = None,
     log: Callable[[str], None] | None = None,
+    precision: str = "auto",
 ) -> CompareResult:
     """Score the raw-pixel ``baseline`` and every ``models`` x ``layers`` x ``pools`` candidate on ``data``.
 
@@ -133,6 +134,7 @@ def compare(
     ``sample``: score a stratified subsample of that many images. ``out``: write ``compare.csv``,
     ``compare.json`` and ``compare.png`` there. ``cache_dir`` (default ``out/features``): per-candidate
     feature files, reused on later runs; ``reuse``: more feature files to reuse when they match.
+    ``precision``: as for ``extract``; ``int8`` calibrates on the images scored and reuses only int8 files.
     ``progress(description)`` returns a context manager yielding a ``(done, total)`` callback.
     """
     from ..data import discover
@@ -190,7 +192,7 @@ def compare(
                     source = Path(data) if sample is None else write_manifest(
                         cache / f"sample-{digest}.csv", keys, [dataset.class_names[i] for i in labels])
                 full, present, res = _backbone_features(res, keys, cache, digest, newest, source, reuse,
-                                                        batch_size, workers, device, seed, progress, say)
+                                                        batch_size, workers, device, seed, progress, say, precision)
             res.dims = int(full.shape[1])
             features[ci] = (full, present)
         except TransferkitError as exc:
@@ -233,7 +235,7 @@ def compare(
 
 
 def _backbone_features(res, keys, cache, digest, newest, source, reuse, batch_size, workers, device, seed,
-                       progress, say):
+                       progress, say, precision="auto"):
     from ..backbones import create_backbone
     from ..extraction import extract
     from ..store import open_features
@@ -242,12 +244,13 @@ def _backbone_features(res, keys, cache, digest, newest, source, reuse, batch_si
     backbone = create_backbone(cand.model, weights=cand.weights, layer=cand.layer, pool=cand.pool)
     spec = backbone.spec()
     del backbone
-    target = cache / f"{cand.slug}__{digest}.h5"
+    int8 = str(precision).strip().lower() == "int8"
+    target = cache / f"{cand.slug}__{digest}{'-int8' if int8 else ''}.h5"
     # also the feature files of the current folder: `transferkit extract DATA -o f.h5` then `compare DATA`
     # should not extract the same features again
     here = sorted(p for p in Path.cwd().glob("*.h5") if p.resolve() != target)
     pool = [Path(p) for p in reuse] + [target] + sorted(p for p in cache.glob("*.h5") if p != target) + here
-    found = find_reusable([p for p in pool if p.is_file()], spec, keys, newest)
+    found = find_reusable([p for p in pool if p.is_file()], spec, keys, newest, int8=int8)
     if found is not None:
         res.reused = True
         say(f"{cand.name}: reusing {found.path}")
@@ -262,9 +265,9 @@ def _backbone_features(res, keys, cache, digest, newest, source, reuse, batch_si
         with ctx as update:
             extract(source, target, model=cand.model, weights=cand.weights, layer=cand.layer, pool=cand.pool,
                     batch_size=batch_size, test_size=0.0, seed=seed, workers=workers, overwrite=True,
-                    device=device, progress=update)
+                    device=device, progress=update, precision=precision)
         res.extract_seconds = time.perf_counter() - start
-        found = match_feature_file(target, spec, keys, 0.0)
+        found = match_feature_file(target, spec, keys, 0.0, int8=int8)
         if found is None:
             raise TransferkitError(f"{target}: the new feature file does not cover the images asked for")
     res.feature_file = found.path

@@ -23,6 +23,8 @@ import zlib
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..filekind import not_a_regular_file
+
 # We check the decompression-bomb limit ourselves (and treat it as an error), so Pillow's warning for
 # images between 1x and 2x the limit would only be noise.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -36,6 +38,9 @@ class DecodeError(Exception):
 
 def load_image(path: str | os.PathLike, min_size: int | None = None) -> Image.Image:
     """Open ``path`` and return an RGB :class:`PIL.Image.Image` (fully loaded, file closed)."""
+    what = not_a_regular_file(path)
+    if what:  # asked before opening: opening a FIFO would block
+        raise DecodeError(f"is {what}, not an image file")
     try:
         size = os.path.getsize(path)
     except FileNotFoundError:

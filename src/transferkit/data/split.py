@@ -1,11 +1,35 @@
-"""The train/test assignment made once at extraction, so every later step uses the same split."""
+"""The train/test(/val) assignment made once at extraction, so every later step uses the same split.
+
+Split values stored in a feature file (``split`` dataset, uint8): ``SPLITS`` below is the one place
+they are defined. 0 = train and 1 = test have always been there; 2 = val appears only when the
+dataset itself came split three ways (train/val/test folders, or a manifest's ``split`` column).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-TRAIN, TEST = 0, 1
-SPLIT_NAMES = ("train", "test")
+TRAIN, TEST, VAL = 0, 1, 2
+SPLITS = {"train": TRAIN, "test": TEST, "val": VAL}  # name -> value stored in the file
+SPLIT_NAMES = tuple(sorted(SPLITS, key=SPLITS.get))  # value -> name: ("train", "test", "val")
+# The split values a feature file may hold: one per name above (readers refuse any other value).
+VALID_SPLITS = tuple(range(len(SPLIT_NAMES)))
+
+# Where the split of a file's rows came from (root attribute ``split_source``; files made before it
+# was recorded were all stratified).
+STRATIFIED, FROM_FOLDERS, FROM_COLUMN = "stratified", "folders", "csv column"
+
+
+def describe_split_source(attrs: dict) -> str:
+    """One phrase for a user: where the split of a feature file (its root ``attrs``) came from."""
+    source = attrs.get("split_source") or STRATIFIED
+    if source == FROM_FOLDERS:
+        return "the dataset's split folders (train/, val/, test/ …)"
+    if source == FROM_COLUMN:
+        return "the manifest's split column"
+    test_size = attrs.get("test_size")
+    held = f"{float(test_size):.0%} of each class" if test_size is not None else "a fraction of each class"
+    return f"a stratified random split ({held} held out as test, seed {attrs.get('seed', '?')})"
 
 
 def stratified_split(labels: np.ndarray, test_size: float, seed: int) -> np.ndarray:

@@ -3,7 +3,8 @@
 ``auto`` means: on the CPU in fp32, ONNX Runtime (about 5x eager PyTorch for Lite0 on 2 cores);
 on the CPU in bf16, PyTorch with bf16 autocast; on CUDA, PyTorch with fp16 autocast. A model that
 cannot be exported to ONNX (or whose export does not reproduce PyTorch) falls back to PyTorch with a
-warning, whether the ONNX engine was asked for or picked.
+warning, whether the ONNX engine was asked for or picked. ``int8`` (CPU, ONNX Runtime only) quantises the
+fp32 graph on calibration images the caller passes (:mod:`.onnx_int8`); it never falls back.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .pipeline import available_cpus
 from .torch_engine import PRECISIONS, TorchEngine
 
 ENGINES = ("auto", "onnxruntime", "torch")
+INT8 = "int8"  # ONNX Runtime on the CPU only (engines/onnx_int8.py)
 
 
 class EngineFallbackWarning(UserWarning):
@@ -48,8 +50,8 @@ def resolve_precision(precision: str | None, device: str) -> str:
     precision = (precision or "auto").strip().lower()
     if precision == "auto":
         return "fp16" if device.startswith("cuda") else "fp32"
-    if precision not in PRECISIONS:
-        raise TransferkitError(f"unknown precision {precision!r}; choose from auto, {', '.join(PRECISIONS)}")
+    if precision not in (*PRECISIONS, INT8):
+        raise TransferkitError(f"unknown precision {precision!r}; choose from auto, {', '.join(PRECISIONS)}, {INT8}")
     return precision
 
 
@@ -58,23 +60,29 @@ def onnxruntime_available() -> bool:
 
 
 def create_engine(backbone, engine: str = "auto", device: str = "auto", precision: str | None = "auto",
-                  threads: int | None = None):
+                  threads: int | None = None, calibration=None):
     """A callable ``images (N,3,H,W) float32 -> features (N,D) float32`` with ``name``, ``device``,
-    ``precision`` and ``describe()``."""
+    ``precision`` and ``describe()``. ``calibration``: image paths to calibrate ``int8`` on."""
     engine = (engine or "auto").strip().lower()
     if engine not in ENGINES:
         raise TransferkitError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    if engine == "onnxruntime" and (device or "auto").strip().lower() == "auto":
+    int8 = (precision or "").strip().lower() == INT8
+    if (engine == "onnxruntime" or int8) and (device or "auto").strip().lower() == "auto":
         device = "cpu"  # the ONNX engine runs on the CPU; auto must not pick a GPU and then refuse
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
     threads = threads or available_cpus()
     on_cpu = device == "cpu"
+    if precision == INT8:
+        _check_int8(engine, device)
+        from .onnx_engine import OnnxEngine
+
+        return _int8(OnnxEngine(backbone, threads=threads), backbone.preprocess, calibration)
     if engine == "onnxruntime":
         if not on_cpu:
             raise TransferkitError(f"--engine onnxruntime runs on the CPU; for {device} use --engine torch (or auto)")
         if precision != "fp32":
-            raise TransferkitError(f"--engine onnxruntime runs in fp32; for {precision} use --engine torch (or auto)")
+            raise TransferkitError(f"--engine onnxruntime runs in fp32 or int8; for {precision} use --engine torch (or auto)")
         if not onnxruntime_available():
             raise TransferkitError("--engine onnxruntime needs the onnx and onnxruntime packages: pip install onnx onnxruntime")
     want_onnx = engine == "onnxruntime" or (engine == "auto" and on_cpu and precision == "fp32" and onnxruntime_available())
@@ -87,6 +95,22 @@ def create_engine(backbone, engine: str = "auto", device: str = "auto", precisio
             warnings.warn(f"{backbone.name}: cannot run with ONNX Runtime ({exc}); using the torch engine",
                           EngineFallbackWarning, stacklevel=2)
     return TorchEngine(backbone.features, device=device, threads=threads, precision=precision)
+
+
+def _check_int8(engine: str, device: str) -> None:
+    if engine == "torch" or device != "cpu":
+        raise TransferkitError("--precision int8 runs with ONNX Runtime on the CPU; use --engine auto (or onnxruntime) "
+                               "and --device cpu")
+    if not onnxruntime_available():
+        raise TransferkitError("--precision int8 needs the onnx and onnxruntime packages: pip install onnx onnxruntime")
+
+
+def _int8(fp32_engine, preprocess, calibration):
+    from .onnx_int8 import Int8OnnxEngine
+
+    if calibration is None:
+        raise TransferkitError("--precision int8 needs images to calibrate on")
+    return Int8OnnxEngine(fp32_engine, calibration, preprocess)
 
 
 def resolve_batch_size(batch_size: int | str | None, engine, input_size: tuple[int, int] = (224, 224)) -> int:
@@ -150,14 +174,15 @@ def cpu_only_machine() -> bool:
 
 def backbone_and_engine(model: str, *, weights=None, layer=None, pool=None, image_size=None, crop_pct=None,
                         crop=None, preprocess=None, engine: str = "auto", device: str = "auto",
-                        precision: str | None = "auto", threads: int | None = None):
+                        precision: str | None = "auto", threads: int | None = None, calibration=None):
     """``(backbone, engine)`` for a request, as :func:`create_backbone` + :func:`create_engine` give them.
 
     When the request resolves to ONNX Runtime on the CPU and an earlier run exported this very backbone,
     the graph is opened straight from the cache and the backbone comes from the cache's index
     (:mod:`.onnx_index`): PyTorch is never imported (seconds and ~700 MB less per run). Its ``net`` and
     ``features`` are then None; everything a feature file or model records is there.
-    ``TRANSFERKIT_ONNX_INDEX=0`` turns the index off (always build the network).
+    ``TRANSFERKIT_ONNX_INDEX=0`` turns the index off (always build the network). ``calibration``: the image
+    paths ``int8`` is calibrated on (a deterministic sample of them).
     """
     import os
 
@@ -167,10 +192,11 @@ def backbone_and_engine(model: str, *, weights=None, layer=None, pool=None, imag
 
     weights = normalise_weights(weights)
     engine_n, device_n, precision_n = ((v or "auto").strip().lower() for v in (engine, device, precision))
-    on_cpu = device_n == "cpu" or (device_n == "auto" and (engine_n == "onnxruntime" or cpu_only_machine()))
+    on_cpu = device_n == "cpu" or (device_n == "auto" and (engine_n == "onnxruntime" or precision_n == INT8
+                                                           or cpu_only_machine()))
     keyed = None
     if os.environ.get("TRANSFERKIT_ONNX_INDEX", "1") != "0" and engine_n in ("auto", "onnxruntime") and on_cpu \
-            and precision_n in ("auto", "fp32") and onnxruntime_available():
+            and precision_n in ("auto", "fp32", INT8) and onnxruntime_available():
         request = onnx_index.request(layer, pool, image_size, crop_pct, crop,
                                      preprocess.to_dict() if hasattr(preprocess, "to_dict") else preprocess)
         keyed = onnx_index.request_key(model, weights, request)
@@ -179,13 +205,15 @@ def backbone_and_engine(model: str, *, weights=None, layer=None, pool=None, imag
             from .onnx_engine import OnnxEngine
 
             backbone, path = found
-            return backbone, OnnxEngine.from_file(path, backbone.preprocess.input_size, threads)
+            fp32 = OnnxEngine.from_file(path, backbone.preprocess.input_size, threads)
+            return backbone, _int8(fp32, backbone.preprocess, calibration) if precision_n == INT8 else fp32
     backbone = create_backbone(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
                                crop_pct=crop_pct, crop=crop, preprocess=preprocess)
-    built = create_engine(backbone, engine=engine, device=device, precision=precision, threads=threads)
+    built = create_engine(backbone, engine=engine, device=device, precision=precision, threads=threads,
+                          calibration=calibration)
     if keyed and built.name == "onnxruntime":
         # under the request as asked, and as `predict` will replay it from the recorded spec
         replay = onnx_index.request(backbone.layer, backbone.pool, preprocess=backbone.preprocess.to_dict())
         for key in {keyed[0], onnx_index.request_key(model, weights, replay)[0]}:
-            onnx_index.record(key, backbone, built.path)
+            onnx_index.record(key, backbone, getattr(built, "fp32_path", built.path))
     return backbone, built

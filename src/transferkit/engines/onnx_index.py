@@ -37,10 +37,11 @@ _CODE = ("backbones", "engines/onnx_engine.py", "engines/static_pad.py")
 
 
 @functools.cache  # the code does not change while the process runs
-def _code_sha256() -> str:
+def code_sha256(items: tuple[str, ...] = _CODE) -> str:
+    """SHA-256 of transferkit's own source files ``items`` (paths or folders below the package)."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for item in _CODE:
+    for item in items:
         p = root / item
         for f in sorted(p.glob("*.py")) if p.is_dir() else [p]:
             h.update(f.name.encode() + b"\0" + f.read_bytes())
@@ -85,7 +86,7 @@ def request_key(name: str, weights: str | None, asked: dict) -> tuple[str, tuple
         "weights": identity,
         "request": asked,
         "versions": {d: _version(d) for d in _VERSIONED},
-        "code": _code_sha256(),
+        "code": code_sha256(),
     }
     key = hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:32]
     return key, (recorded, source)

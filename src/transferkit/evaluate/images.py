@@ -1,5 +1,6 @@
 """Scoring a model on the images of a dataset (a class-folder tree or a CSV manifest) instead of a feature
-file: the split is made again with the test size and seed the model records, and every picture goes
+file: the split is made again with the test size and seed the model records (or taken from the dataset's
+own split folders / split column, as ``extract`` does), and every picture goes
 through the model's own backbone — the fine-tuned one for a fine-tuned model — with the exact
 preprocessing ``predict`` replays. A frozen model and a fine-tuned one are thus scored the same way, on
 the same test images.
@@ -35,20 +36,21 @@ def evaluate_images(model, data: str | os.PathLike, split: str = "test", *, html
                     batch_size: int | str = 32, workers: int | None = None, engine: str = "auto",
                     device: str = "auto", precision: str = "auto", progress=None) -> dict:
     """Metrics of ``model`` on ``split`` ("test" or "train") of the images in ``data``."""
-    from ..data import discover, stratified_split
+    from ..data import discover
+    from ..data.layouts import dataset_split
     from ..extraction import feature_batches
     from ..prediction import model_engine
     from .metrics import classification_metrics
 
     if split not in ("train", "test"):
         raise TransferkitError(f"unknown split {split!r}; choose train or test")
-    test_size, seed = recorded_split(model)
     dataset = discover(data)
+    test_size, seed = recorded_split(model) if dataset.split_source is None else (None, None)
     if dataset.class_names != list(model.class_names):
         raise TransferkitError(f"{data}: its classes differ from the model's ({len(dataset.class_names)} vs "
                                f"{len(model.class_names)}, or in another order)")
     labels = np.array([s.label for s in dataset.samples])
-    marks = stratified_split(labels, test_size, seed)
+    marks = dataset_split(dataset, test_size, seed)  # the dataset's own split folders / column, else re-drawn
     rows = np.flatnonzero(marks == (1 if split == "test" else 0))
     if not len(rows):
         raise TransferkitError(f"{data}: the {split} split is empty")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.split import SPLITS, describe_split_source
 from ..errors import TransferkitError
 
 THUMBNAIL_SIZE = 160  # longest side, pixels
@@ -69,6 +70,7 @@ class ReportData:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     history: dict | None = None  # normalised per-epoch history (see normalise_history)
     cv_results: dict | None = None  # {"C": [...], "mean_accuracy": [...], ...} of a CV search
+    cv_where: str = "cross-validated on the train split"  # what chose the hyper-parameters
     images_root: str = ""
     notes: list[str] = field(default_factory=list)  # warnings shown under the summary
     reliability: list[dict] | None = None  # confidence bins (see .calibration.reliability_bins)
@@ -163,7 +165,7 @@ def collect(
         title=f"{Path(recorded_root).name or 'dataset'} — {getattr(head, 'kind', type(head).__name__)} on {model.backbone.get('model', '?')}",
         metrics=metrics,
         split=split,
-        split_counts={"train": int((split_arr == 0).sum()), "test": int((split_arr == 1).sum())},
+        split_counts={name: int((split_arr == value).sum()) for name, value in SPLITS.items()},
         errors=errors,
         skipped=[(str(p), str(r)) for p, r in skipped],
         history=normalise_history(find_history(model)),
@@ -172,6 +174,8 @@ def collect(
         notes=notes,
         **extras,
     )
+    if (model.training or {}).get("chosen_on_val"):
+        data.cv_where = f"chosen on the val split, {model.training.get('n_val', '?')} rows"
     data.summary = _summary_rows(model, features, attrs, data)
     if getattr(model, "calibration", None):
         data.summary.append(("calibration", f"temperature scaling, T = {model.calibration['temperature']:.3f}"))
@@ -417,8 +421,10 @@ def _summary_rows(model, features, attrs: dict, data: ReportData) -> list[tuple[
     counts = data.split_counts
     rows = [
         ("dataset", f"{attrs.get('dataset_root', '?')} ({attrs.get('source', '?')}, {len(model.class_names)} classes)"),
-        ("images", f"{counts.get('train', 0) + counts.get('test', 0)} ({counts.get('train', 0)} train, "
-                   f"{counts.get('test', 0)} test), and {len(data.skipped)} skipped as unreadable"),
+        ("images", f"{sum(counts.values())} ({counts.get('train', 0)} train, {counts.get('test', 0)} test"
+                   + (f", {counts['val']} val" if counts.get("val") else "")
+                   + f"), and {len(data.skipped)} skipped as unreadable"),
+        ("split from", describe_split_source(attrs)),
         ("backbone", f"{bb.get('model', '?')}" + (f", input {size[0]}×{size[1]}" if size else "")),
         ("layer", str(bb.get("layer", "?"))),
         ("pooling", str(bb.get("pool", "?"))),
@@ -577,6 +583,7 @@ def render_html(data: ReportData) -> str:
         history_img=history_png(data.history) if data.history else None,
         cv_img=cv_png(data.cv_results) if data.cv_results else None,
         reliability_img=_reliability_img(data, m), map_img=_map_img(data, names),
+        cv_where=data.cv_where,
         metrics_json=metrics_json, metrics_text=json.dumps(plain, ensure_ascii=False, indent=1), version=__version__,
     )
 

@@ -1,9 +1,10 @@
 """The images of a fine-tuning run: the same train/test split ``extract`` makes, a validation part
 carved out of the train split, standard augmentation, and batches decoded in threads ahead of compute.
 
-- Split: :func:`transferkit.data.stratified_split` with the same ``test_size``/``seed`` as ``extract``,
-  so frozen and fine-tuned models are scored on the same test images. The validation part is the same
-  function applied to the train rows (seed ``seed + 1``); the test split is never looked at while
+- Split: :func:`transferkit.data.stratified_split` with the same ``test_size``/``seed`` as ``extract``
+  (or the dataset's own split folders / split column, as ``extract`` uses them), so frozen and
+  fine-tuned models are scored on the same test images. The validation part is the dataset's own val
+  split when it has one, else the same function applied to the train rows (seed ``seed + 1``); the test split is never looked at while
   training (no early stopping, no choice of C, no choice of epoch).
 - Augmentation ("standard"): random resized crop (scale 0.25-1, aspect 3/4-4/3) and a horizontal flip,
   drawn from a generator seeded with ``(seed, epoch, image)`` — the same pictures in any thread order
@@ -28,6 +29,8 @@ from ..backbones.preprocess import PreprocessConfig
 from ..data import discover, load_image, stratified_split
 from ..data.decode import DecodeError
 from ..data.discover import require_two_classes
+from ..data.layouts import dataset_split
+from ..data.split import TEST, TRAIN, VAL
 
 AUGMENTS = ("standard", "none")
 SCALE, RATIO = (0.25, 1.0), (3 / 4, 4 / 3)
@@ -54,18 +57,21 @@ def split_parts(data, test_size: float, seed: int, val_size: float) -> Parts:
     dataset = discover(data)
     require_two_classes(dataset, str(data))
     labels = np.array([s.label for s in dataset.samples])
-    split = stratified_split(labels, test_size, seed)
-    train_rows = np.flatnonzero(split == 0)
-    val_mark = stratified_split(labels[train_rows], val_size, seed + 1)
-    val = train_rows[val_mark == 1]
-    train = train_rows[val_mark == 0]
+    split = dataset_split(dataset, test_size, seed)  # a dataset's own split folders / column win
+    train_rows = np.flatnonzero(split == TRAIN)
+    if np.any(split == VAL):  # the dataset's own val split is the validation part
+        val, train = np.flatnonzero(split == VAL), train_rows
+    else:
+        val_mark = stratified_split(labels[train_rows], val_size, seed + 1)
+        val = train_rows[val_mark == 1]
+        train = train_rows[val_mark == 0]
     if not len(val):
         raise TransferkitError(f"{data}: the train split is too small to hold out a validation part "
                                "(each class needs at least two training images)")
     return Parts(root=Path(dataset.root), class_names=dataset.class_names,
                  paths=[str(dataset.absolute(s)) for s in dataset.samples],
                  rel_paths=[s.path for s in dataset.samples], labels=labels,
-                 train=train, val=val, test=np.flatnonzero(split == 1))
+                 train=train, val=val, test=np.flatnonzero(split == TEST))
 
 
 def random_resized_crop(img: Image.Image, size: tuple[int, int], rng: np.random.Generator, interpolation: str,

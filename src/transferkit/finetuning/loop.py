@@ -8,14 +8,15 @@ How an epoch is made cheap on a few CPU cores (measured in BENCHMARKS.md):
   and for the training images too when augmentation is off (``augment="none"``). With augmentation each
   epoch sees new pictures, so the training images go through the lower part every epoch;
 - channels_last layout; autocast on CUDA (bf16, or fp16 with a gradient scaler); on the CPU fp32 by
-  default, since bf16 autocast made the training step slower on the AVX-512 BF16 machine it was measured
-  on (``precision="bf16"`` to try it);
+  default, since bf16 autocast did not make the training step faster on the AVX-512 BF16 machine it was
+  measured on (``precision="bf16"`` to try it);
 - decoding and augmentation run in threads ahead of the network (:func:`.data.batches`).
 
 Determinism: the shuffling and the augmentation of epoch ``e`` come from generators seeded with
 ``(seed, e)``, the network runs in eval mode (no dropout), and a checkpoint stores everything training
-changes, so a resumed run repeats the exact computations of an uninterrupted one (on the same machine
-and thread count, the result is identical; tests/test_finetune.py checks it).
+changes, so a resumed run repeats the computations of an uninterrupted one (same machine and thread
+count: usually bit-identical, at worst last-bit rounding differences; see docs/finetune.md and
+tests/test_finetune.py).
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def resolve_precision(precision: str, device: str) -> str:
         return precision
     if device.startswith("cuda"):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    # On the CPU, fp32: measured on an AVX-512 BF16 machine, bf16 autocast made the training step of the
-    # top stages slower, not faster (BENCHMARKS.md, "Fine-tuning"); --precision bf16 is there to try.
+    # On the CPU, fp32: measured on an AVX-512 BF16 machine, bf16 autocast did not make the training step
+    # of the top stages faster (BENCHMARKS.md, "Fine-tuning"); --precision bf16 is there to try.
     return "fp32"
 
 
@@ -83,7 +84,7 @@ def finetune(
     model: str = DEFAULT_MODEL,
     unfreeze: int | str = 2,
     epochs: int = 10,
-    lr: float = 1e-3,
+    lr: float = 3e-4,
     backbone_lr: float | None = None,
     batch_size: int = 32,
     augment: str = "standard",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 
 import numpy as np
@@ -21,11 +22,20 @@ def check_xy(X, y) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def check_folds(y: np.ndarray, cv: int, class_names=None, what: str = "cross-validation folds", flag: str = "--cv") -> None:
-    """One clear error when a class is too small for ``cv`` stratified folds."""
+def check_folds(y: np.ndarray, cv, class_names=None, what: str = "cross-validation folds", flag: str = "--cv") -> None:
+    """One clear error when a class is too small for ``cv`` stratified folds (or, for a predefined
+    split, missing from its fitting part)."""
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise TransferkitError("the train split has only one class; a classifier needs at least two")
+    if not is_fold_count(cv):
+        for tr, _ in cv.split(np.zeros(len(y)), y):
+            missing = np.setdiff1d(classes, np.asarray(y)[tr])
+            if len(missing):
+                name = class_names[int(missing[0])] if class_names is not None else missing[0]
+                raise TransferkitError(f"class {name!r} has no training example(s) outside the validation part, "
+                                       "so the validation part cannot choose hyper-parameters for it")
+        return
     smallest = int(counts.min())
     if smallest < cv:
         name = classes[counts.argmin()]
@@ -39,8 +49,22 @@ def check_folds(y: np.ndarray, cv: int, class_names=None, what: str = "cross-val
         )
 
 
-def stratified_folds(y: np.ndarray, cv: int, random_state) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The same folds for every head given the same labels and seed (so `--head auto` compares fairly)."""
+def is_fold_count(cv) -> bool:
+    return isinstance(cv, numbers.Integral)
+
+
+def n_folds(cv) -> int:
+    """How many folds ``cv`` makes: a fold count, or a scikit-learn splitter (``get_n_splits``)."""
+    return int(cv) if is_fold_count(cv) else int(cv.get_n_splits())
+
+
+def stratified_folds(y: np.ndarray, cv, random_state) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The same folds for every head given the same labels and seed (so `--head auto` compares fairly).
+
+    ``cv`` is a fold count, or — as in scikit-learn's ``LogisticRegressionCV`` — a splitter such as
+    ``PredefinedSplit`` whose folds are used as they are (``train`` passes the file's val split so)."""
+    if not is_fold_count(cv):
+        return [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(np.zeros(len(y)), y)]
     return list(StratifiedKFold(cv, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y))
 
 
@@ -146,7 +170,9 @@ def json_params(params: dict) -> dict:
     """get_params() made JSON-safe (tuples -> lists, numpy scalars -> Python)."""
     out = {}
     for k, v in params.items():
-        if isinstance(v, (tuple, list)):
+        if k == "cv" and v is not None and not is_fold_count(v):  # a splitter: its kind and fold count
+            v = {"splitter": type(v).__name__, "n_splits": n_folds(v)}
+        elif isinstance(v, (tuple, list)):
             v = [x.item() if isinstance(x, np.generic) else x for x in v]
         elif isinstance(v, np.generic):
             v = v.item()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ._common import check_folds, check_xy, json_params, pick_best, stratified_folds
+from ._common import check_folds, check_xy, json_params, n_folds, pick_best, stratified_folds
 
 DEFAULT_KS = (1, 3, 5, 7, 11, 15, 21)
 
@@ -85,7 +85,7 @@ class KNNHead(ClassifierMixin, BaseEstimator):
             mean = acc.mean(0)
             best = pick_best(mean, brier.mean(0))
             self.cv_results_ = {"param": "k", "k": ks, "mean_accuracy": mean.tolist(), "std_accuracy": acc.std(0).tolist(),
-                                "mean_brier": brier.mean(0).tolist(), "folds": int(self.cv)}
+                                "mean_brier": brier.mean(0).tolist(), "folds": n_folds(self.cv)}
             self.cv_score_ = float(mean[best])
         else:
             check_folds(y, 1)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ._common import (check_folds, check_xy, json_params, n_workers, pick_best, sample_weights, standardiser,
+from ._common import (check_folds, check_xy, json_params, n_folds, n_workers, pick_best, sample_weights, standardiser,
                       stratified_folds)
 
 # PyTorch (the solver) is imported when fitting: a saved head predicts with NumPy alone, so
@@ -152,10 +152,12 @@ class LinearHead(ClassifierMixin, BaseEstimator):
             "mean_accuracy": [float(v) for v in mean],
             "std_accuracy": [float(v) for v in fold_scores.std(axis=0)] if fold_scores.size else [0.0],
             self.tie_name: [float(v) for v in mean_tie],
-            "folds": int(self.cv) if run_cv else 0,
+            "folds": n_folds(self.cv) if run_cv else 0,
         }
         self.cv_score_ = float(mean[best]) if run_cv else None
-        self._finish(oof, y_enc)
+        # out-of-fold decisions of the rows the folds held out (every row with k folds; the val rows of a predefined split)
+        held = np.unique(np.concatenate([te for _, te in folds])) if run_cv else None
+        self._finish(oof[held] if run_cv else None, y_enc[held] if run_cv else y_enc)
         return self
 
     def fit_stream(self, source):

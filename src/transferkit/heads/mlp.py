@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ._common import (check_folds, check_xy, holdout, json_params, sample_weights, softmax, stratified_folds)
+from ._common import (check_folds, check_xy, holdout, json_params, n_folds, sample_weights, softmax, stratified_folds)
 from .linear import torch_threads
 from .streaming import ArraySource
 from .torch_modules import MLPNet, Softmax
@@ -84,7 +84,7 @@ class MLPHead(ClassifierMixin, BaseEstimator):
                 fold = MLPHead(**{**self.get_params(), "cv": None}).fit(X[tr], y[tr])
                 scores.append(float(np.mean(fold.predict(X[te]) == y[te])))
             self.cv_results_ = {"param": None, "mean_accuracy": [float(np.mean(scores))],
-                                "std_accuracy": [float(np.std(scores))], "folds": int(self.cv)}
+                                "std_accuracy": [float(np.std(scores))], "folds": n_folds(self.cv)}
             self.cv_score_ = float(np.mean(scores))
         else:
             self.cv_results_, self.cv_score_ = {"folds": 0}, None

@@ -9,12 +9,15 @@ handed), it is a single file that any safetensors reader can open, and it needs 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
+from ..filekind import not_a_regular_file, umask
+from . import model_schema
 
 MODEL_FORMAT = "transferkit-model"
 MODEL_FORMAT_VERSION = 1
@@ -32,14 +35,33 @@ class TrainedModel:
     # fine-tuned backbone weights (state-dict name -> array), saved as "backbone.<name>" tensors;
     # None for a head trained on frozen features (see transferkit.finetuning)
     backbone_state: dict | None = None
+    n_features: int | None = None  # features per row the head takes (known once loaded from a file)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        if np.ndim(features) == 2:
+            self.check_feature_dim(features.shape[1])
         proba = self.head.predict_proba(features)
         if self.calibration:
             from .calibration import apply_temperature
 
             proba = apply_temperature(proba, float(self.calibration["temperature"]))
         return proba
+
+    def preprocess_config(self):
+        """The preprocessing the backbone's features were made with, replayed on new images."""
+        from ..backbones.preprocess import PreprocessConfig
+
+        if not isinstance(self.backbone.get("preprocess"), dict) or not self.backbone["preprocess"]:
+            raise TransferkitError(f"{self.path or 'model'}: records no image preprocessing, so it cannot label "
+                                   "images (was it trained on features from another source?)")
+        return PreprocessConfig.from_dict(self.backbone["preprocess"])
+
+    def check_feature_dim(self, dim: int) -> None:
+        """Refuse features of another width than the head takes (a head edited to a consistent but
+        wrong width passes every check on load; the backbone's output is what shows it)."""
+        if self.n_features is not None and dim != self.n_features:
+            raise TransferkitError(f"{self.path}: its head takes {self.n_features} features per image, its backbone "
+                                   f"gives {dim} (a different backbone or layer, or not a valid model file)")
 
     def save(self, path: str | Path) -> Path:
         from safetensors.numpy import save_file
@@ -62,6 +84,7 @@ class TrainedModel:
         tensors = {f"head.{k}": np.ascontiguousarray(v) for k, v in arrays.items()}
         tensors.update({f"backbone.{k}": np.ascontiguousarray(v) for k, v in (self.backbone_state or {}).items()})
         save_file(tensors, str(tmp), metadata=meta)
+        os.chmod(tmp, 0o666 & ~umask())  # safetensors creates it 0600; respect the umask like every other output
         tmp.replace(path)  # never leave a half-written model under the final name
         self.path = path
         return path
@@ -88,20 +111,29 @@ def load_model(path: str | Path) -> TrainedModel:
     path = Path(path)
     if not path.exists():
         raise TransferkitError(f"{path}: no such model file")
+    what = not_a_regular_file(path)
+    if what:
+        raise TransferkitError(f"{path}: is {what}, not a model file")
     try:
         with safe_open(str(path), framework="numpy") as fh:
             meta = fh.metadata() or {}
             arrays = {k.removeprefix("head."): fh.get_tensor(k) for k in fh.keys() if not k.startswith("backbone.")}
             backbone_state = {k.removeprefix("backbone."): fh.get_tensor(k) for k in fh.keys() if k.startswith("backbone.")}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise TransferkitError(f"{path}: not a transferkit model file ({str(exc).splitlines()[0][:120]})") from None
-    if meta.get("format") != MODEL_FORMAT:
-        raise TransferkitError(f"{path}: not a transferkit model file (no format='{MODEL_FORMAT}' metadata)")
-    record = json.loads(meta["model"])
+        raise TransferkitError(f"{path}: {model_schema.why_not_safetensors(path, exc)}") from None
+    record = model_schema.parse_metadata(meta, path, MODEL_FORMAT, MODEL_FORMAT_VERSION)
     kind = record["head_kind"]
     if kind not in HEADS:
         raise TransferkitError(f"{path}: head {kind!r} is not known to this transferkit version")
-    head = HEADS[kind].from_state(arrays, record["head"])
+    n_classes = len(record["class_names"])
+    model_schema.check_arrays(arrays, path)
+    model_schema.check_head_arrays(kind, arrays, record["head"], n_classes, path)
+    try:
+        head = HEADS[kind].from_state(arrays, record["head"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+        raise model_schema.invalid(path, f"its {kind} head cannot be built ({first_line(exc, 100)})") from None
+    n_features = model_schema.head_input_dim(kind, arrays, record["head"])
+    model_schema.check_probe(head, n_features, n_classes, path)
     calibration = record.get("calibration")
     if calibration is not None and not (isinstance(calibration, dict) and calibration.get("method") == "temperature"
                                         and isinstance(calibration.get("temperature"), (int, float))
@@ -109,4 +141,4 @@ def load_model(path: str | Path) -> TrainedModel:
         raise TransferkitError(f"{path}: its calibration record is not understood by this transferkit version")
     return TrainedModel(head=head, class_names=record["class_names"], backbone=record["backbone"],
                         training=record.get("training", {}), path=path, backbone_state=backbone_state or None,
-                        calibration=calibration)
+                        n_features=n_features, calibration=calibration)

@@ -78,6 +78,22 @@ def replace(src: Path, dst: Path) -> None:
     fsync_dir(dst.parent if str(dst.parent) else Path("."))
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file renamed over it: a failure midway
+    leaves the old file (or none), never a half-written one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        replace(tmp, path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
 def remove_quietly(path: Path) -> None:
     try:
         path.unlink()

@@ -41,7 +41,8 @@ def lock_path(path: Path) -> Path:
 class OutputLock:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.lock_path = lock_path(self.path)
+        # the file itself, not the name: a symbolic link to a file being written shares its lock
+        self.lock_path = lock_path(Path(os.path.realpath(self.path)))
         self._fd: int | None = None
 
     def acquire(self) -> "OutputLock":

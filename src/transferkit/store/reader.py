@@ -15,17 +15,21 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from ..data.split import SPLITS, VALID_SPLITS  # name -> value; the values a file may hold
 from ..errors import IncompleteFileError, TransferkitError
+from ..filekind import not_a_regular_file
 from . import layers as _layers
 from . import schema, working
 from .budget import parse_size, rows_for_budget
 from .working import DamagedFileError
 
-SPLITS = {"train": 0, "test": 1}
 
 
-def _decode_str(values) -> list[str]:
-    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+def _decode_str(values, origin=None) -> list[str]:
+    try:
+        return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+    except UnicodeDecodeError:
+        raise DamagedFileError(f"{origin or 'feature file'}: damaged feature file: stored text is not UTF-8") from None
 
 
 class FeatureFile:
@@ -37,10 +41,12 @@ class FeatureFile:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._n_classes = None
         if not self.path.exists():
             raise TransferkitError(f"{self.path}: no such file")
-        if self.path.is_dir():
-            raise TransferkitError(f"{self.path}: is a folder, not a feature file")
+        what = not_a_regular_file(self.path)
+        if what:  # never open a FIFO: it would block
+            raise TransferkitError(f"{self.path}: is {what}, not a feature file")
         try:
             # HDF5's default (shared) lock: the extraction writing a working file takes none (it
             # relies on its own lock, see .lock), so its committed rows can be read meanwhile.
@@ -58,6 +64,7 @@ class FeatureFile:
             missing = [n for n in required if n not in self.h5]
             if missing:
                 raise DamagedFileError(f"{self.path}: damaged feature file: missing dataset(s) {', '.join(missing)}")
+            self.attrs  # read once, so damaged attributes fail here, in one line
             for name in required:  # open each once, so a damaged header fails here, in one line
                 try:
                     self.h5[name].shape
@@ -80,10 +87,14 @@ class FeatureFile:
     # -- provenance ------------------------------------------------------------------------------
     @property
     def attrs(self) -> dict:
+        try:
+            items = list(self.h5.attrs.items())
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise DamagedFileError(f"{self.path}: damaged feature file: cannot read its attributes ({_short(exc)})") from None
         out = {}
-        for key, value in self.h5.attrs.items():
+        for key, value in items:
             if isinstance(value, bytes):
-                value = value.decode("utf-8")
+                value = value.decode("utf-8", "replace")
             if isinstance(value, np.generic):
                 value = value.item()
             if key in ("preprocess", "versions") and isinstance(value, str):
@@ -92,7 +103,10 @@ class FeatureFile:
                 except ValueError:
                     pass
             elif key in ("layer", "pool") and isinstance(value, str) and value.startswith("["):
-                value = json.loads(value)  # several layers: one name / pool each
+                try:
+                    value = json.loads(value)  # several layers: one name / pool each
+                except ValueError:
+                    raise DamagedFileError(f"{self.path}: damaged feature file: attribute {key!r} is not JSON") from None
             out[key] = value
         return out
 
@@ -185,33 +199,51 @@ class FeatureFile:
 
     @property
     def label_names(self) -> list[str]:
-        return _decode_str(self._read(schema.LABEL_NAMES, ()))
+        return _decode_str(self._read(schema.LABEL_NAMES, ()), self.path)
 
     @property
     def labels(self) -> np.ndarray:
-        return self._column(schema.LABELS).astype(np.int64)
+        return self._checked_labels(self._column(schema.LABELS).astype(np.int64))
 
     @property
     def paths(self) -> list[str]:
-        return _decode_str(self._column(schema.PATHS))
+        return _decode_str(self._column(schema.PATHS), self.path)
 
     @property
     def split(self) -> np.ndarray:
-        return self._column(schema.SPLIT)
+        return self._checked_split(self._column(schema.SPLIT))
+
+    def _checked_labels(self, labels: np.ndarray, first_row: int = 0) -> np.ndarray:
+        """``labels`` if every one indexes ``label_names``; a damaged file otherwise (-1 must not
+        silently read as the last class)."""
+        if self._n_classes is None:
+            self._n_classes = int(self.h5[schema.LABEL_NAMES].shape[0])
+        bad = np.flatnonzero((labels < 0) | (labels >= self._n_classes))
+        if len(bad):
+            raise DamagedFileError(f"{self.path}: damaged feature file: row {first_row + int(bad[0])} has label "
+                                   f"{int(labels[bad[0]])}, outside 0..{self._n_classes - 1} ({len(bad)} such rows here)")
+        return labels
+
+    def _checked_split(self, split: np.ndarray, first_row: int = 0) -> np.ndarray:
+        bad = np.flatnonzero(~np.isin(split, VALID_SPLITS))
+        if len(bad):
+            raise DamagedFileError(f"{self.path}: damaged feature file: row {first_row + int(bad[0])} has split value "
+                                   f"{int(split[bad[0]])}, not one of {', '.join(map(str, VALID_SPLITS))}")
+        return split
 
     @property
     def skipped(self) -> list[tuple[str, str]]:
         if self._progress is None:
-            return [tuple(_decode_str(row)) for row in self._read(schema.SKIPPED, ())]
+            return [tuple(_decode_str(row, self.path)) for row in self._read(schema.SKIPPED, ())]
         k = self._progress.skipped
         g = working.GROUP
         inputs = self._read(f"{g}/{working.SKIPPED_INPUT}", slice(0, k))
         reasons = self._read(f"{g}/{working.SKIPPED_REASON}", slice(0, k))
         plan = self._read(f"{g}/{working.PLAN_PATHS}", ())
-        return [(p, r) for p, r in zip(_decode_str(plan[inputs]), _decode_str(reasons))]
+        return [(p, r) for p, r in zip(_decode_str(plan[inputs], self.path), _decode_str(reasons, self.path))]
 
     def rows(self, split: str | None = None) -> np.ndarray:
-        """Row indices of ``split`` ("train", "test" or None for all), in file order."""
+        """Row indices of ``split`` ("train", "test", "val" or None for all), in file order."""
         code = _split_code(split)
         if code is None:
             return np.arange(self.n_rows)
@@ -287,11 +319,11 @@ class FeatureFile:
         out_f, out_y, filled = None, None, 0
         for lo in range(0, n, window):
             hi = min(n, lo + window)
-            labels = self._read(schema.LABELS, slice(lo, hi))
+            labels = self._checked_labels(self._read(schema.LABELS, slice(lo, hi)), lo)
             if code is None:
                 feats = read(lo, hi)
             else:
-                sel = np.flatnonzero(self._read(schema.SPLIT, slice(lo, hi)) == code)
+                sel = np.flatnonzero(self._checked_split(self._read(schema.SPLIT, slice(lo, hi)), lo) == code)
                 if not len(sel):
                     continue
                 feats = read(lo, hi)[sel]  # one contiguous read, then pick
@@ -336,7 +368,7 @@ def _split_code(split: str | None) -> int | None:
     if split is None:
         return None
     if split not in SPLITS:
-        raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
+        raise ValueError(f"split must be one of {', '.join(map(repr, SPLITS))} or None, got {split!r}")
     return SPLITS[split]
 
 

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.split import stratified_split
+from ..data.split import STRATIFIED, stratified_split
 from ..errors import TransferkitError
 from . import fsio, isolate, schema, working
 from .finalize import finalize, temp_path
@@ -35,7 +35,8 @@ from .working import Plan, WorkingFile, create_working_file
 GUARDED = {
     "model": "--model", "weights_sha256": "--weights", "layer": "--layer", "pool": "--pool",
     "preprocess": "the model's preprocessing", "engine": "--engine", "batch_size": "--batch-size",
-    "test_size": "--test-size", "seed": "--seed",
+    "split_source": "split layout (split folders, a split column, or neither)", "test_size": "--test-size", "seed": "--seed",
+    "precision": "--precision", "calibration": "--precision int8 (its calibration images)",
 }
 
 
@@ -105,6 +106,8 @@ def check_settings(path: Path, file_attrs: dict, attrs: dict, action: str) -> No
         if key not in attrs and key not in file_attrs:
             continue
         old, new = _normal(file_attrs.get(key)), _normal(attrs.get(key))
+        if key == "split_source":  # files from before it was recorded were split at random
+            old, new = old or STRATIFIED, new or STRATIFIED
         if isinstance(old, float) or isinstance(new, float):
             same = old is not None and new is not None and float(old) == float(new)
         else:
@@ -276,6 +279,8 @@ class ExtractionRun:
         index = {name: i for i, name in enumerate(self.dataset.class_names)}
         new_labels = np.array([index[c] for _, c in new], dtype=np.int32)
         new_split = stratified_split(new_labels, self.test_size, self.seed) if len(new) else np.zeros(0, np.uint8)
+        if len(new) and self.attrs.get("split_source", STRATIFIED) != STRATIFIED:  # the dataset says each file's split
+            new_split = self.split[[now[pair] for pair in new]].astype(np.uint8)
         kept_rows = np.flatnonzero(keep)
         paths = ([row_paths[i] for i in kept_rows] + [p for p, _ in skipped]
                  + [p for p, _, _ in pending_kept] + [p for p, _ in new])

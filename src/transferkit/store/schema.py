@@ -6,7 +6,8 @@ Datasets (N rows, one per decoded image, in dataset order):
   labels        N int32, index into label_names
   label_names   C utf-8 strings
   paths         N utf-8 strings, relative to the dataset root (attribute ``dataset_root``)
-  split         N uint8, 0 = train, 1 = test (attribute ``names``)
+  split         N uint8, 0 = train, 1 = test, 2 = val (attribute ``names``, JSON list indexed by value;
+                see data/split.py; val only when the dataset came split three ways)
   skipped       K x 2 utf-8 strings: path, reason, for files that could not be decoded
   layers/       group (since the model zoo; absent in older files, which hold one layer): one dataset
                 per extracted layer, ``layers/<name>`` N x Di float32 with attributes layer, pool, dim,
@@ -16,7 +17,8 @@ Datasets (N rows, one per decoded image, in dataset order):
 Root attributes: format, format_version, model, weights ("default", "random" or a file path),
 weights_sha256, weights_source, layer and pool (a string, or a JSON list with several layers),
 preprocess (JSON), versions (JSON), created (ISO 8601), complete (true only once every row is
-written), and the extraction settings (dataset_root, source, test_size, seed, n_images, batch_size, engine), and
+written), and the extraction settings (dataset_root, source, split_source -- "stratified", "folders" or "csv
+column", see data/split.py -- test_size and seed (only when stratified), n_images, batch_size, engine), and
 ``resumes`` (how many times an interrupted extraction was resumed to make it).
 
 While an extraction runs (or after it was interrupted) the file has the crash-safe working layout

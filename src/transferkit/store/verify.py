@@ -12,8 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import schema, working
+from ..data.split import SPLIT_NAMES, STRATIFIED, VALID_SPLITS
+from ..errors import first_line
+from . import checksums, schema, working
 from .reader import FeatureFile
+from .working import DamagedFileError
 
 PROVENANCE = ("format_version", "model", "weights_sha256", "layer", "pool", "preprocess", "versions", "created",
               "dataset_root", "test_size", "seed", "n_images")
@@ -48,7 +51,8 @@ def verify_features(path: str | Path, max_memory: str | int = "256MB") -> Verifi
     with FeatureFile(path) as ff:
         v = Verification(Path(path), ff.complete)
         attrs = ff.attrs
-        missing = [k for k in PROVENANCE if k not in attrs]
+        stratified = (attrs.get("split_source") or STRATIFIED) == STRATIFIED  # else the dataset brought the split
+        missing = [k for k in PROVENANCE if k not in attrs and (stratified or k not in ("test_size", "seed"))]
         v.add("provenance attributes", not missing, f"missing: {', '.join(missing)}" if missing else f"{len(PROVENANCE)} present")
         version = attrs.get("format_version")
         v.add("format version", isinstance(version, int) and 1 <= version <= schema.FORMAT_VERSION,
@@ -69,17 +73,23 @@ def verify_features(path: str | Path, max_memory: str | int = "256MB") -> Verifi
 
         names = ff.label_names
         v.add("label names", len(names) >= 1 and len(set(names)) == len(names), f"{len(names)} classes")
-        labels = ff.labels
+        labels = ff._read(schema.LABELS, slice(0, n)).astype(np.int64)  # raw, as ff.labels refuses bad ones
         bad = int(((labels < 0) | (labels >= len(names))).sum())
         v.add("label range", bad == 0, f"{bad} labels outside 0..{len(names) - 1}" if bad else f"all in 0..{len(names) - 1}")
-        split = ff.split
-        bad = int(((split != 0) & (split != 1)).sum())
-        v.add("split values", bad == 0, f"{bad} rows not 0 (train) or 1 (test)" if bad else
-              f"{int((split == 0).sum())} train, {int((split == 1).sum())} test")
-        paths = ff.paths
-        dupes = len(paths) - len(set(paths))
-        empty = sum(1 for p in paths if not p)
-        v.add("paths", dupes == 0 and empty == 0, f"{dupes} duplicated, {empty} empty" if dupes or empty else f"{len(paths)} unique")
+        split = ff._read(schema.SPLIT, slice(0, n))  # raw: ff.split refuses values out of range
+        bad = int((~np.isin(split, VALID_SPLITS)).sum())
+        names_of = [f"{code} ({name})" for code, name in zip(VALID_SPLITS, SPLIT_NAMES)]
+        v.add("split values", bad == 0, f"{bad} rows not {', '.join(names_of[:-1])} or {names_of[-1]}" if bad else
+              ", ".join(f"{int((split == code).sum())} {name}" for code, name in zip(VALID_SPLITS, SPLIT_NAMES)))
+        try:
+            paths = ff.paths
+        except DamagedFileError as exc:
+            paths = None
+            v.add("paths", False, str(exc).split(": ", 1)[-1])
+        if paths is not None:
+            dupes = len(paths) - len(set(paths))
+            empty = sum(1 for p in paths if not p)
+            v.add("paths", dupes == 0 and empty == 0, f"{dupes} duplicated, {empty} empty" if dupes or empty else f"{len(paths)} unique")
 
         skipped = ff.skipped
         if ff.complete and "n_images" in attrs:
@@ -93,12 +103,24 @@ def verify_features(path: str | Path, max_memory: str | int = "256MB") -> Verifi
 
         nonfinite, first = 0, None
         offset = 0
-        for chunk, _ in ff.iter_chunks(max_memory=max_memory):
+        window = ff.chunk_rows_for(max_memory)
+        for lo in range(0, n, window):  # raw rows: iter_chunks would refuse bad labels, checked above
+            chunk = ff._read(schema.FEATURES, slice(lo, min(n, lo + window)))
             bad_rows = np.flatnonzero(~np.isfinite(chunk).all(axis=1))
             if len(bad_rows) and first is None:
                 first = int(offset + bad_rows[0])
             nonfinite += len(bad_rows)
             offset += len(chunk)
+        if ff.complete:
+            try:
+                sums = checksums.check_checksums(ff.h5)
+            except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+                sums = checksums.ChecksumResult(present=True, bad=[f"unreadable ({first_line(exc, 120)})"])
+            if not sums.present:
+                v.add("checksums", True, "absent (the file was written before transferkit stored checksums)")
+            else:
+                v.add("checksums", not sums.bad, f"{len(sums.bad)} damaged block(s): {'; '.join(sums.bad[:5])}"
+                      if sums.bad else f"{sums.checked} blocks match")
         v.add("finite features", nonfinite == 0,
-              f"{nonfinite} rows with NaN or Inf (first: row {first}, {paths[first]!r})" if nonfinite else f"{n} rows, no NaN/Inf")
+              f"{nonfinite} rows with NaN or Inf (first: row {first}, {paths[first] if paths else '?'!r})" if nonfinite else f"{n} rows, no NaN/Inf")
         return v

@@ -35,6 +35,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..data.split import SPLIT_NAMES
 from ..errors import TransferkitError
 from . import fsio, isolate, schema
 from .testhook import checkpoint
@@ -141,7 +142,7 @@ def create_working_file(path: Path, plan: Plan, *, feature_dim: int, dtype: str,
         _allocated(f, schema.FEATURES, (n, feature_dim), np.dtype(dtype))
         _allocated(f, schema.LABELS, (n,), np.int32)
         _allocated(f, schema.PATHS, (n,), paths.dtype)
-        _allocated(f, schema.SPLIT, (n,), np.uint8).attrs["names"] = json.dumps(["train", "test"])
+        _allocated(f, schema.SPLIT, (n,), np.uint8).attrs["names"] = json.dumps(SPLIT_NAMES)
         f.create_dataset(schema.LABEL_NAMES, data=np.array(plan.class_names, dtype=object), dtype=_STR)
         g = f.create_group(GROUP)
         g.attrs["compression"] = compression or "none"

@@ -17,7 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import isolate, schema
+from ..data.split import SPLIT_NAMES
+from . import checksums, isolate, schema
 
 STR = h5py.string_dtype("utf-8")
 
@@ -59,7 +60,7 @@ class FeatureWriter:
         f.create_dataset(schema.LABELS, shape=(0,), maxshape=(None,), dtype="int32", chunks=(max(chunk, 1024),))
         f.create_dataset(schema.PATHS, shape=(0,), maxshape=(None,), dtype=STR, chunks=(1024,))
         split = f.create_dataset(schema.SPLIT, shape=(0,), maxshape=(None,), dtype="uint8", chunks=(max(chunk, 1024),))
-        split.attrs["names"] = json.dumps(["train", "test"])
+        split.attrs["names"] = json.dumps(SPLIT_NAMES)  # value -> name
         f.create_dataset(schema.LABEL_NAMES, data=np.array(label_names, dtype=object), dtype=STR)
         skipped = f.create_dataset(schema.SKIPPED, shape=(0, 2), maxshape=(None, 2), dtype=STR, chunks=(256, 2))
         skipped.attrs["columns"] = json.dumps(["path", "reason"])
@@ -118,6 +119,7 @@ class FeatureWriter:
         try:
             self.flush()
             if complete:
+                checksums.write_checksums(self.f)  # read back and summed, so --verify can tell damage
                 self.f.attrs["complete"] = True
                 self.f.attrs["completed"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         finally:
