@@ -25,6 +25,8 @@ def with_chosen_params(head):
         fixed["Cs"] = (float(head.C_),)
     if "ks" in params and getattr(head, "k_", None) is not None:
         fixed["ks"] = (int(head.k_),)
+    if "scaling" in params and getattr(head, "scaling_", None) is not None:  # logreg: the scaling CV chose
+        fixed["scaling"] = head.scaling_
     if "cv" in params and not isinstance(params["cv"], int):  # a predefined val fold fits no other rows
         fixed["cv"] = 3
     return clone(head).set_params(**fixed)
