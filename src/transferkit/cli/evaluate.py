@@ -48,6 +48,9 @@ def _evaluate_and_print(model, features, split, html, images_root):
                   + (f", ECE {m['ece']:.4f}" if "ece" in m else ""))
     if m.get("split_from"):  # feature files say where their split came from
         console.print(Text(f"split from {m['split_from']}"))
+    chosen = m.get("model", {})
+    if chosen.get("scaling"):
+        console.print(Text(f"model: {chosen.get('head')} on {chosen['scaling']} features, C = {chosen.get('C'):g}"))
     console.print(Text(per_class_table(m)))
     if html is not None:
         n_errors = m["n_test"] - sum(row[i] for i, row in enumerate(m["confusion_matrix"]))

@@ -21,7 +21,8 @@ def train(
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.safetensors)."),
     head: str = typer.Option("logreg", "--head", help="logreg, linear-svm, mlp, knn, or auto (try them all on the CV folds, keep the best)."),
     cv: int = typer.Option(3, "--cv", min=2, help="Cross-validation folds for choosing C / k (and for --head auto); a file with a val split uses it instead."),
-    C: Optional[List[float]] = typer.Option(None, "--C", show_default="1e-4 … 1e4, one per decade", help="C values to try for logreg/linear-svm (repeatable)."),
+    C: Optional[List[float]] = typer.Option(None, "--C", show_default="1e-4 … 1e4, one per decade, extended past an edge where the best sits", help="C values to try for logreg/linear-svm (repeatable)."),
+    scaling: Optional[str] = typer.Option(None, "--scaling", show_default="auto for logreg", help="Feature scaling for logreg/linear-svm: none, standardise, l2, sqrt-l2, or auto (chosen with C by cross-validation)."),
     k: Optional[List[int]] = typer.Option(None, "--k", show_default="1 3 5 7 11 15 21", help="Neighbour counts to try for knn (repeatable)."),
     hidden: Optional[str] = typer.Option(None, "--hidden", show_default="256", help="mlp hidden layer sizes, e.g. 256 or 512,128."),
     dropout: Optional[float] = typer.Option(None, "--dropout", min=0.0, max=0.95, show_default="0.5", help="mlp dropout."),
@@ -48,8 +49,10 @@ def train(
     per_head = {"knn": {"ks": tuple(k)} if k else {},
                 "mlp": {**({"hidden": hidden} if hidden else {}), **({"dropout": dropout} if dropout is not None else {}),
                         **({"max_epochs": epochs} if epochs else {})},
-                "logreg": {"max_epochs": epochs} if epochs else {},
-                "linear-svm": {"max_epochs": epochs} if epochs else {}}
+                "logreg": {**({"max_epochs": epochs} if epochs else {}), **({"scaling": scaling} if scaling else {})},
+                "linear-svm": {**({"max_epochs": epochs} if epochs else {}), **({"scaling": scaling} if scaling else {})}}
+    if scaling is not None and scaling not in ("auto", "none", "standardise", "l2", "sqrt-l2"):
+        raise TransferkitError(f"--scaling must be one of auto, none, standardise, l2, sqrt-l2 (got {scaling!r})")
     if head == "auto":
         if C:
             for name in ("logreg", "linear-svm"):
@@ -58,7 +61,7 @@ def train(
     else:
         params = per_head.get(head, {})
         for flag, value, heads in (("--k", k, ("knn",)), ("--hidden", hidden, ("mlp",)), ("--dropout", dropout, ("mlp",)),
-                                   ("--C", C, ("logreg", "linear-svm"))):
+                                   ("--C", C, ("logreg", "linear-svm")), ("--scaling", scaling, ("logreg", "linear-svm"))):
             if value and head not in heads:
                 raise TransferkitError(f"{flag} applies to --head {' / '.join(heads)}, not {head}")
     with messages_to_stderr(json_out):
@@ -121,20 +124,24 @@ def _print_auto(rows, cv):
 def _print_head(head, cv, n_train, n_val=0):
     res = getattr(head, "cv_results_", {}) or {}
     param = res.get("param")
+    _print_scalings(head, res, n_train)
     if param and res.get("folds"):
         chosen = {"C": getattr(head, "C_", None), "k": getattr(head, "k_", None)}[param]
         what = f"{res['folds']}-fold CV" if res.get("holdout_rows") is None else f"held-out fold ({res['holdout_rows']} rows)"
-        where = f"on the train split ({n_train} rows)"
+        on = f", {head.scaling_} features" if getattr(head, "scaling_", None) else ""
+        where = f"on the train split ({n_train} rows{on})"
         if n_val:  # the file has a val split: it chose the value; the final head is fitted on train + val
-            what, where = "accuracy", "on the val split"
+            what, where = "accuracy", f"on the val split{on}"
         grid = Table(param, "accuracy (mean ± std)", title=f"{head.kind}: {what} {where}")
         for v, m, sd in zip(res[param], res["mean_accuracy"], res["std_accuracy"]):
             grid.add_row(f"{v:g}", f"{m:.4f} ± {sd:.4f}" + (" ◀ best" if v == chosen else ""))
         print_table(console, grid)
-        console.print(f"best {param} = {chosen:g}" + (f", chosen on the val split ({n_val} rows); the final head is "
-                                                      f"fitted on train + val ({n_train} rows)" if n_val else ""))
+        scaled = f" on {head.scaling_} features" if getattr(head, "scaling_", None) else ""
+        console.print(f"best {param} = {chosen:g}{scaled}" + (f", chosen on the val split ({n_val} rows); the final head is "
+                                                               f"fitted on train + val ({n_train} rows)" if n_val else ""))
     elif param:
-        console.print(f"{param} = {getattr(head, param + '_'):g} (given, no cross-validation)")
+        scaled = f" on {head.scaling_} features" if getattr(head, "scaling_", None) else ""
+        console.print(f"{param} = {getattr(head, param + '_'):g}{scaled} (given, no cross-validation)")
     if getattr(head, "n_not_converged_", 0):
         console.print(f"[yellow]warning:[/] L-BFGS reached max_iter in {head.n_not_converged_} of {head.n_fits_} fits; "
                       "results at those C values may be slightly off (raise max_iter)")
@@ -155,3 +162,22 @@ def _print_head(head, cv, n_train, n_val=0):
         stop = "early stopping" if head.stopped_early_ else "the epoch limit"
         console.print(f"{head.n_epochs_} epochs (stopped by {stop}); weights of epoch {head.best_epoch_} kept; "
                       f"curves are stored in the model file (training.history)")
+
+
+def _print_scalings(head, res, n_train):
+    """The feature scalings tried (each at its best C), when the head chose one by cross-validation."""
+    rows = res.get("scalings")
+    if not rows:
+        return
+    tie = next((k for k in rows[0] if k.startswith("mean_") and k != "mean_accuracy"), None)
+    table = Table("scaling", "best C", "accuracy (mean ± std)", (tie or "").removeprefix("mean_").replace("_", " "),
+                  title=f"{head.kind}: feature scalings, " + _scaling_folds(res) + f" on the train split ({n_train} rows)")
+    for row in rows:
+        table.add_row(row["scaling"] + (" ◀ chosen" if row["scaling"] == head.scaling_ else ""), f"{row['C']:g}",
+                      f"{row['mean_accuracy']:.4f} ± {row['std_accuracy']:.4f}", f"{row[tie]:.4f}" if tie else "")
+    print_table(console, table)
+
+
+def _scaling_folds(res) -> str:
+    used, total = res.get("scaling_folds", res["folds"]), res["folds"]
+    return f"{total}-fold CV" if used == total else f"fold 1 of {total} (large problem; the chosen one then ran on all folds)"

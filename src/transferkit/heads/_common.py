@@ -17,7 +17,8 @@ def check_xy(X, y) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y)
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
         raise ValueError(f"X must be 2-D with one row per label, got X {X.shape} and y {y.shape}")
-    if not np.isfinite(X).all():
+    step = max(1, 16_000_000 // max(X.shape[1], 1)) if X.ndim == 2 else len(X)  # no full-size temporary
+    if not all(np.isfinite(X[i : i + step]).all() for i in range(0, len(X), step)):
         raise TransferkitError("the features contain NaN or infinite values")
     return X, y
 
@@ -163,6 +164,19 @@ def pick_best(mean_acc: np.ndarray, tie_loss: np.ndarray) -> int:
     """Highest mean accuracy; ties (common on easy data) go to the lowest tie-break loss."""
     mean_acc = np.asarray(mean_acc)
     tied = np.flatnonzero(mean_acc >= mean_acc.max() - 1e-12)
+    return int(tied[np.argmin(np.asarray(tie_loss)[tied])])
+
+
+def pick_within_noise(mean_acc, tie_loss, n_val: int) -> int:
+    """The lowest tie-break loss among the candidates whose mean accuracy is within one standard error
+    (``sqrt(a (1 - a) / n_val)`` at the best accuracy a, over ``n_val`` held-out rows) of the best; on
+    equal losses, the first. Accuracy differences inside that band are noise, and the loss tells
+    apart what accuracy cannot: a C so small that every score is nearly uniform can still rank the
+    classes right, but its probabilities are useless."""
+    mean_acc = np.asarray(mean_acc, np.float64)
+    a = float(mean_acc.max())
+    band = np.sqrt(max(a * (1.0 - a), 0.0) / max(n_val, 1))
+    tied = np.flatnonzero(mean_acc >= a - band - 1e-12)
     return int(tied[np.argmin(np.asarray(tie_loss)[tied])])
 
 

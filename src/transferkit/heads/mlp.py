@@ -18,9 +18,8 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ._common import (check_folds, check_xy, holdout, json_params, n_folds, sample_weights, softmax, stratified_folds)
-from .linear import torch_threads
 from .streaming import ArraySource
-from .torch_modules import MLPNet, Softmax
+from .torch_modules import MLPNet, Softmax, torch_threads
 
 
 def _hidden(hidden) -> tuple[int, ...]:
@@ -96,7 +95,7 @@ class MLPHead(ClassifierMixin, BaseEstimator):
         return self._fit_source(source)
 
     def _fit_source(self, source):
-        from .sgd import standardise_stream
+        from .sgd import scaling_stream
 
         start = time.perf_counter()
         y = source.labels
@@ -110,7 +109,7 @@ class MLPHead(ClassifierMixin, BaseEstimator):
             fit_pos, val_pos = holdout(y_enc, self.validation_fraction, self.random_state)
         else:
             fit_pos, val_pos = np.arange(len(y)), np.zeros(0, np.int64)
-        mean, scale = standardise_stream(source)
+        mean, scale = scaling_stream(source, "standardise")
         weights = torch.as_tensor(sample_weights(y_enc, K, self.class_weight), dtype=torch.float32)
         rng = np.random.default_rng(self.random_state)
         # Small layers: one thread is faster than several waking up for every tiny matrix product.

@@ -21,19 +21,52 @@ import math
 import numpy as np
 import torch
 
+from . import scaling as scalings
 from ._common import RunningStats, check_folds, pick_best, sample_weights, stratified_folds
-from .solver import n_outputs, pointwise_loss, _targets
+from .solver import n_outputs
 
 
-def standardise_stream(source) -> tuple[np.ndarray, np.ndarray]:
-    stats = RunningStats()
+def _targets(loss: str, y_enc: torch.Tensor, n_classes: int) -> torch.Tensor:
+    if loss == "multinomial":
+        return y_enc
+    if loss == "binomial":
+        return (y_enc == 1).to(torch.float64).unsqueeze(1)
+    k = n_outputs(loss, n_classes)
+    if k == 1:
+        return torch.where(y_enc == 1, 1.0, -1.0).to(torch.float64).unsqueeze(1)
+    t = -torch.ones(len(y_enc), k, dtype=torch.float64)
+    t[torch.arange(len(y_enc)), y_enc] = 1.0
+    return t
+
+
+def pointwise_loss(loss: str, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Per-row loss of decision values ``z`` (N, K) against targets from :func:`_targets` (the losses of
+    :mod:`.solver`, in torch for minibatch autograd)."""
+    if loss == "multinomial":
+        return torch.nn.functional.cross_entropy(z, t, reduction="none")
+    if loss == "binomial":
+        return torch.nn.functional.binary_cross_entropy_with_logits(z, t.to(z.dtype), reduction="none").sum(1)
+    return torch.clamp(1.0 - t.to(z.dtype) * z, min=0.0).pow(2).sum(1)
+
+
+def scaling_stream(source, name: str = "standardise") -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) of a scaling (:mod:`.scaling`) from one streamed pass (none needed for row norms)."""
+    D = source.n_features
+    if name in ("l2", "sqrt-l2"):
+        return scalings.fit(name, np.zeros((1, D), np.float32))
+    stats, sq, n = RunningStats(), 0.0, 0
     for X, _, _ in source.chunks():
-        stats.update(X)
-    return stats.result()
+        if name == "standardise":
+            stats.update(X)
+        sq += float(np.einsum("ij,ij->", X, X, dtype=np.float64))
+        n += len(X)
+    if name == "standardise":
+        return stats.result()
+    return np.zeros(D, np.float32), np.full(D, np.sqrt(max(sq / max(n, 1), 1e-30) / D), np.float32)
 
 
 def train_linear_sgd(source, positions, y_enc, n_classes, Cs, loss, mean, scale, class_weight, *,
-                     max_epochs=20, batch_size=256, lr=0.01, seed=0):
+                     max_epochs=20, batch_size=256, lr=0.01, seed=0, scaling="standardise"):
     """Train one linear model per C on ``positions``; returns W (m, D, k), b (m, k) and the objective per epoch."""
     gen = torch.Generator().manual_seed(int(seed))
     rng = np.random.default_rng(seed)
@@ -50,12 +83,11 @@ def train_linear_sgd(source, positions, y_enc, n_classes, Cs, loss, mean, scale,
     steps_per_epoch = sum(math.ceil(len(c[2]) / batch_size) for c in _chunk_sizes(source, positions))
     total = max(1, steps_per_epoch * max_epochs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total) / total)))
-    mean_t, scale_t = torch.from_numpy(mean), torch.from_numpy(scale)
     history = []
     for _ in range(max_epochs):
         total_obj, seen = torch.zeros(m, dtype=torch.float64), 0
         for X, _, pos in source.chunks(positions, rng):
-            Xs = (torch.from_numpy(X) - mean_t) / scale_t
+            Xs = torch.from_numpy(scalings.apply(scaling, X, mean, scale))
             yb_all = torch.from_numpy(y_enc[pos])
             sw_all = torch.from_numpy(w_all[pos] / mean_w).float()
             order = torch.randperm(len(pos), generator=gen)
@@ -84,25 +116,24 @@ def _chunk_sizes(source, positions):
         yield None, None, range(min(per_chunk, n - start))
 
 
-def decisions(source, positions, W, b, mean, scale) -> np.ndarray:
+def decisions(source, positions, W, b, mean, scale, scaling="standardise") -> np.ndarray:
     """Decision values (len(positions), m, k) of every model, streamed in order."""
-    mean_t, scale_t = torch.from_numpy(mean), torch.from_numpy(scale)
     m, D, k = W.shape
     out = []
     with torch.no_grad():
         for X, _, _ in source.chunks(positions):
-            Xs = (torch.from_numpy(X) - mean_t) / scale_t
+            Xs = torch.from_numpy(scalings.apply(scaling, X, mean, scale))
             out.append(((Xs @ W.permute(1, 0, 2).reshape(D, m * k)).reshape(len(X), m, k) + b).numpy())
     return np.concatenate(out) if out else np.zeros((0, m, k), np.float32)
 
 
-def lbfgs_stream(source, y_enc, n_classes, C, loss, mean, scale, class_weight, W0, b0, *, max_iter=30, tol=1e-4):
+def lbfgs_stream(source, y_enc, n_classes, C, loss, mean, scale, class_weight, W0, b0, *, max_iter=30, tol=1e-4,
+                 scaling="standardise"):
     """Polish (W, b) with full-batch L-BFGS whose every objective evaluation is one streamed pass.
 
     Same objective and stopping rule as the in-memory :func:`~transferkit.heads.solver.lbfgs_fit`;
     starting next to the optimum (from minibatch Adam) it needs a few passes, not hundreds.
     """
-    mean_t, scale_t = torch.from_numpy(mean), torch.from_numpy(scale)
     w_all = sample_weights(y_enc, n_classes, class_weight)
     S = float(w_all.sum())
     reg = 1.0 / (2.0 * C * S)
@@ -119,7 +150,7 @@ def lbfgs_stream(source, y_enc, n_classes, C, loss, mean, scale, class_weight, W
             # in quarter-chunk slices: the float64 copy and what autograd keeps stay small
             step = max(1, -(-len(pos) // 4))
             for s in range(0, len(pos), step):
-                Xs = ((torch.from_numpy(X[s : s + step]) - mean_t) / scale_t).double()
+                Xs = torch.from_numpy(scalings.apply(scaling, X[s : s + step], mean, scale)).double()
                 p = pos[s : s + step]
                 t = _targets(loss, torch.from_numpy(y_enc[p]), n_classes)
                 part = (pointwise_loss(loss, Xs @ W + b, t) * torch.from_numpy(w_all[p])).sum() / S
@@ -144,12 +175,15 @@ def fit_linear_stream(head, source) -> None:
     head.classes_ = np.unique(y)
     y_enc = np.searchsorted(head.classes_, y)
     K = len(head.classes_)
-    Cs = sorted(float(c) for c in head.Cs)
+    Cs, _ = head._grid()  # out of core the grid is used as it is (each pass over the file costs)
     loss = head.loss
     select = len(Cs) > 1 or head.needs_oof
     check_folds(y, head.cv if select else 1)
-    head.mean_, head.scale_ = standardise_stream(source)
-    opts = dict(max_epochs=head.max_epochs, batch_size=head.batch_size, seed=head.random_state)
+    # Out of core the scaling is not cross-validated ("auto" is standardised), so the file is read once per epoch.
+    head.scaling_ = scalings.DEFAULT_SCALING if head.scaling == "auto" else head.scaling
+    head.mean_, head.scale_ = scaling_stream(source, head.scaling_)
+    opts = dict(max_epochs=head.max_epochs, batch_size=head.batch_size, seed=head.random_state,
+                scaling=head.scaling_)
     record = {"solver": "minibatch Adam (out of core)", "chunk_rows": int(source.chunk_rows),
               "epochs": int(head.max_epochs)}
     best, val_dec, val_pos = 0, None, None
@@ -157,7 +191,7 @@ def fit_linear_stream(head, source) -> None:
         fit_pos, val_pos = stratified_folds(y_enc, head.cv, head.random_state)[0]
         W, b, hist = train_linear_sgd(source, fit_pos, y_enc, K, Cs, loss, head.mean_, head.scale_,
                                       head.class_weight, **opts)
-        dec = decisions(source, val_pos, W, b, head.mean_, head.scale_)
+        dec = decisions(source, val_pos, W, b, head.mean_, head.scale_, head.scaling_)
         scores = [head._score(dec[:, j], y_enc[val_pos]) for j in range(len(Cs))]
         acc = np.array([s[0] for s in scores])
         tie = np.array([s[1] for s in scores])
@@ -180,7 +214,8 @@ def fit_linear_stream(head, source) -> None:
     polished = None
     if head.polish_iter:
         Wp, bp, polished = lbfgs_stream(source, y_enc, K, head.C_, loss, head.mean_, head.scale_, head.class_weight,
-                                        W[0], b[0], max_iter=head.polish_iter, tol=head.tol)
+                                        W[0], b[0], max_iter=head.polish_iter, tol=head.tol,
+                                        scaling=head.scaling_)
         record["polish"] = polished
         W, b = Wp.unsqueeze(0), bp.unsqueeze(0)
     head.sgd_ = record

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import softmax
-from .linear import DEFAULT_CS, LinearHead
+from .linear import LinearHead
 
 
 class LinearSVMHead(LinearHead):
@@ -29,11 +29,11 @@ class LinearSVMHead(LinearHead):
     tie_name = "mean_hinge_loss"
     _extra_arrays = ("platt",)
 
-    def __init__(self, Cs=DEFAULT_CS, cv=3, class_weight=None, max_iter=1000, tol=1e-4, random_state=42,
-                 n_jobs=None, max_epochs=20, batch_size=256, polish_iter=30):
+    def __init__(self, Cs="auto", cv=3, class_weight=None, max_iter=1000, tol=1e-4, random_state=42,
+                 n_jobs=None, max_epochs=20, batch_size=256, polish_iter=30, scaling="standardise"):
         super().__init__(Cs=Cs, cv=cv, class_weight=class_weight, max_iter=max_iter, tol=tol,
                          random_state=random_state, n_jobs=n_jobs, max_epochs=max_epochs, batch_size=batch_size,
-                         polish_iter=polish_iter)
+                         polish_iter=polish_iter, scaling=scaling)
 
     def _score(self, dec, y_enc):
         if dec.shape[1] == 1:
@@ -60,7 +60,7 @@ class LinearSVMHead(LinearHead):
     def to_torch(self):
         from .torch_modules import CalibratedLinear
 
-        return CalibratedLinear(self.mean_, self.scale_, self.coef_, self.intercept_, self.platt_)
+        return CalibratedLinear(self.mean_, self.scale_, self.coef_, self.intercept_, self.platt_, self.scaling_)
 
 
 def fit_platt(dec: np.ndarray, y_enc: np.ndarray) -> np.ndarray:
@@ -70,28 +70,26 @@ def fit_platt(dec: np.ndarray, y_enc: np.ndarray) -> np.ndarray:
     fitted by cross-entropy on all k columns at once ("vector scaling"); per-class sigmoids that are
     normalised afterwards come out under-confident when several classes compete.
     """
-    import torch
+    from scipy.optimize import minimize
 
-    from .solver import lbfgs_fit
+    from .solver import lbfgs_fit, loss_and_grad
 
+    dec = np.asarray(dec, np.float64)
     if dec.shape[1] == 1:
-        F = torch.as_tensor(dec, dtype=torch.float64)
-        W, b, _ = lbfgs_fit(F, y_enc, 2, C=1e4, loss="binomial", max_iter=200, tol=1e-8)
+        W, b, _ = lbfgs_fit(dec, y_enc, 2, C=1e4, loss="binomial", max_iter=200, tol=1e-8)
         return np.array([[float(W[0, 0]), float(b[0])]], np.float32)
-    z = torch.as_tensor(dec, dtype=torch.float64)
-    y = torch.as_tensor(np.asarray(y_enc, np.int64))
-    a = torch.ones(dec.shape[1], dtype=torch.float64, requires_grad=True)
-    c = torch.zeros(dec.shape[1], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([a, c], lr=1, max_iter=200, tolerance_grad=1e-8, line_search_fn="strong_wolfe")
+    k = dec.shape[1]
+    s = np.full(len(y_enc), 1.0 / len(y_enc))
+    y_enc = np.asarray(y_enc, np.int64)
 
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(z * a + c, y) + 1e-4 * (c * c).sum()
-        loss.backward()
-        return loss
+    def fun(x):
+        a, c = x[:k], x[k:]
+        value, G = loss_and_grad("multinomial", dec * a + c, y_enc, s)
+        return value + 1e-4 * float(c @ c), np.concatenate([(G * dec).sum(0), G.sum(0) + 2e-4 * c])
 
-    opt.step(closure)
-    return np.column_stack([a.detach().numpy(), c.detach().numpy()]).astype(np.float32)
+    x = minimize(fun, np.concatenate([np.ones(k), np.zeros(k)]), jac=True, method="L-BFGS-B",
+                 options={"maxiter": 200, "gtol": 1e-8}).x
+    return np.column_stack([x[:k], x[k:]]).astype(np.float32)
 
 
 def calibrated_proba(dec: np.ndarray, platt: np.ndarray) -> np.ndarray:

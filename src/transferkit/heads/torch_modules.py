@@ -2,37 +2,60 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
 
-class LinearSoftmax(torch.nn.Module):
-    """softmax(((x - mean) / scale) @ coef.T + intercept): a standardised linear head."""
+@contextlib.contextmanager
+def torch_threads(n: int):
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
-    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray):
+
+def scale_rows(x: torch.Tensor, scaling: str) -> torch.Tensor:
+    """The row-wise part of a head's feature scaling (see :mod:`transferkit.heads.scaling`)."""
+    if scaling == "sqrt-l2":
+        x = torch.sign(x) * torch.sqrt(torch.abs(x))
+    if scaling in ("l2", "sqrt-l2"):
+        x = x / torch.clamp(torch.sqrt((x * x).sum(dim=-1, keepdim=True)), min=1e-12)
+    return x
+
+
+class LinearSoftmax(torch.nn.Module):
+    """softmax(((rows(x) - mean) / scale) @ coef.T + intercept): a linear head on scaled features."""
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
+                 scaling: str = "standardise"):
         super().__init__()
+        self.scaling = scaling
         self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float32)))
         self.register_buffer("scale", torch.as_tensor(np.asarray(scale, np.float32)))
         self.register_buffer("coef", torch.as_tensor(np.asarray(coef, np.float32)))
         self.register_buffer("intercept", torch.as_tensor(np.asarray(intercept, np.float32)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = ((x - self.mean) / self.scale) @ self.coef.T + self.intercept
+        z = ((scale_rows(x, self.scaling) - self.mean) / self.scale) @ self.coef.T + self.intercept
         return torch.softmax(z, dim=-1)
 
 
 class CalibratedLinear(torch.nn.Module):
     """A standardised linear SVM with its calibration map: sigmoid (two classes) or softmax(a * z + b)."""
 
-    def __init__(self, mean, scale, coef, intercept, platt):
+    def __init__(self, mean, scale, coef, intercept, platt, scaling="standardise"):
         super().__init__()
-        self.linear = LinearSoftmax(mean, scale, coef, intercept)
+        self.linear = LinearSoftmax(mean, scale, coef, intercept, scaling)
         self.register_buffer("slope", torch.as_tensor(np.asarray(platt[:, 0], np.float32)))
         self.register_buffer("offset", torch.as_tensor(np.asarray(platt[:, 1], np.float32)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lin = self.linear
-        z = ((x - lin.mean) / lin.scale) @ lin.coef.T + lin.intercept
+        z = ((scale_rows(x, lin.scaling) - lin.mean) / lin.scale) @ lin.coef.T + lin.intercept
         z = z * self.slope + self.offset
         if z.shape[-1] == 1:
             p = torch.sigmoid(z)
@@ -89,7 +112,7 @@ class CosineKNN(torch.nn.Module):
         self.k = int(k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x / torch.clamp(torch.linalg.vector_norm(x, dim=-1, keepdim=True), min=1e-12)
+        x = x / torch.clamp(torch.sqrt((x * x).sum(dim=-1, keepdim=True)), min=1e-12)
         sims = x @ self.train_unit.T
         idx = torch.topk(sims, self.k, dim=-1).indices
         v = self.votes[idx].sum(dim=1)
