@@ -1,8 +1,9 @@
 """Plant label noise and duplicates in a real photo folder, extract, audit, and measure what is found.
 
 Builds a copy of DATA (a folder per class) under OUT with symlinks: FLIP of the photos are linked
-into another (random) class folder, i.e. their label is flipped; DUPS other photos are linked a second
-time under a new name in their own class folder (a pure duplicate pair). Then `transferkit extract`, `transferkit audit --csv --json`, `train` and
+into another (random) class folder, i.e. their label is flipped; DUPS other photos are copied a second
+time under a new name in their own class folder (a pure duplicate pair; a copy, not a link, because
+discovery keeps one of two links to the same file). Then `transferkit extract`, `transferkit audit --csv --json`, `train` and
 `evaluate --json` run as a user would run them, and the script reports:
 
 - recall of the flipped photos among the top 10 % of the ranked label findings (10 % of all images:
@@ -19,6 +20,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -48,7 +50,7 @@ def build(data: Path, out: Path, flip: float, dups: int, seed: int):
     for n in rng.choice(rest, dups, replace=False):
         c, p = photos[n]
         copy = root / c / f"copy of {p.name}"
-        os.symlink(p.resolve(), copy)
+        shutil.copyfile(p, copy)  # a real copy: discovery keeps one of two links to the same file
         planted.append((f"{c}/{p.name}", f"{c}/copy of {p.name}"))
     return root, flipped, planted, len(photos) + dups
 
