@@ -210,7 +210,8 @@ def test_report_renders_in_headless_chromium(run, tmp_path, chromium):
     assert {c["path"]: (c["t"], c["p"]) for c in cards} == ds.errors
 
     images = page.evaluate(IMAGES_JS)
-    assert len(images) == 3 + 1  # three thumbnails and the C-search plot
+    # three thumbnails, their 3 x 3 nearest training images, the C-search, reliability and feature-map plots
+    assert len(images) == 3 + 9 + 3
     assert all(i["w"] > 0 and i["shown"] > 0 for i in images), images
     per_class = page.evaluate("document.querySelectorAll('#per-class-table tbody tr').length")
     skipped = page.evaluate("[...document.querySelectorAll('#skipped li')].map(li => li.textContent)")

@@ -12,6 +12,7 @@ graph never imports PyTorch or scikit-learn.
 from ._lazy import lazy_exports
 
 _EXPORTS = {
+    **dict.fromkeys(("AuditResult", "audit"), ".audit"),
     **dict.fromkeys(("CompareResult", "compare"), ".comparison"),
     **dict.fromkeys(("ExportResult", "export_onnx"), ".export"),
     **dict.fromkeys(("FeatureExportResult", "export_features"), ".store.export_features"),

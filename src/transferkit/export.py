@@ -90,7 +90,12 @@ def export_onnx(
         backbone = backbone_for(model.backbone, str(model.path or "model"))
     model.check_feature_dim(backbone.feature_dim)
     preprocess = model.preprocess_config()
-    net = torch.nn.Sequential(backbone.features, to_torch()).eval()  # images -> features -> probabilities
+    head_net = to_torch()
+    if model.calibration:  # `train --calibrate temperature`: the same softmax(log p / T) as predict
+        from .heads.torch_modules import TemperatureScaled
+
+        head_net = TemperatureScaled(head_net, model.calibration["temperature"])
+    net = torch.nn.Sequential(backbone.features, head_net).eval()  # images -> features -> probabilities
     h, w = preprocess.input_size
     probe = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 3, h, w)).astype(np.float32))
 
@@ -163,6 +168,7 @@ def describe_export(model: TrainedModel, preprocess: PreprocessConfig, opset: in
         "preprocess_steps": steps,
         "backbone": {k: v for k, v in model.backbone.items() if k != "preprocess"},
         "head": head,
+        **({"calibration": model.calibration} if model.calibration else {}),
         "source_model": str(model.path) if model.path else None,
         "transferkit_version": __version__,
     }

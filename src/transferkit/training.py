@@ -42,6 +42,7 @@ def train(
     head_params: dict | None = None,
     max_memory: str | int | None = None,
     overwrite: bool = False,
+    calibrate: str | None = None,
 ) -> TrainResult:
     """Fit a head (``logreg``, ``linear-svm``, ``mlp``, ``knn`` or ``auto``) on the train split; score it on the test split.
 
@@ -49,7 +50,9 @@ def train(
     docs/heads.md). With ``max_memory`` ("2GB"), a train split that does not fit is streamed from
     the file in chunks (logreg, linear-svm, mlp) instead of being loaded. ``layer``: which of the
     file's layers to train on: None (the ``features`` dataset), a name, or several names
-    (concatenated in that order). An existing ``output`` is refused unless ``overwrite``.
+    (concatenated in that order). ``calibrate="temperature"``: fit one temperature on out-of-fold
+    logits of the chosen head (see :mod:`transferkit.heads.calibration`); it is stored in the model
+    file and used by predict, evaluate and export. An existing ``output`` is refused unless ``overwrite``.
 
     A file whose dataset came split three ways (train/val/test) has val rows: then C / k are chosen
     on the val split instead of by CV on the train split (one predefined fold, as scikit-learn's
@@ -60,6 +63,8 @@ def train(
     from .heads.streaming import FileSource, fits_in_memory
     from .store.budget import parse_size
 
+    if calibrate not in (None, "temperature"):
+        raise TransferkitError(f"calibrate must be 'temperature' (got {calibrate!r})")
     if output is not None and Path(output).exists() and not overwrite:
         raise TransferkitError(f"{output}: already exists; pass --overwrite (overwrite=True) to replace it, or choose another -o")
     start = time.perf_counter()
@@ -80,6 +85,9 @@ def train(
         dim = ff.feature_dim if layer is None else sum(int(c["dim"]) for c in ff.select_layers(layer))
         out_of_core = not fits_in_memory(n_train + n_val, dim, budget)
         if out_of_core:
+            if calibrate:
+                raise TransferkitError(f"{features}: --calibrate needs the train split in memory "
+                                       f"(raise --max-memory above {n_train * dim * 4 / 1e9:.2f} GB)")
             if head not in OUT_OF_CORE_HEADS:
                 raise TransferkitError(
                     f"{features}: the train split ({n_train} x {dim} float32, {n_train * dim * 4 / 1e9:.2f} GB) does not "
@@ -125,6 +133,13 @@ def train(
     if hasattr(estimator, "history_"):
         record["history"] = estimator.history_
     model = TrainedModel(head=estimator, class_names=class_names, backbone=spec, training=record)
+    if calibrate:
+        from .heads.calibration import calibrate_temperature
+
+        model.calibration = calibrate_temperature(estimator, X, y, len(class_names), cv=cv, random_state=seed)
+        if proba is not None:
+            proba = model.predict_proba(X_test)
+        record["seconds_calibration"] = round(time.perf_counter() - start - seconds, 3)
     if output is not None:
         model.save(output)
     if len(y_test):
@@ -220,3 +235,5 @@ def _check_same_backbone(model: TrainedModel, ff: FeatureFile, layer=None) -> No
             )
 
 
+# Public for the other verbs that read a model with a feature file (audit).
+check_same_backbone = _check_same_backbone

@@ -10,6 +10,7 @@ from . import train  # noqa: F401
 from . import finetune  # noqa: F401
 from . import evaluate  # noqa: F401
 from . import predict  # noqa: F401
+from . import audit  # noqa: F401
 from . import compare  # noqa: F401
 from . import export  # noqa: F401
 from . import export_features  # noqa: F401

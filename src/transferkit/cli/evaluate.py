@@ -44,7 +44,8 @@ def _evaluate_and_print(model, features, split, html, images_root):
     else:
         m = api.evaluate(model, features, split=split)
     console.print(f"[bold]{split} split[/]: {m['n_test']} images, accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
-                  + "".join(f", top-{k} {m[f'top{k}_accuracy']:.4f}" for k in (3, 5) if f"top{k}_accuracy" in m))
+                  + "".join(f", top-{k} {m[f'top{k}_accuracy']:.4f}" for k in (3, 5) if f"top{k}_accuracy" in m)
+                  + (f", ECE {m['ece']:.4f}" if "ece" in m else ""))
     if m.get("split_from"):  # feature files say where their split came from
         console.print(Text(f"split from {m['split_from']}"))
     chosen = m.get("model", {})

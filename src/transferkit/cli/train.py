@@ -33,11 +33,14 @@ def train(
     layer: Optional[List[str]] = typer.Option(None, "--layer", show_default="the file's first layer", help="Layer of the feature file to train on; repeat to concatenate several."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the head, its cross-validation results and the test metrics as JSON to this file ('-': standard output; messages then go to standard error)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    calibrate: Optional[str] = typer.Option(None, "--calibrate", help="'temperature': fit one temperature on out-of-fold logits so that confidences match accuracy (stored in the model; predict and export use it)."),
 ):
     """Fit a classifier head (hyper-parameters by cross-validation) and report it on the test split."""
     from .. import api
     from ..heads import HEADS
 
+    if calibrate not in (None, "temperature"):
+        raise TransferkitError(f"--calibrate must be 'temperature' (got {calibrate!r})")
     if class_weight not in (None, "balanced"):
         raise TransferkitError(f"--class-weight must be 'balanced' (got {class_weight!r})")
     if head not in (*HEADS, "auto"):
@@ -62,7 +65,7 @@ def train(
             if value and head not in heads:
                 raise TransferkitError(f"{flag} applies to --head {' / '.join(heads)}, not {head}")
     with messages_to_stderr(json_out):
-        r = _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer, overwrite)
+        r = _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer, overwrite, calibrate)
     if json_out is not None:
         write_json(json_out, {"model": str(r.path), **r.model.describe(), "training": r.model.training,
                               "seconds": r.seconds, "test": r.metrics})
@@ -70,13 +73,14 @@ def train(
             console.print(Text(f"wrote {json_out}"))
 
 
-def _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer, overwrite=False):
+def _train_and_print(features, output, head, cv, C, class_weight, seed, params, max_memory, layer, overwrite=False, calibrate=None):
     from .. import api
 
     label = {"auto": "trying every head"}.get(head, f"training {head}")
     with console.status(f"{label} ({cv}-fold cross-validation)…"):
         r = api.train(features, output, cv=cv, Cs=C or None, class_weight=class_weight, seed=seed, head=head,
-                      head_params=params, max_memory=max_memory, layer=layer or None, overwrite=overwrite)
+                      head_params=params, max_memory=max_memory, layer=layer or None, overwrite=overwrite,
+                      calibrate=calibrate)
     rec = r.model.training
     if rec.get("auto"):
         _print_auto(rec["auto"], cv)
@@ -86,6 +90,11 @@ def _train_and_print(features, output, head, cv, C, class_weight, seed, params, 
                       f"streamed from the file ({getattr(fitted, 'sgd_', {}).get('chunk_rows', '?')} rows per chunk)")
     _print_head(fitted, cv, rec["n_train"], rec.get("n_val", 0) if rec.get("chosen_on_val") else 0)
     console.print(f"trained in {r.seconds:.1f} s")
+    if r.model.calibration:
+        cal = r.model.calibration
+        console.print(f"temperature T = {cal['temperature']:.3f} (fitted on {cal['folds']}-fold out-of-fold logits; "
+                      f"out-of-fold ECE {cal['oof_ece'][0]:.4f} -> {cal['oof_ece'][1]:.4f}, "
+                      f"log-loss {cal['oof_log_loss'][0]:.4f} -> {cal['oof_log_loss'][1]:.4f})")
     _print_layers(features, r.model.backbone)
     console.print(f"\n[bold]test split ({r.metrics.get('n_test', 0)} images)[/]")
     console.print(Text(r.report))

@@ -79,6 +79,7 @@ def evaluate_images(model, data: str | os.PathLike, split: str = "test", *, html
 
 def write_images_report(path, model, dataset, rel_paths, y, proba, metrics, *, split, split_counts, skipped) -> Path:
     """The HTML report (see :mod:`.report`) of a model scored on images rather than a feature file."""
+    from .calibration import reliability_bins
     from .report import (ReportData, _cv_results, _hyperparameter_rows, fill_thumbnails, find_history,
                          misclassified, normalise_history, render_html)
 
@@ -97,7 +98,7 @@ def write_images_report(path, model, dataset, rel_paths, y, proba, metrics, *, s
         metrics=metrics, split=split, split_counts=split_counts, errors=errors,
         skipped=[(str(p), str(r)) for p, r in skipped],
         history=normalise_history(find_history(model)), cv_results=_cv_results(model.head),
-        images_root=str(dataset.root))
+        images_root=str(dataset.root), reliability=reliability_bins(y, proba) if len(y) else None)
     data.summary = [
         ("dataset", f"{dataset.root} ({dataset.source}, {len(model.class_names)} classes)"),
         ("images", f"{split_counts['train'] + split_counts['test']} ({split_counts['train']} train, "

@@ -24,6 +24,10 @@ def classification_metrics(y_true, proba: np.ndarray, class_names: list[str], to
         "class_names": list(class_names),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
+    if len(y_true):  # expected calibration error of the top-1 confidences (see .calibration)
+        from .calibration import N_BINS, expected_calibration_error
+
+        out["ece"], out["ece_bins"] = expected_calibration_error(y_true, proba), N_BINS
     ranked = np.argsort(-proba, axis=1)
     for k in top_k:
         if k < len(class_names):

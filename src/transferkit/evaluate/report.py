@@ -52,6 +52,7 @@ class Misclassified:
     image: str = ""  # data URI: the thumbnail, or a placeholder
     image_found: bool = True
     image_problem: str = ""  # why the placeholder is shown
+    neighbours: list = field(default_factory=list)  # nearest training images (see .nearest_train)
 
 
 @dataclass
@@ -72,6 +73,8 @@ class ReportData:
     cv_where: str = "cross-validated on the train split"  # what chose the hyper-parameters
     images_root: str = ""
     notes: list[str] = field(default_factory=list)  # warnings shown under the summary
+    reliability: list[dict] | None = None  # confidence bins (see .calibration.reliability_bins)
+    feature_map: dict | None = None  # {"coords", "y", "wrong", "method"} of the split's features
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z"))
 
 
@@ -130,11 +133,13 @@ def collect(
         paths = [all_paths[i] for i in rows]
         split_arr = ff.split
         skipped = ff.skipped
+        layer = model.backbone.get("layer")
+        X, y = ff.load(split, layers=layer)
         if proba is None:
-            X, y = ff.load(split)
             proba = model.predict_proba(X) if len(y) else np.zeros((0, len(model.class_names)))
-        else:
-            y = ff.labels[rows]
+        train_rows = ff.rows("train")
+        train_paths, y_train = [all_paths[i] for i in train_rows], ff.labels[train_rows]
+        near = _nearest_training(ff, X, y, proba, layer, rows if split == "train" else None, train_rows)
     names = list(model.class_names)
     if len(proba) != len(y):
         raise ValueError(f"proba has {len(proba)} rows but the {split} split has {len(y)}")
@@ -147,6 +152,8 @@ def collect(
     root = Path(images_root) if images_root is not None else Path(recorded_root)
     errors = misclassified(paths, y, proba, names)
     missing = fill_thumbnails(errors, root, size=thumbnail_size, workers=workers)
+    extras = _insights(errors, paths, X, y, proba, near, y_train, train_paths, names)
+    fill_thumbnails(extras.pop("neighbours"), root, size=thumbnail_size // 2, workers=workers)
 
     notes = []
     if missing:
@@ -165,12 +172,44 @@ def collect(
         cv_results=_cv_results(head),
         images_root=str(root),
         notes=notes,
+        **extras,
     )
     if (model.training or {}).get("chosen_on_val"):
         data.cv_where = f"chosen on the val split, {model.training.get('n_val', '?')} rows"
     data.summary = _summary_rows(model, features, attrs, data)
+    if getattr(model, "calibration", None):
+        data.summary.append(("calibration", f"temperature scaling, T = {model.calibration['temperature']:.3f}"))
     data.hyperparameters, data.solver_settings = _hyperparameter_rows(model)
     return data
+
+
+def _nearest_training(ff, X, y, proba, layer, split_rows, train_rows):
+    """Nearest training images of the misclassified rows: (their row numbers, index, similarity)."""
+    from .nearest_train import nearest_training
+
+    ok = len(y) and len(proba) == len(y)  # a mismatch is reported by collect()
+    wrong = np.flatnonzero(np.argmax(proba, axis=1) != y) if ok else np.zeros(0, np.int64)
+    exclude = None
+    if split_rows is not None:  # the train split is evaluated: an image is not its own neighbour
+        exclude = np.searchsorted(train_rows, split_rows[wrong])
+    return (wrong, *nearest_training(ff, X[wrong], layer, exclude))
+
+
+def _insights(errors, paths, X, y, proba, near, y_train, train_paths, names) -> dict:
+    """Nearest training images of each error, the reliability bins and the 2-D map of the split."""
+    from .calibration import reliability_bins
+    from .feature_map import embed_2d
+    from .nearest_train import attach
+
+    wrong, index, similarity = near
+    at = {paths[i]: n for n, i in enumerate(wrong)}
+    neighbours = attach(errors, at, index, similarity, train_paths, y_train, names)
+    out = {"neighbours": neighbours, "reliability": reliability_bins(y, proba) if len(y) else None}
+    if len(y) >= 3:
+        coords, method = embed_2d(X)
+        out["feature_map"] = {"coords": coords, "y": np.asarray(y), "wrong": np.argmax(proba, axis=1) != y,
+                              "method": method}
+    return out
 
 
 def misclassified(paths: list[str], y: np.ndarray, proba: np.ndarray, names: list[str]) -> list[Misclassified]:
@@ -543,6 +582,22 @@ def render_html(data: ReportData) -> str:
         confusions=confusions[:TOP_CONFUSIONS],
         history_img=history_png(data.history) if data.history else None,
         cv_img=cv_png(data.cv_results) if data.cv_results else None,
+        reliability_img=_reliability_img(data, m), map_img=_map_img(data, names),
         cv_where=data.cv_where,
         metrics_json=metrics_json, metrics_text=json.dumps(plain, ensure_ascii=False, indent=1), version=__version__,
     )
+
+
+def _reliability_img(data: ReportData, m: dict) -> str | None:
+    from .calibration import ece_from_bins, reliability_png
+
+    if not data.reliability:
+        return None
+    return reliability_png(data.reliability, m.get("ece", ece_from_bins(data.reliability)))
+
+
+def _map_img(data: ReportData, names: list[str]) -> str | None:
+    from .feature_map import feature_map_png
+
+    fm = data.feature_map
+    return feature_map_png(fm["coords"], fm["y"], fm["wrong"], names, fm["method"]) if fm else None

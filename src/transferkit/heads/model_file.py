@@ -30,6 +30,8 @@ class TrainedModel:
     backbone: dict  # Backbone.spec() of the backbone that made the features
     training: dict = field(default_factory=dict)
     path: Path | None = None
+    # {"method": "temperature", "temperature": T, ...} from `train --calibrate temperature`, or None
+    calibration: dict | None = None
     # fine-tuned backbone weights (state-dict name -> array), saved as "backbone.<name>" tensors;
     # None for a head trained on frozen features (see transferkit.finetuning)
     backbone_state: dict | None = None
@@ -38,7 +40,12 @@ class TrainedModel:
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         if np.ndim(features) == 2:
             self.check_feature_dim(features.shape[1])
-        return self.head.predict_proba(features)
+        proba = self.head.predict_proba(features)
+        if self.calibration:
+            from .calibration import apply_temperature
+
+            proba = apply_temperature(proba, float(self.calibration["temperature"]))
+        return proba
 
     def preprocess_config(self):
         """The preprocessing the backbone's features were made with, replayed on new images."""
@@ -69,6 +76,7 @@ class TrainedModel:
                 "class_names": self.class_names,
                 "backbone": self.backbone,
                 "training": self.training,
+                **({"calibration": self.calibration} if self.calibration else {}),
             }),
         }
         path = Path(path)
@@ -88,7 +96,10 @@ class TrainedModel:
         return predict(self, inputs, **kwargs)
 
     def describe(self) -> dict:
-        return {"backbone": self.backbone, "classes": self.class_names, **self.head.describe()}
+        out = {"backbone": self.backbone, "classes": self.class_names, **self.head.describe()}
+        if self.calibration:
+            out["calibration"] = self.calibration
+        return out
 
 
 def load_model(path: str | Path) -> TrainedModel:
@@ -123,6 +134,11 @@ def load_model(path: str | Path) -> TrainedModel:
         raise model_schema.invalid(path, f"its {kind} head cannot be built ({first_line(exc, 100)})") from None
     n_features = model_schema.head_input_dim(kind, arrays, record["head"])
     model_schema.check_probe(head, n_features, n_classes, path)
+    calibration = record.get("calibration")
+    if calibration is not None and not (isinstance(calibration, dict) and calibration.get("method") == "temperature"
+                                        and isinstance(calibration.get("temperature"), (int, float))
+                                        and calibration["temperature"] > 0):
+        raise TransferkitError(f"{path}: its calibration record is not understood by this transferkit version")
     return TrainedModel(head=head, class_names=record["class_names"], backbone=record["backbone"],
                         training=record.get("training", {}), path=path, backbone_state=backbone_state or None,
-                        n_features=n_features)
+                        n_features=n_features, calibration=calibration)

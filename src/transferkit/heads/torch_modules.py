@@ -117,3 +117,17 @@ class CosineKNN(torch.nn.Module):
         idx = torch.topk(sims, self.k, dim=-1).indices
         v = self.votes[idx].sum(dim=1)
         return v / v.sum(dim=-1, keepdim=True)
+
+
+class TemperatureScaled(torch.nn.Module):
+    """softmax(log p / T) of a module that returns probabilities p: temperature scaling for export."""
+
+    def __init__(self, net: torch.nn.Module, temperature: float):
+        super().__init__()
+        self.net = net
+        self.register_buffer("inv_temperature", torch.tensor(1.0 / float(temperature), dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.net(x)
+        logp = torch.log(torch.clamp(p, min=torch.finfo(p.dtype).tiny))
+        return torch.softmax(logp * self.inv_temperature, dim=-1)
