@@ -51,7 +51,7 @@ class TrainedModel:
         """The preprocessing the backbone's features were made with, replayed on new images."""
         from ..backbones.preprocess import PreprocessConfig
 
-        if not isinstance(self.backbone.get("preprocess"), dict) or not self.backbone["preprocess"]:
+        if not isinstance(self.backbone.get("preprocess"), dict) or "input_size" not in self.backbone["preprocess"]:
             raise TransferkitError(f"{self.path or 'model'}: records no image preprocessing, so it cannot label "
                                    "images (was it trained on features from another source?)")
         return PreprocessConfig.from_dict(self.backbone["preprocess"])

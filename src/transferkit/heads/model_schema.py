@@ -77,8 +77,11 @@ def check_backbone(spec: dict, path) -> None:
     for key in ("weights", "weights_sha256"):
         if spec.get(key) is not None and not isinstance(spec[key], str):
             raise invalid(path, f"backbone.{key} must be a string")
-    if spec.get("preprocess") in (None, {}):  # a model built in Python on features of its own: it
-        return  # cannot label images (TrainedModel.preprocess_config says so), but loads
+    if spec.get("preprocess") in (None, {}) or (isinstance(spec["preprocess"], dict)
+                                                 and "input_size" not in spec["preprocess"]):
+        # a model trained on features made elsewhere (no image preprocessing recorded): it cannot
+        # label images (TrainedModel.preprocess_config says so), but loads
+        return
     pp = spec["preprocess"]
     _expect(pp, dict, "backbone.preprocess", path)
     size = pp.get("input_size")

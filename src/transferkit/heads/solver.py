@@ -134,9 +134,16 @@ def lbfgs_fit(
         grad[d * k :] = sum(p[2] for p in parts)
         return sum(p[0] for p in parts) + reg * float(x[: d * k] @ x[: d * k]), grad
 
+    gtol = tol
+    if init is not None:
+        # A warm start (the previous C's solution) can already meet an absolute tolerance: the gradient
+        # at x0 is only the change of the penalty term, tiny at weak regularisation, and L-BFGS-B would
+        # stop at once, so a whole flat end of the C table would be the previous C's fit. Ask for the
+        # gradient to shrink at least tenfold from where the warm start put it.
+        gtol = min(tol, 0.1 * float(np.abs(fun(x0)[1]).max()))
     try:
         res = minimize(fun, x0, jac=True, method="L-BFGS-B",
-                       options={"maxiter": max_iter, "gtol": tol, "ftol": 64 * np.finfo(float).eps, "maxls": 50})
+                       options={"maxiter": max_iter, "gtol": gtol, "ftol": 64 * np.finfo(float).eps, "maxls": 50})
         value, grad = fun(res.x)
     finally:
         if pool is not None:
