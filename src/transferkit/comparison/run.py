@@ -19,7 +19,17 @@ import numpy as np
 
 from ..backbones import DEFAULT_MODEL
 from ..errors import TransferkitError
-from .candidates import Candidate, expand, find_reusable, image_key, images_digest, match_feature_file, parse_baseline, pixel_features, write_manifest
+from .candidates import (
+    Candidate,
+    expand,
+    find_reusable,
+    image_key,
+    images_digest,
+    match_feature_file,
+    parse_baseline,
+    pixel_features,
+    write_manifest,
+)
 from .cv import corrected_paired_ttest, cross_validate, make_folds
 from .hscore import hscore
 from .logme import logme
@@ -187,12 +197,33 @@ def compare(
                 skipped.update((keys[p], reason) for p, reason in failures)
             else:
                 if cache is None:
-                    raise TransferkitError("compare needs out= or cache_dir= for the feature files of backbone candidates")
+                    raise TransferkitError(
+                        "compare needs out= or cache_dir= for the feature files of backbone candidates"
+                    )
                 if source is None:
-                    source = Path(data) if sample is None else write_manifest(
-                        cache / f"sample-{digest}.csv", keys, [dataset.class_names[i] for i in labels])
-                full, present, res = _backbone_features(res, keys, cache, digest, newest, source, reuse,
-                                                        batch_size, workers, device, seed, progress, say, precision)
+                    source = (
+                        Path(data)
+                        if sample is None
+                        else write_manifest(
+                            cache / f"sample-{digest}.csv", keys, [dataset.class_names[i] for i in labels]
+                        )
+                    )
+                full, present, res = _backbone_features(
+                    res,
+                    keys,
+                    cache,
+                    digest,
+                    newest,
+                    source,
+                    reuse,
+                    batch_size,
+                    workers,
+                    device,
+                    seed,
+                    progress,
+                    say,
+                    precision,
+                )
             res.dims = int(full.shape[1])
             features[ci] = (full, present)
         except TransferkitError as exc:
@@ -224,9 +255,17 @@ def compare(
         if r is not best:
             r.delta_vs_best, r.p_vs_best = corrected_paired_ttest(r.accuracy, best.accuracy, len(y) - n_test, n_test)
     rows = ok + [r for r in results if not r.ok]
-    result = CompareResult(rows=rows, class_names=list(dataset.class_names), n_images=int(len(y)),
-                           n_dataset=len(dataset), folds=folds, sample=sample, seed=seed, dropped=dropped,
-                           out_dir=out_dir)
+    result = CompareResult(
+        rows=rows,
+        class_names=list(dataset.class_names),
+        n_images=int(len(y)),
+        n_dataset=len(dataset),
+        folds=folds,
+        sample=sample,
+        seed=seed,
+        dropped=dropped,
+        out_dir=out_dir,
+    )
     if out_dir is not None:
         from .report import save
 
@@ -234,8 +273,9 @@ def compare(
     return result
 
 
-def _backbone_features(res, keys, cache, digest, newest, source, reuse, batch_size, workers, device, seed,
-                       progress, say, precision="auto"):
+def _backbone_features(
+    res, keys, cache, digest, newest, source, reuse, batch_size, workers, device, seed, progress, say, precision="auto"
+):
     from ..backbones import create_backbone
     from ..extraction import extract
     from ..store import open_features
@@ -258,14 +298,29 @@ def _backbone_features(res, keys, cache, digest, newest, source, reuse, batch_si
         if target.exists():
             say(f"{cand.name}: {target.name} is stale or incomplete; extracting again")
         else:
-            say(f"{cand.name}: no matching feature file here or in {cache}; extracting "
-                "(--reuse FILE takes one from `transferkit extract` with the same model, layer and pool)")
+            say(
+                f"{cand.name}: no matching feature file here or in {cache}; extracting "
+                "(--reuse FILE takes one from `transferkit extract` with the same model, layer and pool)"
+            )
         ctx = progress(f"extract {cand.name}") if progress else contextlib.nullcontext(None)
         start = time.perf_counter()
         with ctx as update:
-            extract(source, target, model=cand.model, weights=cand.weights, layer=cand.layer, pool=cand.pool,
-                    batch_size=batch_size, test_size=0.0, seed=seed, workers=workers, overwrite=True,
-                    device=device, progress=update, precision=precision)
+            extract(
+                source,
+                target,
+                model=cand.model,
+                weights=cand.weights,
+                layer=cand.layer,
+                pool=cand.pool,
+                batch_size=batch_size,
+                test_size=0.0,
+                seed=seed,
+                workers=workers,
+                overwrite=True,
+                device=device,
+                progress=update,
+                precision=precision,
+            )
         res.extract_seconds = time.perf_counter() - start
         found = match_feature_file(target, spec, keys, 0.0, int8=int8)
         if found is None:

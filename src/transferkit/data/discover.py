@@ -170,8 +170,10 @@ def _without_duplicates(csv_path: Path, root: Path, rows: list[tuple]):
                 raise TransferkitError(f"{csv_path}: {rel_posix!r} is listed with two labels (row {line0}: {label0!r}, "
                                        f"row {line}: {label!r}); keep one row per image")
             if extra0 != extra:
-                raise TransferkitError(f"{csv_path}: {rel_posix!r} is listed in two splits (row {line0}: {extra0[0]!r}, "
-                                       f"row {line}: {extra[0]!r}); keep one row per image")
+                raise TransferkitError(
+                    f"{csv_path}: {rel_posix!r} is listed in two splits (row {line0}: {extra0[0]!r}, "
+                    f"row {line}: {extra[0]!r}); keep one row per image"
+                )
             ignored.append(f"{rel_posix}: listed again in row {line} (row {line0} has it), kept once")
             continue
         first[key] = (line, label, *extra)

@@ -95,15 +95,26 @@ def _split_folders_dataset(root: Path, splits: list[Path], empty: list[Path]) ->
     for name, cls in per_split.items():
         missing = [c for c in class_names if c not in cls]
         if cls and missing:
-            notes.append(f"{name}/ has no {_quoted(missing)} (the class{'es are' if len(missing) > 1 else ' is'} in other splits)")
+            notes.append(
+                f"{name}/ has no {_quoted(missing)} (the class{'es are' if len(missing) > 1 else ' is'} in other "
+                "splits)"
+            )
     if remap:
         val_dirs = [d.name for d in splits if split_of_name(d.name) == VAL]
         notes.append(f"no test folder: {', '.join(v + '/' for v in val_dirs)} is used as the test split")
     if not samples:
-        raise TransferkitError(f"{root}: the split folders ({', '.join(d.name + '/' for d in splits)}) hold no images "
-                               "in class sub-folders")
-    return Dataset(root=root, class_names=class_names, samples=samples, source="folder", ignored=ignored,
-                   split_source=FROM_FOLDERS, notes=notes)
+        raise TransferkitError(
+            f"{root}: the split folders ({', '.join(d.name + '/' for d in splits)}) hold no images in class sub-folders"
+        )
+    return Dataset(
+        root=root,
+        class_names=class_names,
+        samples=samples,
+        source="folder",
+        ignored=ignored,
+        split_source=FROM_FOLDERS,
+        notes=notes,
+    )
 
 
 def _quoted(names: list[str], limit: int = 5) -> str:
@@ -155,7 +166,8 @@ def apply_split_column(dataset: Dataset, values: list[str | None], csv_path: Pat
         code = split_of_name(value or "")
         if code is None:
             raise TransferkitError(
-                f"{csv_path}: row {line} has split {value!r}; the split column takes train, val or test")
+                f"{csv_path}: row {line} has split {value!r}; the split column takes train, val or test"
+            )
         splits.append(code)
     present = set(splits)
     if VAL in present and TEST not in present:  # as with folders: train + val only -> val is the test split

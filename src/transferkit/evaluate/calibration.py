@@ -62,7 +62,9 @@ def reliability_png(bins: list[dict], ece: float) -> str:
     centre = lo[filled] + width[filled] / 2
     ax.vlines(centre, np.minimum(acc[filled], conf[filled]), np.maximum(acc[filled], conf[filled]), color="#dc2626",
               linewidth=2, label="gap")
-    ax.scatter(centre, conf[filled], marker="_", s=160, color="#dc2626", linewidths=2, zorder=3, label="mean confidence")
+    ax.scatter(
+        centre, conf[filled], marker="_", s=160, color="#dc2626", linewidths=2, zorder=3, label="mean confidence"
+    )
     ax.plot([0, 1], [0, 1], "--", color="#6b7280", label="perfect calibration")
     ax.set_xlim(0, 1), ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")

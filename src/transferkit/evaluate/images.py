@@ -80,8 +80,16 @@ def evaluate_images(model, data: str | os.PathLike, split: str = "test", *, html
 def write_images_report(path, model, dataset, rel_paths, y, proba, metrics, *, split, split_counts, skipped) -> Path:
     """The HTML report (see :mod:`.report`) of a model scored on images rather than a feature file."""
     from .calibration import reliability_bins
-    from .report import (ReportData, _cv_results, _hyperparameter_rows, fill_thumbnails, find_history,
-                         misclassified, normalise_history, render_html)
+    from .report import (
+        ReportData,
+        _cv_results,
+        _hyperparameter_rows,
+        fill_thumbnails,
+        find_history,
+        misclassified,
+        normalise_history,
+        render_html,
+    )
 
     path = Path(path)
     if path.parent and not path.parent.exists():
