@@ -67,8 +67,8 @@ def export_onnx(
     """
     import torch
 
+    from .heads.model_file import as_model
     from .prediction import backbone_for
-    from .training import as_model
 
     start = time.perf_counter()
     model = as_model(model)

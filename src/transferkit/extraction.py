@@ -5,72 +5,26 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .backbones import DEFAULT_MODEL, PreprocessConfig, create_backbone
+from .backbones import DEFAULT_MODEL, create_backbone
 from .data import discover
 from .data.discover import require_two_classes
 from .data.layouts import dataset_split
 from .data.split import SPLITS, STRATIFIED
-from .engines import backbone_and_engine, iter_batches, resolve_batch_size
+from .engines import backbone_and_engine, resolve_batch_size
+from .engines.batches import Progress, feature_batches  # noqa: F401  (their former home: still importable here)
 from .errors import TransferkitError
+from .extract_result import ExtractResult
 from .store import LayeredFeatureWriter, open_features
 from .store.lock import holds_output_lock
 from .store.resume import ExtractionRun, resolve_mode
 
-Progress = Callable[[int, int], None]  # (images done, images total)
-
 
 # ----------------------------------------------------------------------------------------------
-@dataclass
-class ExtractResult:
-    path: Path
-    n_images: int
-    n_rows: int
-    skipped: list[tuple[str, str]]
-    seconds: float
-    class_counts: dict[str, int]
-    n_train: int
-    n_test: int
-    status: str = "extracted"  # "extracted", "resumed", "updated" or "up to date"
-    n_processed: int | None = None  # images decoded and run through the model in this call
-    rows_before: int = 0  # rows the file already had (resumed or kept by an update)
-    n_added: int = 0  # --update: files that had no row yet
-    n_removed: int = 0  # --update: rows (and skip records) of files no longer in the dataset
-    n_val: int = 0  # rows in the val split (only when the dataset came split three ways)
-    split_source: str = STRATIFIED  # where the split came from (see data.split)
-    notes: list[str] = field(default_factory=list)  # about the dataset (a class missing from a split, ...)
-    warnings: list[str] = field(default_factory=list)  # likely misreadings of the dataset
-    ignored: list[str] = field(default_factory=list)  # files and folders discovery passed over, with why
-
-    @property
-    def images_per_second(self) -> float:
-        n = self.n_images if self.n_processed is None else self.n_processed
-        return n / self.seconds if self.seconds > 0 else float("nan")
-
-
-def feature_batches(
-    paths: Sequence[str | os.PathLike],
-    preprocess: PreprocessConfig,
-    engine,
-    batch_size: int,
-    workers: int | None,
-    progress: Progress | None,
-):
-    """Yield (positions, features, failures) per batch, in input order."""
-    done = 0
-    for batch in iter_batches(paths, preprocess, batch_size=batch_size, workers=workers):
-        feats = engine(batch.arrays) if batch.indices else None
-        done += len(batch.indices) + len(batch.failures)
-        if progress:
-            progress(done, len(paths))
-        yield batch.indices, feats, batch.failures
-
-
 def int8_attrs(engine) -> dict:
     """What a feature file records of an int8 engine's calibration (nothing for other precisions)."""
     calibration = getattr(engine, "calibration", None)

@@ -13,9 +13,9 @@ from .backbones import Backbone
 from .data import list_images
 from .data.walk import NOT_UTF8, is_utf8_name, printable
 from .engines import backbone_and_engine, resolve_batch_size
-from .extraction import Progress, feature_batches
+from .engines.batches import Progress, feature_batches
 from .heads import TrainedModel
-from .training import as_model
+from .heads.model_file import as_model
 
 
 # ----------------------------------------------------------------------------------------------

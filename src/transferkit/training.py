@@ -13,8 +13,9 @@ import numpy as np
 from .data.split import SPLITS, STRATIFIED, describe_split_source
 from .errors import TransferkitError
 from .evaluate import classification_metrics, format_report
-from .heads import TrainedModel, load_model
+from .heads import TrainedModel
 from .heads._common import check_folds
+from .heads.model_file import as_model  # noqa: F401  (its former home: still importable here)
 from .store import FeatureFile, open_features
 
 
@@ -189,10 +190,6 @@ def _check_every_class_trained(features, y: np.ndarray, class_names: list[str]) 
             + (f" (nor {len(missing) - 1} other class(es))" if len(missing) > 1 else "")
             + "; a head cannot learn it: add training images for it, or remove it from the dataset and extract again"
         )
-
-
-def as_model(model: TrainedModel | str | os.PathLike) -> TrainedModel:
-    return model if isinstance(model, TrainedModel) else load_model(model)
 
 
 def evaluate(

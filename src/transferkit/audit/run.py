@@ -68,9 +68,10 @@ def audit(
     are duplicates. ``k``: neighbours of the outlier score. ``progress(stage, done, total)``.
     """
     from ..heads import make_head
+    from ..heads.model_file import as_model
     from ..heads.out_of_fold import out_of_fold_log_proba, with_chosen_params
     from ..store import open_features
-    from ..training import as_model, check_same_backbone
+    from ..training import check_same_backbone
 
     say = progress or (lambda *a: None)
     t0 = time.perf_counter()

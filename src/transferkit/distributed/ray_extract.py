@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import TransferkitError
-from ..extraction import ExtractResult
+from ..extract_result import ExtractResult
 from ..store import open_features
 from .combine import combine_parts, run_summary
 from .shards import PartsDir, listing_sha256, make_shards

@@ -47,7 +47,7 @@ def reliability_png(bins: list[dict], ece: float) -> str:
     confidence in red, and the share of predictions per bin below), as a PNG data URI."""
     from matplotlib.figure import Figure
 
-    from .report import _png
+    from .png import png_data_uri
 
     lo = np.array([b["lo"] for b in bins])
     width = np.array([b["hi"] - b["lo"] for b in bins])
@@ -74,4 +74,4 @@ def reliability_png(bins: list[dict], ece: float) -> str:
     hist.bar(lo, counts / max(counts.sum(), 1), width=width, align="edge", color="#9ca3af")
     hist.set_xlabel("confidence (top-1 probability)")
     hist.set_ylabel("share")
-    return _png(fig)
+    return png_data_uri(fig)

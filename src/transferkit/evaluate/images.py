@@ -38,7 +38,7 @@ def evaluate_images(model, data: str | os.PathLike, split: str = "test", *, html
     """Metrics of ``model`` on ``split`` ("test" or "train") of the images in ``data``."""
     from ..data import discover
     from ..data.layouts import dataset_split
-    from ..extraction import feature_batches
+    from ..engines.batches import feature_batches
     from ..prediction import model_engine
     from .metrics import classification_metrics
 

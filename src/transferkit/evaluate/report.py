@@ -32,6 +32,7 @@ import numpy as np
 
 from ..data.split import SPLITS, describe_split_source
 from ..errors import TransferkitError
+from .png import png_data_uri
 
 THUMBNAIL_SIZE = 160  # longest side, pixels
 TOP_CONFUSIONS = 15
@@ -120,8 +121,8 @@ def collect(
     workers: int | None = None,
 ) -> ReportData:
     """Gather a :class:`ReportData` from a trained model and a feature file."""
+    from ..heads.model_file import as_model
     from ..store import open_features
-    from ..training import as_model
     from .metrics import classification_metrics
 
     model = as_model(model)
@@ -386,7 +387,7 @@ def history_png(history: dict) -> str:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def _cv_results(head) -> dict | None:
@@ -417,13 +418,7 @@ def cv_png(cv: dict) -> str | None:
     ax.set_xlabel("C (inverse regularisation)")
     ax.set_ylabel(f"mean accuracy, {cv.get('folds', '?')}-fold CV")
     ax.grid(alpha=0.3)
-    return _png(fig)
-
-
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return png_data_uri(fig)
 
 
 # -- summary rows --------------------------------------------------------------------------------

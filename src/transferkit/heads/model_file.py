@@ -91,7 +91,7 @@ class TrainedModel:
 
     def predict(self, inputs, **kwargs):
         """Label image files or folders: see :func:`transferkit.predict`."""
-        from ..api import predict
+        from ..prediction import predict
 
         return predict(self, inputs, **kwargs)
 
@@ -106,7 +106,7 @@ def load_model(path: str | Path) -> TrainedModel:
     """Load a model saved by :meth:`TrainedModel.save` (no code is executed)."""
     from safetensors import SafetensorError, safe_open
 
-    from . import HEADS
+    from .registry import HEADS
 
     path = Path(path)
     if not path.exists():
@@ -154,3 +154,8 @@ def load_model(path: str | Path) -> TrainedModel:
         n_features=n_features,
         calibration=calibration,
     )
+
+
+def as_model(model: TrainedModel | str | os.PathLike) -> TrainedModel:
+    """``model`` itself, or the model saved at that path."""
+    return model if isinstance(model, TrainedModel) else load_model(model)
