@@ -24,8 +24,6 @@ from ..errors import TransferkitError
 from .loaded import LoadedNet
 from .pooling import POOLS, effective_pool, pool_tensor
 
-PSEUDO = ("pre_logits", "forward_features")
-
 
 class _Enough(Exception):
     """Raised by a hook once every requested output has been captured."""

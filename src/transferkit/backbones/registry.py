@@ -226,7 +226,7 @@ def describe_model(name: str) -> dict:
     import torch
 
     family, arch = parse_model(name)
-    pp, fixed = default_preprocess(name)
+    pp, _ = default_preprocess(name)  # (whether the input size is fixed: not needed here)
     with torch.device("meta"):
         if family in ("lite", "timm"):
             import timm

@@ -151,7 +151,6 @@ def build_timm(name: str, arch: str, weights: str | None, input_size: tuple[int,
         own_pool=pool,
         prefix_tokens=prefix,
         nhwc=nhwc,
-        fixed_input_size=fixed,
     )
 
 

@@ -156,7 +156,6 @@ def build_torchvision(
         own_pool="cls" if is_vit else "avg",
         prefix_tokens=1 if is_vit else 0,
         final_map=final,
-        fixed_input_size=fixed,
     )
 
 

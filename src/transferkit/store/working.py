@@ -321,8 +321,6 @@ class WorkingFile:
             os.close(self._fd)
             self._fd = None
 
-    abandon = close
-
 
 def _pwrite(fd: int, data, position: int) -> int:
     if hasattr(os, "pwrite"):
