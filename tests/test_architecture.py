@@ -20,9 +20,6 @@ ALLOWED_UPWARD = {
 }
 # Circles through imports inside functions that remain (none at module level), each with why.
 KNOWN_CYCLES = [
-    # discovery dispatches to the split layouts, which build the Dataset that discovery defines
-    # (moving Dataset and Sample into their own module would end it)
-    {"transferkit.data.discover", "transferkit.data.layouts"},
     # the allowed upward import above, closed by prediction importing the heads
     {"transferkit.heads", "transferkit.heads.model_file", "transferkit.prediction"},
 ]
