@@ -41,11 +41,20 @@ def one(n: int, dim: int, budget_mb: int, threads: str) -> dict:
     nb = self_neighbours(U, k=5, threshold=0.98, budget=budget_mb << 20)
     sec, cpu = time.perf_counter() - t, time.process_time() - cpu
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"rows": n, "dim": dim, "budget_MB": budget_mb, "threads": threads, "seconds": round(sec, 1), "cpu_seconds": round(cpu, 1),
-            "load_before": round(load, 1),
-            "rows_MB": round(U.nbytes / 2**20), "peak_rss_MB": round(rss1 / 1024),
-            "extra_rss_during_search_MB": round((rss1 - rss0) / 1024), "pairs": int(len(nb.pairs)),
-            "planted_pairs": len(dup) // 2}
+    return {
+        "rows": n,
+        "dim": dim,
+        "budget_MB": budget_mb,
+        "threads": threads,
+        "seconds": round(sec, 1),
+        "cpu_seconds": round(cpu, 1),
+        "load_before": round(load, 1),
+        "rows_MB": round(U.nbytes / 2**20),
+        "peak_rss_MB": round(rss1 / 1024),
+        "extra_rss_during_search_MB": round((rss1 - rss0) / 1024),
+        "pairs": int(len(nb.pairs)),
+        "planted_pairs": len(dup) // 2,
+    }
 
 
 def main() -> None:
@@ -59,8 +68,12 @@ def main() -> None:
         print(json.dumps(one(args.one, args.dim, args.budget, os.environ.get("OMP_NUM_THREADS", "default"))))
         return
     for n in args.rows:
-        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--dim", str(args.dim), "--budget",
-                              str(args.budget)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(n), "--dim", str(args.dim), "--budget", str(args.budget)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         print(out.stdout.strip(), flush=True)
 
 

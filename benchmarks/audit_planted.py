@@ -3,7 +3,8 @@
 Builds a copy of DATA (a folder per class) under OUT with symlinks: FLIP of the photos are linked
 into another (random) class folder, i.e. their label is flipped; DUPS other photos are copied a second
 time under a new name in their own class folder (a pure duplicate pair; a copy, not a link, because
-discovery keeps one of two links to the same file). Then `transferkit extract`, `transferkit audit --csv --json`, `train` and
+discovery keeps one of two links to the same file). Then `transferkit extract`,
+`transferkit audit --csv --json`, `train` and
 `evaluate --json` run as a user would run them, and the script reports:
 
 - recall of the flipped photos among the top 10 % of the ranked label findings (10 % of all images:
@@ -90,13 +91,19 @@ def main() -> None:
     tk("evaluate", model, feats, "--json", args.out / "metrics.json")
     metrics = json.loads((args.out / "metrics.json").read_text())
     result = {
-        "images": n, "flipped": len(flipped), "planted_pairs": len(planted), "label_findings": len(labels),
+        "images": n,
+        "flipped": len(flipped),
+        "planted_pairs": len(planted),
+        "label_findings": len(labels),
         "budget_rows": budget,
         "recall_top10pct": len(flipped & top) / len(flipped),
         "recall_all_findings": len(flipped & set(labels)) / len(flipped),
         "precision_top_flipped_count": len(flipped & set(labels[: len(flipped)])) / len(flipped),
-        "planted_pairs_found": found, "duplicate_rows": sum(r["kind"] == "duplicate" for r in rows),
-        "ece_in_evaluate_json": "ece" in metrics, "ece": metrics.get("ece"), "test_accuracy": metrics["accuracy"],
+        "planted_pairs_found": found,
+        "duplicate_rows": sum(r["kind"] == "duplicate" for r in rows),
+        "ece_in_evaluate_json": "ece" in metrics,
+        "ece": metrics.get("ece"),
+        "test_accuracy": metrics["accuracy"],
         "seconds": {"extract": round(t_extract, 1), "audit": round(t_audit, 1)},
     }
     print(json.dumps(result, indent=1))

@@ -42,7 +42,6 @@ def child(path, head, budget, epochs):
     import numpy as np
 
     import transferkit as tk
-
     from transferkit.heads import make_head
     from transferkit.heads.streaming import ArraySource, FileSource
 
@@ -99,16 +98,22 @@ def main():
     for head in ("logreg", "linear-svm", "mlp"):
         r = run(big, head, args.budget, args.epochs)
         added = r["peak_rss"] - r["base_rss"]
-        print(f"  {head:10s} streamed={r['out_of_core']} chunk_rows={r['chunk_rows']} {r['seconds']:.0f} s  "
-              f"peak RSS added {added / 1e6:.0f} MB (budget {budget / 1e6:.0f} MB, train split {train_bytes / 1e6:.0f} MB; "
-              f"process total {r['peak_rss'] / 1e6:.0f} MB of which {r['base_rss'] / 1e6:.0f} MB before training)  "
-              f"test accuracy {r['accuracy']:.4f}")
+        print(
+            f"  {head:10s} streamed={r['out_of_core']} chunk_rows={r['chunk_rows']} {r['seconds']:.0f} s  "
+            f"peak RSS added {added / 1e6:.0f} MB (budget {budget / 1e6:.0f} MB, train split {train_bytes / 1e6:.0f} "
+            "MB; "
+            f"process total {r['peak_rss'] / 1e6:.0f} MB of which {r['base_rss'] / 1e6:.0f} MB before training)  "
+            f"test accuracy {r['accuracy']:.4f}"
+        )
     print("small file: 20000 x", args.dim, "— in memory vs streamed (--max-memory 4MB)")
     for head in ("logreg", "linear-svm", "mlp"):
         a = run(small, head, None, args.epochs)
         b = run(small, head, "4MB", args.epochs)
-        print(f"  {head:10s} in memory {a['accuracy']:.4f} ({a['seconds']:.0f} s, +{(a['peak_rss'] - a['base_rss']) / 1e6:.0f} MB)  "
-              f"streamed {b['accuracy']:.4f} ({b['seconds']:.0f} s, +{(b['peak_rss'] - b['base_rss']) / 1e6:.0f} MB)")
+        print(
+            f"  {head:10s} in memory {a['accuracy']:.4f} ({a['seconds']:.0f} s, "
+            f"+{(a['peak_rss'] - a['base_rss']) / 1e6:.0f} MB)  "
+            f"streamed {b['accuracy']:.4f} ({b['seconds']:.0f} s, +{(b['peak_rss'] - b['base_rss']) / 1e6:.0f} MB)"
+        )
 
 
 if __name__ == "__main__":

@@ -196,21 +196,32 @@ def main() -> None:
         return
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    files = {"flowers17": lambda: args.flowers,
-             "many": lambda: str(workdir / "many.h5") if (workdir / "many.h5").exists() else str(pooled_like(workdir / "many.h5")),
-             "wide": lambda: str(workdir / "wide.h5") if (workdir / "wide.h5").exists() else str(maps_like(workdir / "wide.h5"))}
+    files = {
+        "flowers17": lambda: args.flowers,
+        "many": lambda: (
+            str(workdir / "many.h5") if (workdir / "many.h5").exists() else str(pooled_like(workdir / "many.h5"))
+        ),
+        "wide": lambda: (
+            str(workdir / "wide.h5") if (workdir / "wide.h5").exists() else str(maps_like(workdir / "wide.h5"))
+        ),
+    }
     results = {}
     for case in args.cases.split(","):
         path = files[case]()
         print(f"{case}: {path}", flush=True)
         results[case] = measure(path, workdir, args.rounds, args.blas_threads)
-    print("\n| case | recipe acc | train acc | train setting | recipe s | train s | speed-up (range) | recipe MB | train MB | RSS ratio (range) |")
+    print(
+        "\n| case | recipe acc | train acc | train setting | recipe s | train s | speed-up (range) | recipe MB | "
+        "train MB | RSS ratio (range) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for case, r in results.items():
-        print(f"| {case} | {r['recipe_accuracy']:.4f} | {r['train_accuracy']:.4f} | {r['train_setting']} | "
-              f"{r['recipe_s']:.1f} | {r['train_s']:.1f} | {r['speedup']:.2f}x ({r['speedup_range'][0]:.2f}-"
-              f"{r['speedup_range'][1]:.2f}) | {r['recipe_mb']:.0f} | {r['train_mb']:.0f} | {r['rss_ratio']:.2f} "
-              f"({r['rss_range'][0]:.2f}-{r['rss_range'][1]:.2f}) |")
+        print(
+            f"| {case} | {r['recipe_accuracy']:.4f} | {r['train_accuracy']:.4f} | {r['train_setting']} | "
+            f"{r['recipe_s']:.1f} | {r['train_s']:.1f} | {r['speedup']:.2f}x ({r['speedup_range'][0]:.2f}-"
+            f"{r['speedup_range'][1]:.2f}) | {r['recipe_mb']:.0f} | {r['train_mb']:.0f} | {r['rss_ratio']:.2f} "
+            f"({r['rss_range'][0]:.2f}-{r['rss_range'][1]:.2f}) |"
+        )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,10 @@ def main() -> None:
     if len(runs) == 2:
         (first_s, _), (second_s, second) = runs
         assert all(r.reused for r in second.rows if not r.candidate.is_pixels)
-        print(f"whole run: first {first_s:.1f} s, second (features reused) {second_s:.1f} s, ratio {second_s / first_s:.3f}")
+        print(
+            f"whole run: first {first_s:.1f} s, second (features reused) {second_s:.1f} s, ratio "
+            f"{second_s / first_s:.3f}"
+        )
 
 
 if __name__ == "__main__":

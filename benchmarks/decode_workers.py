@@ -25,7 +25,7 @@ from transferkit.engines.pipeline import _decode
 def by_processes(paths, preprocess, workers):
     with ProcessPoolExecutor(workers) as pool:
         n = 0
-        for arr in pool.map(_decode, paths, [preprocess] * len(paths), chunksize=8):
+        for _arr in pool.map(_decode, paths, [preprocess] * len(paths), chunksize=8):
             n += 1
         return n
 

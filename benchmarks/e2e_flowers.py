@@ -58,26 +58,38 @@ def _child_cpu() -> float:
 
 def run_reference(data: Path, limit: int) -> dict:
     t, c = time.perf_counter(), _child_cpu()
-    out = subprocess.run([sys.executable, "-c", REFERENCE, str(data), str(limit)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", REFERENCE, str(data), str(limit)], capture_output=True, text=True, check=True
+    )
     n, loop_s, total_s = out.stdout.split()
-    return {"images": int(n), "seconds": float(loop_s), "process_seconds": time.perf_counter() - t,
-            "cpu_seconds": _child_cpu() - c}
+    return {
+        "images": int(n),
+        "seconds": float(loop_s),
+        "process_seconds": time.perf_counter() - t,
+        "cpu_seconds": _child_cpu() - c,
+    }
 
 
 def run_transferkit(data: Path, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out_h5 = Path(tmp) / "f.h5"
-        code = ("import sys, time, json, transferkit as tk; a = json.loads(sys.argv[2]);"
-                "r = tk.extract(sys.argv[1], sys.argv[3], **a); import h5py;"
-                "print(json.dumps({'images': r.n_images, 'seconds': r.seconds,"
-                " 'engine': h5py.File(sys.argv[3])['/'].attrs['engine']}))")
+        code = (
+            "import sys, time, json, transferkit as tk; a = json.loads(sys.argv[2]);"
+            "r = tk.extract(sys.argv[1], sys.argv[3], **a); import h5py;"
+            "print(json.dumps({'images': r.n_images, 'seconds': r.seconds,"
+            " 'engine': h5py.File(sys.argv[3])['/'].attrs['engine']}))"
+        )
         kwargs = {}
         for item in extra:
             k, v = item.split("=", 1)
             kwargs[k] = int(v) if v.isdigit() else v
         t, c = time.perf_counter(), _child_cpu()
-        out = subprocess.run([sys.executable, "-c", code, str(data), json.dumps(kwargs), str(out_h5)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(data), json.dumps(kwargs), str(out_h5)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         res = json.loads(out.stdout.strip().splitlines()[-1])
         res["process_seconds"] = time.perf_counter() - t
         res["cpu_seconds"] = _child_cpu() - c
@@ -99,17 +111,22 @@ def main() -> None:
         tk_rate, ref_rate = tk["images"] / tk["seconds"], ref["images"] / ref["seconds"]
         tk_rates.append(tk_rate)
         ref_rates.append(ref_rate)
-        print(f"run {i + 1}: transferkit ({tk['engine']}) {tk_rate:6.1f} img/s "
-              f"[{tk['images']} in {tk['seconds']:.1f} s, process {tk['process_seconds']:.1f} s, "
-              f"CPU {1000 * tk['cpu_seconds'] / tk['images']:.1f} ms/img]   "
-              f"reference {ref_rate:6.1f} img/s [{ref['images']} in {ref['seconds']:.1f} s, "
-              f"CPU {1000 * ref['cpu_seconds'] / ref['images']:.1f} ms/img]   "
-              f"ratio {tk_rate / ref_rate:.2f}x   load {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"run {i + 1}: transferkit ({tk['engine']}) {tk_rate:6.1f} img/s "
+            f"[{tk['images']} in {tk['seconds']:.1f} s, process {tk['process_seconds']:.1f} s, "
+            f"CPU {1000 * tk['cpu_seconds'] / tk['images']:.1f} ms/img]   "
+            f"reference {ref_rate:6.1f} img/s [{ref['images']} in {ref['seconds']:.1f} s, "
+            f"CPU {1000 * ref['cpu_seconds'] / ref['images']:.1f} ms/img]   "
+            f"ratio {tk_rate / ref_rate:.2f}x   load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     ratios = [a / b for a, b in zip(tk_rates, ref_rates)]
-    print(f"median: transferkit {statistics.median(tk_rates):.1f} img/s (range {min(tk_rates):.1f}-{max(tk_rates):.1f}), "
-          f"reference {statistics.median(ref_rates):.1f} img/s (range {min(ref_rates):.1f}-{max(ref_rates):.1f}), "
-          f"ratio per run {min(ratios):.2f}-{max(ratios):.2f}x, ratio of medians "
-          f"{statistics.median(tk_rates) / statistics.median(ref_rates):.2f}x")
+    print(
+        f"median: transferkit {statistics.median(tk_rates):.1f} img/s (range {min(tk_rates):.1f}-{max(tk_rates):.1f}), "
+        f"reference {statistics.median(ref_rates):.1f} img/s (range {min(ref_rates):.1f}-{max(ref_rates):.1f}), "
+        f"ratio per run {min(ratios):.2f}-{max(ratios):.2f}x, ratio of medians "
+        f"{statistics.median(tk_rates) / statistics.median(ref_rates):.2f}x"
+    )
 
 
 if __name__ == "__main__":

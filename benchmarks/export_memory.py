@@ -32,7 +32,9 @@ def main() -> None:
 
     def run(src, out):
         start = time.perf_counter()
-        p = subprocess.run([sys.executable, "-c", MEASURE, str(src), str(out), args.budget], capture_output=True, text=True)
+        p = subprocess.run(
+            [sys.executable, "-c", MEASURE, str(src), str(out), args.budget], capture_output=True, text=True
+        )
         if p.returncode:
             raise SystemExit(p.stderr)
         return int(p.stdout.split()[-1]) / 1e6, time.perf_counter() - start

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -111,21 +110,30 @@ def bench_rss(args) -> None:
         t = time.perf_counter()
         build_synthetic(path, args.rows, args.dim)
         size = path.stat().st_size
-        print(f"synthetic file: {args.rows:,} rows x {args.dim} float32 = {mb(size)} "
-              f"({size / parse_size(args.budget):.1f}x the {args.budget} budget), built in {time.perf_counter() - t:.0f} s")
+        print(
+            f"synthetic file: {args.rows:,} rows x {args.dim} float32 = {mb(size)} "
+            f"({size / parse_size(args.budget):.1f}x the {args.budget} budget), built in "
+            f"{time.perf_counter() - t:.0f} s"
+        )
         results = {}
         for how in ("stream", "load"):
-            out = subprocess.run([sys.executable, __file__, "_child", str(path), how, args.budget],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "_child", str(path), how, args.budget],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results[how] = json.loads(out.stdout.strip().splitlines()[-1])
-        s, l = results["stream"], results["load"]
-        assert s["rows"] == l["rows"], (s, l)
+        s, ld = results["stream"], results["load"]
+        assert s["rows"] == ld["rows"], (s, ld)
         print(f"{'train split read':<28}{'peak RSS above baseline':>26}{'peak RSS':>12}{'time':>9}")
-        for name, r in (("iter_chunks(max_memory)", s), ("load() whole", l)):
+        for name, r in (("iter_chunks(max_memory)", s), ("load() whole", ld)):
             print(f"{name:<28}{mb(r['above']):>26}{mb(r['peak']):>12}{r['seconds']:>8.1f}s")
-        print(f"ratio streamed / whole: memory {s['above'] / l['above']:.3f}, time {s['seconds'] / l['seconds']:.2f}; "
-              f"budget {args.budget} -> chunks of {s['chunk_rows']:,} rows; train split {s['rows']:,} rows "
-              f"= {mb(s['rows'] * args.dim * 4)} as float32")
+        print(
+            f"ratio streamed / whole: memory {s['above'] / ld['above']:.3f}, time {s['seconds'] / ld['seconds']:.2f}; "
+            f"budget {args.budget} -> chunks of {s['chunk_rows']:,} rows; train split {s['rows']:,} rows "
+            f"= {mb(s['rows'] * args.dim * 4)} as float32"
+        )
 
 
 # -- storage -----------------------------------------------------------------------------------------
@@ -179,8 +187,15 @@ def bench_storage(args) -> None:
             for comp in (None, "lzf", "gzip"):
                 path = Path(tmp) / f"{dtype}-{comp}.h5"
                 t = time.perf_counter()
-                with FeatureWriter(path, feature_dim=dim, label_names=["a", "b"], attrs={}, buffer_rows=4096,
-                                   dtype=dtype, compression=comp) as w:
+                with FeatureWriter(
+                    path,
+                    feature_dim=dim,
+                    label_names=["a", "b"],
+                    attrs={},
+                    buffer_rows=4096,
+                    dtype=dtype,
+                    compression=comp,
+                ) as w:
                     w.add(X, np.zeros(n, int), [f"{i}.jpg" for i in range(n)], np.zeros(n, np.uint8))
                 write_s = time.perf_counter() - t
                 with open_features(path) as ff:  # warm the page cache
@@ -189,17 +204,22 @@ def bench_storage(args) -> None:
                 t = time.perf_counter()
                 for _ in range(reps):
                     with open_features(path) as ff:
-                        for chunk, _ in ff.iter_chunks(chunk_rows=4096):
+                        for _chunk, _ in ff.iter_chunks(chunk_rows=4096):
                             pass
                 read_s = (time.perf_counter() - t) / reps
                 with open_features(path) as ff:
                     err = float(np.abs(ff.load()[0] - X).max())
                 rows.append((dtype, comp or "none", path.stat().st_size, write_s, read_s, err))
     ref_size, ref_read = rows[0][2], rows[0][4]
-    print(f"{'dtype':<9}{'compression':<13}{'file':>10}{'size ratio':>12}{'read MB/s':>11}{'read ratio':>12}{'write s':>9}{'max abs err':>13}")
+    print(
+        f"{'dtype':<9}{'compression':<13}{'file':>10}{'size ratio':>12}{'read MB/s':>11}"
+        f"{'read ratio':>12}{'write s':>9}{'max abs err':>13}"
+    )
     for dtype, comp, size, write_s, read_s, err in rows:
-        print(f"{dtype:<9}{comp:<13}{mb(size):>10}{size / ref_size:>12.3f}{X.nbytes / read_s / 1e6:>11.0f}"
-              f"{ref_read / read_s:>12.2f}{write_s:>9.2f}{err:>13.2e}")
+        print(
+            f"{dtype:<9}{comp:<13}{mb(size):>10}{size / ref_size:>12.3f}{X.nbytes / read_s / 1e6:>11.0f}"
+            f"{ref_read / read_s:>12.2f}{write_s:>9.2f}{err:>13.2e}"
+        )
     print("(read ratio > 1 is faster than float32/none; MB/s counts float32 output bytes)")
 
 
@@ -217,8 +237,9 @@ def bench_write(args) -> None:
     split = (rng.random(n) < 0.25).astype(np.uint8)
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         t = time.perf_counter()
-        with FeatureWriter(Path(tmp) / "plain.h5", feature_dim=dim, label_names=[str(i) for i in range(10)], attrs={},
-                           buffer_rows=buf) as w:
+        with FeatureWriter(
+            Path(tmp) / "plain.h5", feature_dim=dim, label_names=[str(i) for i in range(10)], attrs={}, buffer_rows=buf
+        ) as w:
             for lo in range(0, n, buf):
                 k = min(buf, n - lo)
                 w.add(X[:k], labels[lo : lo + k], paths[lo : lo + k], split[lo : lo + k])
@@ -226,8 +247,9 @@ def bench_write(args) -> None:
 
         work = Path(tmp) / "safe.h5"
         t = time.perf_counter()
-        create_working_file(work, Plan(paths, labels, split, [str(i) for i in range(10)]), feature_dim=dim,
-                            dtype="float32", attrs={})
+        create_working_file(
+            work, Plan(paths, labels, split, [str(i) for i in range(10)]), feature_dim=dim, dtype="float32", attrs={}
+        )
         created = time.perf_counter() - t
         wf = WorkingFile(work, buffer_rows=buf)
         for lo in range(0, n, buf):
@@ -243,10 +265,14 @@ def bench_write(args) -> None:
     safe = created + rows_s + fin
     print(f"{n:,} rows x {dim} float32 ({mb(size)}), commits of {buf} rows")
     print(f"plain appending writer (not crash-safe):        {plain:7.2f} s   1.00")
-    print(f"crash-safe: create {created:.2f} s + rows {rows_s:.2f} s (fsync per commit) + finish {fin:.2f} s = "
-          f"{safe:.2f} s   {safe / plain:.2f}")
-    print(f"finishing copies the file once: {mb(size / fin)}/s; Lite0 extraction at ~150 img/s writes "
-          f"{150 * dim * 4 / 1e6:.1f} MB/s of features")
+    print(
+        f"crash-safe: create {created:.2f} s + rows {rows_s:.2f} s (fsync per commit) + finish {fin:.2f} s = "
+        f"{safe:.2f} s   {safe / plain:.2f}"
+    )
+    print(
+        f"finishing copies the file once: {mb(size / fin)}/s; Lite0 extraction at ~150 img/s writes "
+        f"{150 * dim * 4 / 1e6:.1f} MB/s of features"
+    )
 
 
 def main() -> None:

@@ -36,14 +36,18 @@ def find_flowers17() -> Path | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=None, help="flowers17, one folder per class (default: found as described above)")
+    ap.add_argument(
+        "--data", type=Path, default=None, help="flowers17, one folder per class (default: found as described above)"
+    )
     ap.add_argument("--work", type=Path, default=Path("/tmp/transferkit-bench-f17"))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     args.data = args.data or find_flowers17()
     if args.data is None or not args.data.is_dir():
-        sys.exit(f"error: flowers17 not found{f' at {args.data}' if args.data else ''}: pass --data DIR "
-                 "(Oxford Flowers-17 sorted into one folder per class; see this script's docstring)")
+        sys.exit(
+            f"error: flowers17 not found{f' at {args.data}' if args.data else ''}: pass --data DIR "
+            "(Oxford Flowers-17 sorted into one folder per class; see this script's docstring)"
+        )
     if args.work.exists():
         shutil.rmtree(args.work)
     args.work.mkdir(parents=True)
@@ -58,10 +62,16 @@ def main() -> None:
     with tk.open_features(ex.path) as ff:
         engine = ff.attrs.get("engine")
     out = {
-        "images": ex.n_images, "skipped": len(ex.skipped), "engine": engine,
-        "extract_seconds": round(t_extract, 1), "images_per_second": round(ex.n_images / t_extract, 1),
-        "train_seconds": round(t_train, 1), "best_C": tr.model.describe().get("C"),
-        "test_accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4), "n_test": m["n_test"],
+        "images": ex.n_images,
+        "skipped": len(ex.skipped),
+        "engine": engine,
+        "extract_seconds": round(t_extract, 1),
+        "images_per_second": round(ex.n_images / t_extract, 1),
+        "train_seconds": round(t_train, 1),
+        "best_C": tr.model.describe().get("C"),
+        "test_accuracy": round(m["accuracy"], 4),
+        "macro_f1": round(m["macro_f1"], 4),
+        "n_test": m["n_test"],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     line = json.dumps(out)

@@ -39,11 +39,16 @@ def main() -> None:
                 got[k] = run(args.data, out[k], variants[k])[0]
                 speed[k].append(got[k])
             ratios.append(got["one"] / got["several"])
-            print(f"round {r + 1}: one layer {got['one']:.1f} img/s, {args.layers} {got['several']:.1f} img/s", flush=True)
+            print(
+                f"round {r + 1}: one layer {got['one']:.1f} img/s, {args.layers} {got['several']:.1f} img/s", flush=True
+            )
     med = statistics.median
-    print(f"\n{args.data}, {args.precision}, {args.rounds} rounds: one layer median {med(speed['one']):.1f} img/s, "
-          f"{args.layers} median {med(speed['several']):.1f} img/s; several take {med(speed['one']) / med(speed['several']):.2f}x "
-          f"the time of one (per round median {med(ratios):.2f}, min {min(ratios):.2f}, max {max(ratios):.2f})")
+    print(
+        f"\n{args.data}, {args.precision}, {args.rounds} rounds: one layer median {med(speed['one']):.1f} img/s, "
+        f"{args.layers} median {med(speed['several']):.1f} img/s; several take "
+        f"{med(speed['one']) / med(speed['several']):.2f}x "
+        f"the time of one (per round median {med(ratios):.2f}, min {min(ratios):.2f}, max {max(ratios):.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ def engines_for(backbone, which: list[str]):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["efficientnet_lite0", "resnet50", "vgg16"])
-    ap.add_argument("--engines", nargs="+", default=["torch-eager-fp32", "torch-fp32", "torch-bf16", "onnxruntime-fp32"])
+    ap.add_argument(
+        "--engines", nargs="+", default=["torch-eager-fp32", "torch-fp32", "torch-bf16", "onnxruntime-fp32"]
+    )
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--batches", type=int, default=2, help="timed batches per engine per round")
     ap.add_argument("--rounds", type=int, default=3)
@@ -76,8 +78,11 @@ def main() -> None:
         base = statistics.median(rates[next(iter(rates))])
         for k, r in rates.items():
             med = statistics.median(r)
-            print(f"{name:20s} {k:18s} {med:7.1f} img/s  (range {min(r):.1f}-{max(r):.1f}, "
-                  f"{med / base:4.1f}x {next(iter(rates))})", flush=True)
+            print(
+                f"{name:20s} {k:18s} {med:7.1f} img/s  (range {min(r):.1f}-{max(r):.1f}, "
+                f"{med / base:4.1f}x {next(iter(rates))})",
+                flush=True,
+            )
         del engines, backbone
 
 

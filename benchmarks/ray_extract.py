@@ -29,7 +29,9 @@ from transferkit.engines import available_cpus
 def main() -> None:
     here = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    shared = next((p for p in (here.parent / "shared", here.parents[1] / "shared") if p.exists()), here.parent / "shared")
+    shared = next(
+        (p for p in (here.parent / "shared", here.parents[1] / "shared") if p.exists()), here.parent / "shared"
+    )
     ap.add_argument("--data", type=Path, default=shared / "datasets" / "flowers17")
     ap.add_argument("--work", type=Path, default=Path("/tmp/transferkit-bench-ray"))
     ap.add_argument("--rounds", type=int, default=2)
@@ -46,8 +48,13 @@ def main() -> None:
     cpus = available_cpus()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throw-away local cluster; do not write ~/.ray/auth_token
     t0 = time.perf_counter()
-    ray.init(num_cpus=cpus, object_store_memory=256 * 1024 * 1024, include_dashboard=False,
-             logging_level="ERROR", log_to_driver=False)
+    ray.init(
+        num_cpus=cpus,
+        object_store_memory=256 * 1024 * 1024,
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
+    )
     ray_init_s = time.perf_counter() - t0
 
     configs = {
@@ -94,11 +101,16 @@ def main() -> None:
 
     n = rounds[0]["single_rows"]
     summary = {
-        "images": n, "cpus": cpus, "shard_size": args.shard_size, "ray_init_seconds": round(ray_init_s, 1),
+        "images": n,
+        "cpus": cpus,
+        "shard_size": args.shard_size,
+        "ray_init_seconds": round(ray_init_s, 1),
         "seconds": {name: [row[name] for row in rounds] for name in configs},
         "ratio_vs_single": {name: [row[f"{name}_ratio"] for row in rounds] for name in configs},
         "images_per_second": {name: [round(n / row[name], 1) for row in rounds] for name in configs},
-        "fixed_overhead_seconds_vs_single": {name: [row[f"tiny_{name}_overhead_s"] for row in rounds] for name in configs},
+        "fixed_overhead_seconds_vs_single": {
+            name: [row[f"tiny_{name}_overhead_s"] for row in rounds] for name in configs
+        },
         "max_abs_diff": max(row[k] for row in rounds for k in row if k.endswith("max_abs_diff")),
     }
     print(json.dumps(summary))

@@ -62,11 +62,15 @@ def main() -> None:
         small = small_copy(a.data, tmp / "small", a.limit)
         # warm-up: export the graph, record the index, train a model for predict
         subprocess.run([*tk, "extract", small, "-o", tmp / "w.h5"], env=on, check=True, capture_output=True)
-        subprocess.run([*tk, "train", tmp / "w.h5", "-o", tmp / "m.safetensors"], env=on, check=True, capture_output=True)
+        subprocess.run(
+            [*tk, "train", tmp / "w.h5", "-o", tmp / "m.safetensors"], env=on, check=True, capture_output=True
+        )
         one = next(iter(sorted(small.rglob("*.jpg"))))
         subprocess.run([*tk, "predict", tmp / "m.safetensors", one], env=on, check=True, capture_output=True)
-        cases = [("extract, small", lambda i: [*tk, "extract", small, "-o", tmp / f"s{i}.h5"]),
-                 ("predict 1 image", lambda i: [*tk, "predict", tmp / "m.safetensors", one])]
+        cases = [
+            ("extract, small", lambda i: [*tk, "extract", small, "-o", tmp / f"s{i}.h5"]),
+            ("predict 1 image", lambda i: [*tk, "predict", tmp / "m.safetensors", one]),
+        ]
         if not a.skip_full:
             cases.append(("extract, all", lambda i: [*tk, "extract", a.data, "-o", tmp / f"f{i}.h5"]))
         print(f"{'case':18} {'index off s':>11} {'index on s':>10} {'ratio':>6} {'off MB':>7} {'on MB':>6}")
@@ -76,8 +80,11 @@ def main() -> None:
                 for label, e in (("off", off), ("on", on)):
                     runs[label].append(timed([str(x) for x in cmd(f"{label}{r}")], e))
             m = {k: (statistics.median(w for w, _ in v), max(rss for _, rss in v)) for k, v in runs.items()}
-            print(f"{name:18} {m['off'][0]:11.2f} {m['on'][0]:10.2f} {m['off'][0] / m['on'][0]:6.1f}"
-                  f" {m['off'][1]:7.0f} {m['on'][1]:6.0f}", flush=True)
+            print(
+                f"{name:18} {m['off'][0]:11.2f} {m['on'][0]:10.2f} {m['off'][0] / m['on'][0]:6.1f}"
+                f" {m['off'][1]:7.0f} {m['on'][1]:6.0f}",
+                flush=True,
+            )
         walls = [timed([*tk, "inspect", str(tmp / "w.h5")], env) for _ in range(a.repeats)]
         print(f"inspect: {statistics.median(w for w, _ in walls):.2f} s, {max(r for _, r in walls):.0f} MB")
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")

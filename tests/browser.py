@@ -96,8 +96,10 @@ class Page:
         if full_page:
             metrics = self.send("Page.getLayoutMetrics")
             size = metrics.get("cssContentSize") or metrics["contentSize"]
-            params.update(captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 16000), "scale": 1})
+            params.update(
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 16000), "scale": 1},
+            )
         data = self.send("Page.captureScreenshot", **params)["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
@@ -132,8 +134,15 @@ class Chromium:
         self.profile = tempfile.mkdtemp(prefix="transferkit-chromium-")
         self.log = open(Path(self.profile) / "chromium.log", "wb")  # a file, not a pipe: it cannot fill up
         self.proc = subprocess.Popen(
-            [self.binary, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={self.width},{self.height}", "about:blank"],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                self.binary,
+                *FLAGS,
+                f"--user-data-dir={self.profile}",
+                f"--window-size={self.width},{self.height}",
+                "about:blank",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         port_file = Path(self.profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 60
@@ -161,7 +170,13 @@ class Chromium:
         page.send("Page.enable")
         page.send("Runtime.enable")
         page.send("Network.enable")
-        page.send("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height, deviceScaleFactor=1, mobile=False)
+        page.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=self.width,
+            height=self.height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         page.send("Page.navigate", url=Path(path).resolve().as_uri())
         page.wait_for_event("Page.loadEventFired", timeout=timeout)
         return page

@@ -76,7 +76,12 @@ def add_bad_files(class_dir: Path) -> dict[str, str]:
     draw("disc", np.random.default_rng(5), 128).save(good, format="JPEG")
     (class_dir / "truncated.jpg").write_bytes(good.getvalue()[: len(good.getvalue()) // 2])
     (class_dir / "bomb.png").write_bytes(png_with_size(20000, 20000))
-    return {"empty.jpg": "empty", "not an image.png": "not an image", "truncated.jpg": "truncated", "bomb.png": "decompression bomb"}
+    return {
+        "empty.jpg": "empty",
+        "not an image.png": "not an image",
+        "truncated.jpg": "truncated",
+        "bomb.png": "decompression bomb",
+    }
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -124,7 +129,10 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subproc
     """Run the real command in a subprocess, as a user would."""
     proc = subprocess.run(
         [sys.executable, "-m", "transferkit", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"transferkit {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from PIL import Image
-
 from conftest import add_bad_files, draw
+from PIL import Image
 
 
 def png_strip(width: int, height: int) -> bytes:
@@ -74,21 +73,27 @@ def make_manifests(root: Path) -> dict[str, Path]:
     """CSV manifests next to the image corpus: one with markup in a label and an exact duplicate row,
     one with a path listed under two labels."""
     good = root / "good.csv"
-    rows = ["path,label"] + [f"cat/{i:02d}.jpg,[/red]cat" for i in range(4)] + [f"dog/{i:02d}.jpg,dog" for i in range(4)]
+    rows = (
+        ["path,label"] + [f"cat/{i:02d}.jpg,[/red]cat" for i in range(4)] + [f"dog/{i:02d}.jpg,dog" for i in range(4)]
+    )
     rows.append("cat/00.jpg,[/red]cat")  # an exact duplicate: dropped with a note
     good.write_text("\n".join(rows) + "\n", encoding="utf-8")
     lonely = root / "lonely.csv"  # a class of one image: no test row, with a warning
-    lonely.write_text("path,label\ncat/00.jpg,cat\ncat/01.jpg,cat\ndog/00.jpg,dog\nc[/00.jpg,lonely\n", encoding="utf-8")
+    lonely.write_text(
+        "path,label\ncat/00.jpg,cat\ncat/01.jpg,cat\ndog/00.jpg,dog\nc[/00.jpg,lonely\n", encoding="utf-8"
+    )
     conflict = root / "conflict.csv"
-    conflict.write_text("path,label\ncat/00.jpg,cat\ndog/00.jpg,dog\ncat/01.jpg,cat\ndog/01.jpg,dog\n./cat/00.jpg,dog\n",
-                        encoding="utf-8")
+    conflict.write_text(
+        "path,label\ncat/00.jpg,cat\ndog/00.jpg,dog\ncat/01.jpg,cat\ndog/01.jpg,dog\n./cat/00.jpg,dog\n",
+        encoding="utf-8",
+    )
     return {"good": good, "conflict": conflict, "lonely": lonely}
 
 
 # -- model files ---------------------------------------------------------------------------------
 def _read_model(path: Path):
-    from safetensors.numpy import load_file
     from safetensors import safe_open
+    from safetensors.numpy import load_file
 
     with safe_open(str(path), framework="numpy") as fh:
         meta = dict(fh.metadata())
@@ -140,8 +145,14 @@ def tampered_models(model: Path, out: Path) -> dict[str, Path]:
     nan["head.coef"][0, 0] = np.nan
     variant("nan_coefficients", arrays=nan)
     d = 999  # consistent with each other, but not the backbone's 1,280 features
-    narrow = dict(arrays, **{"head.coef": np.ones((arrays["head.coef"].shape[0], d), np.float32),
-                             "head.mean": np.zeros(d, np.float32), "head.scale": np.ones(d, np.float32)})
+    narrow = dict(
+        arrays,
+        **{
+            "head.coef": np.ones((arrays["head.coef"].shape[0], d), np.float32),
+            "head.mean": np.zeros(d, np.float32),
+            "head.scale": np.ones(d, np.float32),
+        },
+    )
     variant("consistent_wrong_width", arrays=narrow)
     variant("inconsistent_width", arrays=dict(arrays, **{"head.mean": np.zeros(7, np.float32)}))
     variant("missing_array", arrays={k: v for k, v in arrays.items() if k != "head.intercept"})
@@ -214,5 +225,3 @@ def _offset_in_features(path: Path) -> int:
         if ds.chunks:
             return ds.id.get_chunk_info(0).byte_offset
         return ds.id.get_offset()
-
-

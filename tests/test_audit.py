@@ -31,7 +31,9 @@ def test_blockwise_neighbours_equal_brute_force():
     np.testing.assert_allclose(nb.similarity, np.take_along_axis(S, order, axis=1), atol=1e-5)
     assert (nb.index == order).mean() > 0.99  # equal up to exact ties
     i, j = np.nonzero(np.triu(S >= 0.55, 1))
-    assert set(zip(i.tolist(), j.tolist())) == set(map(tuple, nb.pairs.tolist())) and (7, 400) in set(map(tuple, nb.pairs.tolist()))
+    assert set(zip(i.tolist(), j.tolist())) == set(map(tuple, nb.pairs.tolist())) and (7, 400) in set(
+        map(tuple, nb.pairs.tolist())
+    )
     idx, sim = nearest(U[:30], U, 3, exclude=np.arange(30), budget=16 * 50**2)
     assert (idx == order[:30, :3]).all()
 
@@ -40,7 +42,9 @@ def test_label_scores_and_suggestions():
     proba = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
     y = np.array([0, 0, 2, 0])
     np.testing.assert_allclose(label_scores(proba, y), [0.1, 0.9, 0.5, 0.4])
-    np.testing.assert_allclose(label_scores(proba, y, "margin"), [(1 - 0.85) / 2, (1 + 0.7) / 2, (1 - 0.2) / 2, (1 - 0.3) / 2])
+    np.testing.assert_allclose(
+        label_scores(proba, y, "margin"), [(1 - 0.85) / 2, (1 + 0.7) / 2, (1 - 0.2) / 2, (1 - 0.3) / 2]
+    )
     issues = find_label_issues(proba, y)
     assert issues.rows.tolist() == [1] and issues.suggested[1] == 1
 
@@ -103,8 +107,20 @@ def test_margin_score_also_finds_the_noise(planted):
 @pytest.mark.slow
 def test_cli_audit_writes_csv_json_and_html(extracted, trained, tmp_path):
     out_csv, out_html = tmp_path / "findings.csv", tmp_path / "audit.html"
-    proc = run_cli("audit", extracted.path, "--model", trained.path, "--csv", out_csv, "--html", out_html,
-                   "--folds", "3", "--json", check=True)
+    proc = run_cli(
+        "audit",
+        extracted.path,
+        "--model",
+        trained.path,
+        "--csv",
+        out_csv,
+        "--html",
+        out_html,
+        "--folds",
+        "3",
+        "--json",
+        check=True,
+    )
     doc = json.loads(proc.stdout)
     rows = list(csv.reader(io.StringIO(out_csv.read_text(encoding="utf-8"))))
     assert rows[0] == ["kind", "path", "score", "label", "suggested_label", "other_path"]

@@ -53,7 +53,9 @@ def test_temperature_scaling_lowers_ece_of_an_overconfident_head(overlapping, tm
     loaded = tk.load_model(tmp_path / "cal.safetensors")
     assert loaded.calibration["temperature"] == pytest.approx(T)
     m = tk.evaluate(loaded, overlapping)
-    assert m["ece"] == pytest.approx(cal.metrics["ece"]) and m["model"]["calibration"]["temperature"] == pytest.approx(T)
+    assert m["ece"] == pytest.approx(cal.metrics["ece"]) and m["model"]["calibration"]["temperature"] == pytest.approx(
+        T
+    )
     with tk.open_features(overlapping) as ff:
         X, _ = ff.load("test")
     np.testing.assert_allclose(loaded.predict_proba(X), softmax(loaded.head.decision_function(X) / T), atol=1e-6)
@@ -76,7 +78,7 @@ def test_report_shows_reliability_map_and_nearest_training_images(tmp_path):
     cards = re.findall(r'<div class="card[^"]*" data-path="([^"]+)".*?(?=<div class="card|</section>)', page, re.S)
     assert sorted(cards) == sorted(ds.errors)
     for path, (_, drawn) in ds.errors.items():
-        card = page[page.index(f'data-path="{path}"'):]
+        card = page[page.index(f'data-path="{path}"') :]
         card = card[: card.index("</div>\n    </div>") if "</div>\n    </div>" in card else 4000]
         labels = re.findall(r'<figure data-path="[^"]+" data-label="([^"]+)"', card)[:3]
         assert len(labels) == 3

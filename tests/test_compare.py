@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import make_dataset, run_cli
 
 import transferkit as tk
-from conftest import make_dataset, run_cli
 from transferkit.comparison.cv import corrected_paired_ttest
 from transferkit.errors import TransferkitError
 

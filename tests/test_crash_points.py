@@ -20,8 +20,7 @@ import pytest
 from extract_proc import assert_same_file
 
 from transferkit.data import discover, stratified_split
-from transferkit.store import open_features
-from transferkit.store import testhook
+from transferkit.store import open_features, testhook
 from transferkit.store.resume import ExtractionRun, resolve_mode
 
 DIM = 32
@@ -31,7 +30,10 @@ BATCH, BUFFER = 2, 3
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("crash") / "images"
-    for cls, names in {"cats": ["c0", "c1", "bad c2", "c3", "c4", "c5"], "dogs ç": ["d0", "bad d1", "bad d2", "d3", "d4", "d5", "d6", "bad d7"]}.items():
+    for cls, names in {
+        "cats": ["c0", "c1", "bad c2", "c3", "c4", "c5"],
+        "dogs ç": ["d0", "bad d1", "bad d2", "d3", "d4", "d5", "d6", "bad d7"],
+    }.items():
         (root / cls).mkdir(parents=True)
         for name in names:
             (root / cls / f"{name}.jpg").write_bytes(b"")  # never decoded: features come from the name
@@ -47,11 +49,32 @@ def run_extraction(data, out, resume: bool = False, delay: float = 0.0):
     dataset = discover(data)
     labels = np.array([s.label for s in dataset.samples])
     split = stratified_split(labels, 0.25, 7)
-    attrs = {"model": "fake", "weights_sha256": "f" * 64, "layer": "pre_logits", "pool": "avg", "preprocess": {},
-             "dataset_root": str(data), "source": "folder", "test_size": 0.25, "seed": 7, "n_images": len(dataset),
-             "batch_size": BATCH, "engine": "fake"}
-    with ExtractionRun(out, mode=resolve_mode(out, resume=resume), dataset=dataset, labels=labels, split=split,
-                       attrs=attrs, feature_dim=DIM, buffer_rows=BUFFER, test_size=0.25, seed=7) as run:
+    attrs = {
+        "model": "fake",
+        "weights_sha256": "f" * 64,
+        "layer": "pre_logits",
+        "pool": "avg",
+        "preprocess": {},
+        "dataset_root": str(data),
+        "source": "folder",
+        "test_size": 0.25,
+        "seed": 7,
+        "n_images": len(dataset),
+        "batch_size": BATCH,
+        "engine": "fake",
+    }
+    with ExtractionRun(
+        out,
+        mode=resolve_mode(out, resume=resume),
+        dataset=dataset,
+        labels=labels,
+        split=split,
+        attrs=attrs,
+        feature_dim=DIM,
+        buffer_rows=BUFFER,
+        test_size=0.25,
+        seed=7,
+    ) as run:
         positions, failures = [], []
         for pos, rel in enumerate(run.todo):
             if "bad" in rel:
@@ -132,7 +155,7 @@ def test_sigkill_at_every_named_point(tmp_path, data, reference):
     assert len(points) >= 13
     for point in points:
         out = tmp_path / f"{point.replace(':', '-')}.h5"
-        pid = in_child(lambda: run_extraction(data, out), stop_at=point)
+        pid = in_child(lambda out=out: run_extraction(data, out), stop_at=point)
         _, status = os.waitpid(pid, os.WUNTRACED)
         assert os.WIFSTOPPED(status), f"child did not stop at {point}"
         kill(pid)
@@ -146,7 +169,7 @@ def test_sigkill_at_random_moments(tmp_path, data, reference):
     rng = random.Random(1234)
     for i in range(25):
         out = tmp_path / f"random-{i}.h5"
-        pid = in_child(lambda: run_extraction(data, out, delay=0.005))
+        pid = in_child(lambda out=out: run_extraction(data, out, delay=0.005))
         time.sleep(rng.uniform(0, span))
         kill(pid)
         check_and_resume(out, reference, data)
@@ -174,7 +197,9 @@ def test_file_size_limit_at_start_mid_run_and_while_finishing(tmp_path, data, re
     # At the start: the working file cannot even be created; nothing is left behind.
     out = tmp_path / "start.h5"
     assert _in_child_with_file_size_limit(lambda: run_extraction(data, out), 4096, report) == 1
-    assert report.read_text().startswith(f"OutOfSpaceError: {out}: cannot create the feature file: the file-size limit was reached")
+    assert report.read_text().startswith(
+        f"OutOfSpaceError: {out}: cannot create the feature file: the file-size limit was reached"
+    )
     assert "nothing was written" in report.read_text()
     assert not out.exists() and not out.with_name(out.name + ".tmp").exists()
 

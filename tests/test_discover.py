@@ -45,12 +45,16 @@ def test_csv_manifest_paths_relative_to_csv(tmp_path):
     root = make_dataset(tmp_path / "imgs", per_class=2, nested=False)
     files = sorted(p for p in root.rglob("*") if p.is_file())
     csv = tmp_path / "manifest.csv"
-    rows = ["path,label"] + [f"{p.relative_to(tmp_path).as_posix()},{'warm' if 'red' in p.parent.name else 'cold'}" for p in reversed(files)]
+    rows = ["path,label"] + [
+        f"{p.relative_to(tmp_path).as_posix()},{'warm' if 'red' in p.parent.name else 'cold'}" for p in reversed(files)
+    ]
     csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
     ds = discover(csv)
     assert ds.source == "csv" and ds.root == tmp_path
     assert ds.class_names == ["cold", "warm"]
-    assert [s.path for s in ds.samples] == [p.relative_to(tmp_path).as_posix() for p in reversed(files)]  # CSV order kept
+    assert [s.path for s in ds.samples] == [
+        p.relative_to(tmp_path).as_posix() for p in reversed(files)
+    ]  # CSV order kept
     assert all((tmp_path / s.path).exists() for s in ds.samples)
 
 
@@ -59,8 +63,13 @@ def test_csv_manifest_paths_relative_to_csv(tmp_path):
     [
         (lambda p: p / "nope", "no such file or folder"),
         (lambda p: (p / "empty").mkdir() or (p / "empty"), "no images found"),
-        (lambda p: ((p / "flat").mkdir(), draw("disc", np.random.default_rng(0)).save(p / "flat" / "a.png"))[0] or (p / "flat"),
-         "no class sub-folders"),
+        (
+            lambda p: (
+                ((p / "flat").mkdir(), draw("disc", np.random.default_rng(0)).save(p / "flat" / "a.png"))[0]
+                or (p / "flat")
+            ),
+            "no class sub-folders",
+        ),
         (lambda p: (p / "m.csv").write_text("file,class\na.jpg,x\n") and (p / "m.csv"), "columns 'path,label'"),
         (lambda p: (p / "m.txt").write_text("x") and (p / "m.txt"), "or a .csv manifest"),
     ],

@@ -9,12 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import add_bad_files, make_dataset
+
 from transferkit.backbones import Backbone, PreprocessConfig, create_backbone
 from transferkit.data import list_images
-from transferkit.engines import (EngineFallbackWarning, TorchEngine, create_engine, iter_batches,
-                                 resolve_batch_size, resolve_device)
+from transferkit.engines import (
+    EngineFallbackWarning,
+    TorchEngine,
+    create_engine,
+    iter_batches,
+    resolve_batch_size,
+    resolve_device,
+)
 from transferkit.engines.onnx_engine import OnnxEngine, cache_dir, tolerance
 from transferkit.engines.static_pad import freeze_same_padding
 from transferkit.errors import TransferkitError
@@ -217,13 +223,15 @@ def test_extract_records_engine_and_rows_match_torch(tmp_path, dataset_dir):
 @pytest.mark.slow
 def test_cli_engine_options(tmp_path, dataset_dir):
     from conftest import run_cli
+
     from transferkit.store import open_features
 
     out = tmp_path / "bf16.h5"
     run_cli("extract", dataset_dir, "-o", out, "--engine", "torch", "--precision", "bf16", "--batch-size", "auto",
             check=True)
     with open_features(out) as f:
-        assert (f.attrs["engine"], f.attrs["precision"], f.attrs["device"], f.attrs["batch_size"]) == ("torch", "bf16", "cpu", 32)
+        got = (f.attrs["engine"], f.attrs["precision"], f.attrs["device"], f.attrs["batch_size"])
+        assert got == ("torch", "bf16", "cpu", 32)
     bad = run_cli("extract", dataset_dir, "-o", tmp_path / "x.h5", "--device", "cpu", "--precision", "fp16")
     assert bad.returncode == 1 and "fp16" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "x.h5").exists()

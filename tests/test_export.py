@@ -73,7 +73,12 @@ def test_export_is_one_plain_graph_with_metadata(exported):
     assert not ops & {"Shape", "Gather", "Pad"}, ops  # the run-time "same" padding was folded into the convs
     meta = {p.key: p.value for p in graph.metadata_props}
     assert json.loads(meta["class_names"]) == json.loads(exported.sidecar.read_text(encoding="utf-8"))["class_names"]
-    assert [d.dim_param or d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim] == ["batch", 3, 224, 224]
+    assert [d.dim_param or d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim] == [
+        "batch",
+        3,
+        224,
+        224,
+    ]
 
 
 def test_export_refuses_to_clobber(exported, trained):

@@ -53,7 +53,9 @@ def test_npy_with_sidecars(tmp_path, dtype):
     assert r.chunk_rows < 300 and r.n_rows == 300
     feats = np.load(tmp_path / "out.npy")
     assert feats.dtype == stored and np.array_equal(feats.astype(np.float32), X)  # the stored values, exactly
-    assert np.array_equal(np.load(tmp_path / "out.labels.npy"), y) and np.array_equal(np.load(tmp_path / "out.split.npy"), split)
+    assert np.array_equal(np.load(tmp_path / "out.labels.npy"), y) and np.array_equal(
+        np.load(tmp_path / "out.split.npy"), split
+    )
     info = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
     assert info["paths"] == paths and info["class_names"] == names and info["split_names"] == ["train", "test", "val"]
     assert info["provenance"]["split_source"] == "folders" and info["labels_file"] == "out.labels.npy"
@@ -139,7 +141,9 @@ def test_export_memory_does_not_grow_with_the_file(tmp_path):
     big = 12_000 * 2_000 * 4
 
     def peak(src, out):
-        proc = subprocess.run([sys.executable, "-c", MEASURE, str(src), str(out), "8MB"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", MEASURE, str(src), str(out), "8MB"], capture_output=True, text=True
+        )
         assert proc.returncode == 0, proc.stderr
         return int(proc.stdout.split()[-1])
 

@@ -9,10 +9,24 @@ import torch
 from sklearn.datasets import make_classification
 
 from transferkit.errors import TransferkitError
-from transferkit.heads import HEADS, AutoHead, KNNHead, LinearSVMHead, LogisticHead, MLPHead, TrainedModel, load_model, make_head
+from transferkit.heads import (
+    HEADS,
+    AutoHead,
+    KNNHead,
+    LinearSVMHead,
+    LogisticHead,
+    MLPHead,
+    TrainedModel,
+    load_model,
+    make_head,
+)
 
-FAST = {"logreg": {"Cs": (0.01, 1.0, 100.0)}, "linear-svm": {"Cs": (0.01, 1.0, 100.0)},
-        "mlp": {"hidden": (32,), "max_epochs": 40, "patience": 5}, "knn": {"ks": (1, 5, 9)}}
+FAST = {
+    "logreg": {"Cs": (0.01, 1.0, 100.0)},
+    "linear-svm": {"Cs": (0.01, 1.0, 100.0)},
+    "mlp": {"hidden": (32,), "max_epochs": 40, "patience": 5},
+    "knn": {"ks": (1, 5, 9)},
+}
 
 
 def data(separable: bool, n=300, d=20, k=3, seed=0):
@@ -42,8 +56,10 @@ def test_each_head_learns_generated_features(kind, separable):
     assert np.array_equal(head.classes_[proba.argmax(1)], head.predict(Xt)) or kind == "linear-svm"
 
 
-@pytest.mark.parametrize("shape,class_weight", [((240, 15, 3), None), ((200, 12, 2), "balanced"),
-                                                ((90, 400, 4), "balanced"), ((80, 300, 2), None)])
+@pytest.mark.parametrize(
+    "shape,class_weight",
+    [((240, 15, 3), None), ((200, 12, 2), "balanced"), ((90, 400, 4), "balanced"), ((80, 300, 2), None)],
+)
 def test_logreg_agrees_with_sklearn(shape, class_weight):
     """Same objective as LogisticRegression(C) on the standardised data, in the primal and row-space solves."""
     from sklearn.linear_model import LogisticRegression
@@ -97,7 +113,9 @@ def test_cv_path_reports_convergence():
 def test_save_load_and_torch_round_trip(kind, tmp_path):
     X, y, Xt, _ = data(False, k=3)
     head = make_head(kind, **FAST[kind]).fit(X, y)
-    path = TrainedModel(head, ["a", "b", "c"], {"model": "synthetic"}, {"seed": 42}).save(tmp_path / f"{kind}.safetensors")
+    path = TrainedModel(head, ["a", "b", "c"], {"model": "synthetic"}, {"seed": 42}).save(
+        tmp_path / f"{kind}.safetensors"
+    )
     loaded = load_model(path)
     assert type(loaded.head) is type(head)
     assert np.array_equal(loaded.predict_proba(Xt), head.predict_proba(Xt))
@@ -195,8 +213,23 @@ def test_cli_train_auto_prints_the_table(extracted, tmp_path):
     from conftest import run_cli
 
     out = tmp_path / "auto.safetensors"
-    r = run_cli("train", extracted.path, "-o", out, "--head", "auto", "--cv", "2", "--C", "1", "--k", "3",
-                "--epochs", "20", check=True)
+    r = run_cli(
+        "train",
+        extracted.path,
+        "-o",
+        out,
+        "--head",
+        "auto",
+        "--cv",
+        "2",
+        "--C",
+        "1",
+        "--k",
+        "3",
+        "--epochs",
+        "20",
+        check=True,
+    )
     for name in ("logreg", "linear-svm", "mlp", "knn", "◀ best", "fit time", "CV accuracy"):
         assert name in r.stdout, r.stdout
     import transferkit as tk

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 from hostile import make_image_corpus, make_manifests, tampered_features, tampered_models
 
@@ -37,16 +36,27 @@ class Run:
     max_rss: int  # bytes
 
     def __str__(self) -> str:
-        return f"transferkit {' '.join(map(str, self.args))} -> {self.code}, {self.max_rss >> 20} MB\n{self.out}\n{self.err}"
+        cmd = " ".join(map(str, self.args))
+        return f"transferkit {cmd} -> {self.code}, {self.max_rss >> 20} MB\n{self.out}\n{self.err}"
 
 
 def run(*args, cwd: Path | None = None) -> Run:
     """The real CLI in a child process; its own peak RSS from ``wait4``; killed after TIME_LIMIT."""
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "COLUMNS": "200",
+        "NO_COLOR": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "transferkit", *map(os.fsencode, map(str, args))],
-                                cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "transferkit", *map(os.fsencode, map(str, args))],
+            cwd=cwd,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
         timer = threading.Timer(TIME_LIMIT, lambda: os.kill(proc.pid, signal.SIGKILL))
         timer.start()
         try:
@@ -56,8 +66,13 @@ def run(*args, cwd: Path | None = None) -> Run:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        r = Run(args, proc.returncode, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
-                usage.ru_maxrss * 1024)
+        r = Run(
+            args,
+            proc.returncode,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+            usage.ru_maxrss * 1024,
+        )
     assert r.code != -signal.SIGKILL, f"killed after {TIME_LIMIT} s (a hang?): {r}"
     assert r.code in (0, 1), f"exit status {r.code}: {r}"
     assert "Traceback" not in r.out + r.err, f"traceback: {r}"
@@ -190,7 +205,9 @@ def test_predict_on_hostile_inputs_writes_whole_files(corpus, pipeline):
             import json
 
             doc = json.loads(text)  # standard JSON: no NaN
-            assert all(abs(sum(p["probabilities"]) - 1) < 1e-3 or len(p["probabilities"]) == 1 for p in doc["predictions"])
+            assert all(
+                abs(sum(p["probabilities"]) - 1) < 1e-3 or len(p["probabilities"]) == 1 for p in doc["predictions"]
+            )
     r = run("predict", model, made["fifo"], made["not_utf8"], made["wide"], made["tall"])
     assert r.code == 0 and "2 predicted, 2 skipped" in r.out, r
     # nothing could be read: exit 1, and no half-written output left behind
@@ -208,9 +225,24 @@ def test_export_and_compare_run_on_the_corpus(corpus, pipeline):
     assert r.code == 0 and "unreadable image(s) left out" in r.out, r
 
 
-MODEL_CASES = ["not_json", "a_list", "deeply_nested", "no_backbone", "head_kind_changed", "two_names_three_classes",
-               "huge_input_size", "format_version_99", "nan_constant_in_json", "params_wrong_type", "nan_coefficients",
-               "inconsistent_width", "missing_array", "pickle", "empty", "truncated"]
+MODEL_CASES = [
+    "not_json",
+    "a_list",
+    "deeply_nested",
+    "no_backbone",
+    "head_kind_changed",
+    "two_names_three_classes",
+    "huge_input_size",
+    "format_version_99",
+    "nan_constant_in_json",
+    "params_wrong_type",
+    "nan_coefficients",
+    "inconsistent_width",
+    "missing_array",
+    "pickle",
+    "empty",
+    "truncated",
+]
 
 
 def test_tampered_model_files_are_refused_in_one_line(corpus, pipeline, tmp_path):
@@ -235,8 +267,17 @@ def test_tampered_model_files_are_refused_in_one_line(corpus, pipeline, tmp_path
     refused(run("predict", bad["huge_input_size"], image), "input_size")
 
 
-FEATURE_CASES = ["flip_3000", "flip_5000", "label_99", "label_minus_1", "split_7", "zeroed_block", "paths_not_utf8",
-                 "truncated", "empty"]
+FEATURE_CASES = [
+    "flip_3000",
+    "flip_5000",
+    "label_99",
+    "label_minus_1",
+    "split_7",
+    "zeroed_block",
+    "paths_not_utf8",
+    "truncated",
+    "empty",
+]
 
 
 def test_tampered_feature_files_fail_verify_and_never_crash(corpus, pipeline, tmp_path):

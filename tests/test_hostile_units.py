@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import draw
 from PIL import Image
 
 from transferkit.backbones.preprocess import PreprocessConfig
@@ -14,8 +15,6 @@ from transferkit.data.decode import DecodeError, load_image
 from transferkit.data.walk import walk_files
 from transferkit.errors import TransferkitError
 from transferkit.store.lock import LockedError, OutputLock
-
-from conftest import draw
 
 
 def _gradient(w: int, h: int) -> Image.Image:

@@ -13,8 +13,15 @@ import transferkit as tk
 from transferkit.backbones import create_backbone
 from transferkit.engines import backbone_and_engine
 from transferkit.engines.onnx_engine import OnnxEngine, cache_dir, probe_batch
-from transferkit.engines.onnx_int8 import (MIN_COSINE, WARN_COSINE, Int8QualityError, Int8QualityWarning,
-                                           calibration_sample, check_quality, row_cosine)
+from transferkit.engines.onnx_int8 import (
+    MIN_COSINE,
+    WARN_COSINE,
+    Int8QualityError,
+    Int8QualityWarning,
+    calibration_sample,
+    check_quality,
+    row_cosine,
+)
 from transferkit.errors import TransferkitError
 
 

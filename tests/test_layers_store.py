@@ -6,9 +6,9 @@ import json
 import h5py
 import numpy as np
 import pytest
+from conftest import make_dataset, run_cli
 
 import transferkit as tk
-from conftest import make_dataset, run_cli
 from transferkit.errors import TransferkitError
 
 MODEL = dict(model="timm:resnet18", weights="random", image_size=48)
@@ -35,10 +35,14 @@ def test_multi_layer_layout_and_equality_with_single_layer_runs(multi, small_dat
         assert json.loads(f["layers"].attrs["order"]) == ["layer2", "layer4", "pre_logits"]
         assert f["layers/layer2"] == f["features"]  # a hard link: the first layer is stored once
         assert f["layers/layer4"].shape == (12, 512) and f["layers/pre_logits"].shape == (12, 512)
-        assert f["layers/layer4"].attrs["pool"] == "gem" and json.loads(f["layers/layer4"].attrs["shape"]) == [512, 2, 2]
+        assert f["layers/layer4"].attrs["pool"] == "gem" and json.loads(f["layers/layer4"].attrs["shape"]) == [
+            512,
+            2,
+            2,
+        ]
         assert f["layers/pre_logits"].attrs["pool"] == "avg"  # the model's own pooling, whatever --pool says
     with tk.open_features(multi) as ff:
-        assert [l["name"] for l in ff.layers] == ["layer2", "layer4", "pre_logits"]
+        assert [lay["name"] for lay in ff.layers] == ["layer2", "layer4", "pre_logits"]
         assert ff.attrs["layer"] == ["layer2", "layer4", "pre_logits"]
         assert ff.feature_dim == 128
         both, _ = ff.load("train", layers=["layer4", "layer2"])
@@ -83,8 +87,13 @@ def test_files_without_layers_group_still_read(tmp_path):
     from transferkit.store import FeatureWriter
 
     path = tmp_path / "old.h5"
-    attrs = {"model": "efficientnet_lite0", "weights_sha256": "abc", "layer": "pre_logits", "pool": "avg",
-             "preprocess": {"input_size": [224, 224]}}
+    attrs = {
+        "model": "efficientnet_lite0",
+        "weights_sha256": "abc",
+        "layer": "pre_logits",
+        "pool": "avg",
+        "preprocess": {"input_size": [224, 224]},
+    }
     with FeatureWriter(path, feature_dim=4, label_names=["a", "b"], attrs=attrs) as w:
         w.add(np.eye(4, dtype=np.float32), [0, 1, 0, 1], ["1", "2", "3", "4"], [0, 0, 0, 1])
     with tk.open_features(path) as ff:
@@ -123,11 +132,20 @@ def test_update_keeps_every_layer_of_a_multi_layer_file(multi, small_data, tmp_p
         f.attrs["dataset_root"] = str(data.resolve())
         f.attrs["data"] = str(data.resolve())
     draw("disc", np.random.default_rng(11)).save(data / "red disc" / "zz new.png")
-    r = tk.extract(data, out, update=True, layer=["layer2", "layer4", "pre_logits"], pool="gem", batch_size=5,
-                   buffer_rows=4, workers=1, **MODEL)
+    r = tk.extract(
+        data,
+        out,
+        update=True,
+        layer=["layer2", "layer4", "pre_logits"],
+        pool="gem",
+        batch_size=5,
+        buffer_rows=4,
+        workers=1,
+        **MODEL,
+    )
     assert r.status == "updated" and r.n_added == 1 and r.n_rows == 13
     with tk.open_features(multi) as old, tk.open_features(out) as new:
-        assert new.complete and [l["name"] for l in new.layers] == ["layer2", "layer4", "pre_logits"]
+        assert new.complete and [lay["name"] for lay in new.layers] == ["layer2", "layer4", "pre_logits"]
         assert "layers" not in new.attrs  # the working file's description is not left in the finished file
         for name in ("layer2", "layer4", "pre_logits"):
             before, _ = old.load(layers=name)

@@ -9,7 +9,7 @@ from conftest import draw
 
 from transferkit.data import discover
 from transferkit.data.layouts import MixedLayoutError
-from transferkit.data.split import SPLITS, SPLIT_NAMES, TEST, TRAIN, VAL
+from transferkit.data.split import SPLIT_NAMES, SPLITS, TEST, TRAIN, VAL
 from transferkit.errors import TransferkitError
 
 
@@ -111,17 +111,27 @@ def test_manifest_split_column(tmp_path):
     (tmp_path / "m.csv").write_text("path,label,split\n" + "\n".join(rows) + "\n", encoding="utf-8")
     ds = discover(tmp_path / "m.csv")
     assert ds.split_source == "csv column" and [s.split for s in ds.samples] == [0, 0, 2, 1, 0, 2]
-    (tmp_path / "two.csv").write_text("path,label,split\nimg/ïmg 00.png,a,train\nimg/ïmg 01.png,b,val\n", encoding="utf-8")
+    (tmp_path / "two.csv").write_text(
+        "path,label,split\nimg/ïmg 00.png,a,train\nimg/ïmg 01.png,b,val\n", encoding="utf-8"
+    )
     assert [s.split for s in discover(tmp_path / "two.csv").samples] == [TRAIN, TEST]  # val is the test split
-    (tmp_path / "bad.csv").write_text("path,label,split\nimg/ïmg 00.png,a,train\nimg/ïmg 01.png,b,holdout\n", encoding="utf-8")
-    with pytest.raises(TransferkitError, match=r"bad.csv: row 3 has split 'holdout'; the split column takes train, val or test"):
+    (tmp_path / "bad.csv").write_text(
+        "path,label,split\nimg/ïmg 00.png,a,train\nimg/ïmg 01.png,b,holdout\n", encoding="utf-8"
+    )
+    with pytest.raises(
+        TransferkitError, match=r"bad.csv: row 3 has split 'holdout'; the split column takes train, val or test"
+    ):
         discover(tmp_path / "bad.csv")
-    (tmp_path / "twice.csv").write_text("path,label,split\nimg/ïmg 00.png,a,train\nimg/ïmg 01.png,b,test\n"
-                                        "img/ïmg 00.png,a,test\n", encoding="utf-8")
-    with pytest.raises(TransferkitError, match="'img/ïmg 00.png' is listed in two splits .row 2: 'train', row 4: 'test'."):
+    (tmp_path / "twice.csv").write_text(
+        "path,label,split\nimg/ïmg 00.png,a,train\nimg/ïmg 01.png,b,test\nimg/ïmg 00.png,a,test\n", encoding="utf-8"
+    )
+    with pytest.raises(
+        TransferkitError, match="'img/ïmg 00.png' is listed in two splits .row 2: 'train', row 4: 'test'."
+    ):
         discover(tmp_path / "twice.csv")
-    (tmp_path / "again.csv").write_text("path,label,split\nimg/ïmg 00.png,a,train\nimg/ïmg 01.png,b,test\n"
-                                        "img/ïmg 00.png,a,train\n", encoding="utf-8")
+    (tmp_path / "again.csv").write_text(
+        "path,label,split\nimg/ïmg 00.png,a,train\nimg/ïmg 01.png,b,test\nimg/ïmg 00.png,a,train\n", encoding="utf-8"
+    )
     again = discover(tmp_path / "again.csv")  # listed twice in the same split: kept once, with its split
     assert [(s.path, s.split) for s in again.samples] == [("img/ïmg 00.png", TRAIN), ("img/ïmg 01.png", TEST)]
     (tmp_path / "none.csv").write_text("path,label\nimg/ïmg 00.png,a\n", encoding="utf-8")
@@ -132,7 +142,8 @@ def test_imagefolder_metadata_at_the_top_given_as_file_and_per_split(tmp_path):
     root = tmp_path / "hf"
     images(root, 4)
     (root / "metadata.csv").write_text(
-        "file_name,species\nïmg 00.png,cat\nïmg 01.png,dog\nïmg 02.png,cat\nïmg 03.png,dog\n", encoding="utf-8")
+        "file_name,species\nïmg 00.png,cat\nïmg 01.png,dog\nïmg 02.png,cat\nïmg 03.png,dog\n", encoding="utf-8"
+    )
     for ds in (discover(root), discover(root / "metadata.csv")):
         assert ds.source == "imagefolder" and ds.class_names == ["cat", "dog"]
         assert [s.path for s in ds.samples][:2] == ["ïmg 00.png", "ïmg 01.png"] and ds.split_source is None
@@ -143,10 +154,15 @@ def test_imagefolder_metadata_at_the_top_given_as_file_and_per_split(tmp_path):
         (split_root / name / "metadata.csv").write_text("file_name,label,notes\n" + "\n".join(lines), encoding="utf-8")
     ds = discover(split_root)
     assert ds.split_source == "folders" and ds.class_names == ["cat", "dog"]
-    assert splits_of(ds) == {**{f"train/ïmg {i:02d}.png": TRAIN for i in range(4)},
-                             **{f"test/ïmg {i:02d}.png": TEST for i in range(2)}}
+    assert splits_of(ds) == {
+        **{f"train/ïmg {i:02d}.png": TRAIN for i in range(4)},
+        **{f"test/ïmg {i:02d}.png": TEST for i in range(2)},
+    }
     (root / "metadata.csv").write_text("file_name,species,colour\nïmg 00.png,cat,red\n", encoding="utf-8")
-    with pytest.raises(TransferkitError, match="needs a label column next to 'file_name' .found: species,colour.; name the label column 'label'"):
+    with pytest.raises(
+        TransferkitError,
+        match="needs a label column next to 'file_name' .found: species,colour.; name the label column 'label'",
+    ):
         discover(root)
 
 

@@ -57,7 +57,9 @@ def test_fixed_point_is_the_maximum(n, d):
     grid = [f(la + da, lb + db) for da in np.linspace(-1, 1, 9) for db in np.linspace(-1, 1, 9)]
     assert max(grid) <= best + 1e-9
     # and a generic optimiser started elsewhere finds the same value
-    opt = minimize(lambda v: -f(*v), x0=[0.0, 0.0], method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
+    opt = minimize(
+        lambda v: -f(*v), x0=[0.0, 0.0], method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000}
+    )
     assert -opt.fun == pytest.approx(best, abs=1e-6)
 
 
@@ -68,8 +70,12 @@ def test_logme_is_mean_per_sample_evidence_over_classes():
     expected = []
     for k in range(3):
         y = (labels == k).astype(float)
-        opt = minimize(lambda v: -marginal_log_likelihood(F, y, math.exp(v[0]), math.exp(v[1])), x0=[0.0, 0.0],
-                       method="Nelder-Mead", options={"xatol": 1e-9, "fatol": 1e-11, "maxiter": 4000})
+        opt = minimize(
+            lambda v, y=y: -marginal_log_likelihood(F, y, math.exp(v[0]), math.exp(v[1])),
+            x0=[0.0, 0.0],
+            method="Nelder-Mead",
+            options={"xatol": 1e-9, "fatol": 1e-11, "maxiter": 4000},
+        )
         expected.append(-opt.fun / len(y))
     assert logme(F, labels) == pytest.approx(np.mean(expected), abs=1e-7)
 

@@ -14,7 +14,6 @@ from transferkit.backbones.describe import list_layers
 from transferkit.demo import sample_photo
 from transferkit.errors import TransferkitError
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
@@ -70,7 +69,7 @@ def test_timm_layers_listing_and_pooled_shapes():
     assert rows["pre_logits"]["shape"] == [512] and rows["forward_features"]["shape"] == [512, 2, 2]
     assert rows["layer2"]["shape"] == [128, 8, 8] and rows["layer2"]["dim"] == 128
     b = create_backbone("timm:resnet18", weights="random", image_size=64, layer=["layer2", "layer3"], pool="avgmax")
-    assert [(l["name"], l["dim"]) for l in b.layers] == [("layer2", 256), ("layer3", 512)]
+    assert [(lay["name"], lay["dim"]) for lay in b.layers] == [("layer2", 256), ("layer3", 512)]
     x = batch(b)
     with torch.inference_mode():
         n = b.net

@@ -46,10 +46,31 @@ def cluster():
     os.environ["RAY_AUTH_MODE"] = "disabled"
     temp = tempfile.mkdtemp(prefix="tkray", dir="/tmp")  # short: Ray's socket paths must stay < 108 chars
     port = _free_port()
-    cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--num-cpus", "2", "--num-gpus", "0",
-           "--object-store-memory", str(100 * 1024 * 1024), "--port", str(port), "--node-ip-address", "127.0.0.1",
-           "--include-dashboard", "false", "--dashboard-port", str(_free_port()),
-           "--dashboard-agent-listen-port", str(_free_port()), "--disable-usage-stats", "--temp-dir", temp]
+    cmd = [
+        str(Path(sys.executable).with_name("ray")),
+        "start",
+        "--head",
+        "--block",
+        "--num-cpus",
+        "2",
+        "--num-gpus",
+        "0",
+        "--object-store-memory",
+        str(100 * 1024 * 1024),
+        "--port",
+        str(port),
+        "--node-ip-address",
+        "127.0.0.1",
+        "--include-dashboard",
+        "false",
+        "--dashboard-port",
+        str(_free_port()),
+        "--dashboard-agent-listen-port",
+        str(_free_port()),
+        "--disable-usage-stats",
+        "--temp-dir",
+        temp,
+    ]
     log = open(Path(temp) / "ray-start.log", "w")
     head = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"127.0.0.1:{port}"
@@ -57,7 +78,9 @@ def cluster():
         deadline = time.monotonic() + 180
         while True:
             if head.poll() is not None:
-                raise RuntimeError(f"ray start exited with {head.returncode}:\n{(Path(temp) / 'ray-start.log').read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"ray start exited with {head.returncode}:\n{(Path(temp) / 'ray-start.log').read_text()[-3000:]}"
+                )
             try:
                 ray.init(address=address, logging_level="ERROR", log_to_driver=False)
                 break
@@ -106,8 +129,20 @@ def assert_same_file(got: Path, ref: Path):
         assert g.skipped == r.skipped
         np.testing.assert_allclose(g.load()[0], r.load()[0], atol=1e-5, rtol=0)
         ga, ra = g.attrs, r.attrs
-        for key in ("model", "weights_sha256", "layer", "pool", "preprocess", "dataset_root", "test_size", "seed",
-                    "n_images", "batch_size", "engine", "format_version"):
+        for key in (
+            "model",
+            "weights_sha256",
+            "layer",
+            "pool",
+            "preprocess",
+            "dataset_root",
+            "test_size",
+            "seed",
+            "n_images",
+            "batch_size",
+            "engine",
+            "format_version",
+        ):
             assert ga[key] == ra[key], key
         return json.loads(ga["ray"])
 
@@ -118,11 +153,29 @@ def _parts(out: Path) -> list[Path]:
 
 def test_equals_the_single_process_run_with_failing_images_inside_shards(cluster, data, reference, tmp_path):
     seen = []
-    r = tk.extract(data, tmp_path / "ray.h5", batch_size=4, ray=cluster, ray_workers=2, ray_shard_size=SHARD,
-                   progress=lambda done, total: seen.append((done, total)))
+    r = tk.extract(
+        data,
+        tmp_path / "ray.h5",
+        batch_size=4,
+        ray=cluster,
+        ray_workers=2,
+        ray_shard_size=SHARD,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     info = assert_same_file(r.path, reference.path)
-    assert len(r.skipped) == 4 and {p.split("/")[-1] for p, _ in r.skipped} == {"empty.jpg", "not an image.png", "truncated.jpg", "bomb.png"}
-    assert (r.n_rows, r.n_train, r.n_test, r.n_shards, r.workers) == (reference.n_rows, reference.n_train, reference.n_test, 10, 2)
+    assert len(r.skipped) == 4 and {p.split("/")[-1] for p, _ in r.skipped} == {
+        "empty.jpg",
+        "not an image.png",
+        "truncated.jpg",
+        "bomb.png",
+    }
+    assert (r.n_rows, r.n_train, r.n_test, r.n_shards, r.workers) == (
+        reference.n_rows,
+        reference.n_train,
+        reference.n_test,
+        10,
+        2,
+    )
     assert info["n_shards"] == 10 and info["shard_size"] == SHARD and info["runs"][0]["shards"] == 10
     assert seen[0] == (0, 28) and seen[-1] == (28, 28)
     assert not (tmp_path / "ray.h5.parts").exists()  # parts removed once the output is complete
@@ -159,8 +212,23 @@ def test_a_killed_worker_is_restarted_and_its_shards_retried(cluster, data, refe
 
 def test_a_killed_driver_resumes_redoing_only_unfinished_shards(cluster, data, reference, tmp_path):
     out = tmp_path / "ray.h5"
-    args = [sys.executable, "-m", "transferkit", "extract", data, "-o", out, "--batch-size", "4", "--ray", cluster,
-            "--ray-workers", "1", "--ray-shard-size", str(SHARD)]
+    args = [
+        sys.executable,
+        "-m",
+        "transferkit",
+        "extract",
+        data,
+        "-o",
+        out,
+        "--batch-size",
+        "4",
+        "--ray",
+        cluster,
+        "--ray-workers",
+        "1",
+        "--ray-shard-size",
+        str(SHARD),
+    ]
     driver = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 240
     while len(_parts(out)) < 2:
@@ -175,7 +243,9 @@ def test_a_killed_driver_resumes_redoing_only_unfinished_shards(cluster, data, r
     assert not out.exists()
     killed_runs = {h5py.File(p, "r").attrs["run_id"] for p in _parts(out)}
 
-    proc = run_cli("extract", data, "-o", out, "--batch-size", "4", "--ray", cluster, "--ray-shard-size", "4", "--resume")
+    proc = run_cli(
+        "extract", data, "-o", out, "--batch-size", "4", "--ray", cluster, "--ray-shard-size", "4", "--resume"
+    )
     assert proc.returncode == 1 and "used --ray-shard-size = 3, this run asks for 4" in proc.stderr
     with pytest.raises(TransferkitError, match="pass --resume to continue it"):
         tk.extract(data, out, batch_size=4, ray=cluster, ray_shard_size=SHARD)
@@ -183,8 +253,16 @@ def test_a_killed_driver_resumes_redoing_only_unfinished_shards(cluster, data, r
     assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in _parts(out)} == before
 
     seen = []
-    r = tk.extract(data, out, batch_size=4, ray=cluster, ray_workers=1, ray_shard_size=SHARD, resume=True,
-                   progress=lambda done, total: seen.append(done))
+    r = tk.extract(
+        data,
+        out,
+        batch_size=4,
+        ray=cluster,
+        ray_workers=1,
+        ray_shard_size=SHARD,
+        resume=True,
+        progress=lambda done, total: seen.append(done),
+    )
     info = assert_same_file(out, reference.path)
     first, second = info["runs"]  # the killed run's parts were kept, the resumed run computed the rest
     assert (first["shards"], second["shards"]) == (len(before), 10 - len(before))

@@ -16,11 +16,13 @@ def _block_after(heading_text: str, lang: str = "bash") -> str:
     return m.group(1).strip()
 
 
-def test_ci_runs_exactly_the_readme_install_and_test_commands():
+def test_ci_runs_exactly_the_readme_install_lint_and_test_commands():
     ci = (REPO / ".ci" / "run").read_text()
     install = _block_after("Install everything")
     test = _block_after("Run the tests")
-    assert install in ci and test in ci
+    lint = _block_after("Lint the code")
+    assert install in ci and test in ci and lint in ci
+    assert ci.index(install) < ci.index(lint) < ci.index(test)  # lint after the install, before the tests
     assert "transferkit demo" in _block_after("as a first thing to run")
     assert "-eq 5" in ci  # pytest's "no tests collected" fails the run
 

@@ -15,8 +15,14 @@ from mislabeled import make_mislabeled
 
 import transferkit as tk
 from transferkit.evaluate.metrics import classification_metrics
-from transferkit.evaluate.report import (ReportData, misclassified, normalise_history, placeholder, render_html,
-                                         write_report)
+from transferkit.evaluate.report import (
+    ReportData,
+    misclassified,
+    normalise_history,
+    placeholder,
+    render_html,
+    write_report,
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +75,9 @@ def test_report_lists_exactly_the_known_mistakes(run, tmp_path):
     assert conf == sorted(conf, reverse=True)
     assert all(c["img_src"].startswith("data:image/jpeg;base64,") for c in page.cards)
     # self-contained: nothing but inline data and in-page anchors
-    assert all(u.startswith(("data:", "#")) for u in page.urls), [u for u in page.urls if not u.startswith(("data:", "#"))]
+    assert all(u.startswith(("data:", "#")) for u in page.urls), [
+        u for u in page.urls if not u.startswith(("data:", "#"))
+    ]
     text = out.read_text(encoding="utf-8")
     for path, why in ds.bad.items():
         assert path in text and why in text.lower()
@@ -79,12 +87,14 @@ def test_report_lists_exactly_the_known_mistakes(run, tmp_path):
     assert 'id="search"' in text  # the CV curve of the logistic head's C
     assert 'id="training"' not in text  # logistic regression records no epochs
     # what mattered for this in-memory fit is in the open; solver internals sit in a collapsed <details>
-    head_table = text[text.index('id="hyperparameters"'):]
-    head_table = head_table[:head_table.index("</table>\n  </div>")]
+    head_table = text[text.index('id="hyperparameters"') :]
+    head_table = head_table[: head_table.index("</table>\n  </div>")]
     shown, folded = head_table.split('id="solver-settings"')
     assert 'data-key="Cs"' in shown and 'data-key="cv"' in shown and 'data-key="C"' in shown
-    assert all(f'data-key="{k}"' in folded and f'data-key="{k}"' not in shown
-               for k in ("max_iter", "tol", "batch_size", "max_epochs", "polish_iter"))
+    assert all(
+        f'data-key="{k}"' in folded and f'data-key="{k}"' not in shown
+        for k in ("max_iter", "tol", "batch_size", "max_epochs", "polish_iter")
+    )
 
 
 def test_moved_and_missing_images_get_placeholders(run, tmp_path):
@@ -109,7 +119,13 @@ def test_curves_appear_when_the_model_has_a_history(run, tmp_path):
     _, features, model_path, _ = run
     model = tk.load_model(model_path)
     model.training["history"] = [
-        {"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_accuracy": 1 - 0.5 / e, "val_accuracy": 1 - 0.6 / e}
+        {
+            "epoch": e,
+            "train_loss": 1 / e,
+            "val_loss": 1.2 / e,
+            "train_accuracy": 1 - 0.5 / e,
+            "val_accuracy": 1 - 0.6 / e,
+        }
         for e in range(1, 11)
     ]
     text = write_report(tmp_path / "h.html", model, features).read_text(encoding="utf-8")
@@ -117,14 +133,20 @@ def test_curves_appear_when_the_model_has_a_history(run, tmp_path):
 
 
 def test_history_shapes_are_normalised():
-    flat = {"train_loss": [3, 2, 1], "val_loss": [3.5, 2.5, 2], "train_accuracy": [.5, .7, .9], "best_epoch": 3}
+    flat = {"train_loss": [3, 2, 1], "val_loss": [3.5, 2.5, 2], "train_accuracy": [0.5, 0.7, 0.9], "best_epoch": 3}
     h = normalise_history(flat)
-    assert h["epoch"] == [1, 2, 3] and h["best_epoch"] == 3 and set(h["series"]) == {"train_loss", "val_loss", "train_accuracy"}
-    nested = normalise_history({"train": {"loss": [1, .5]}, "val": {"loss": [1.1, .7], "accuracy": [.4, .6]}})
+    assert (
+        h["epoch"] == [1, 2, 3]
+        and h["best_epoch"] == 3
+        and set(h["series"]) == {"train_loss", "val_loss", "train_accuracy"}
+    )
+    nested = normalise_history({"train": {"loss": [1, 0.5]}, "val": {"loss": [1.1, 0.7], "accuracy": [0.4, 0.6]}})
     assert set(nested["series"]) == {"train_loss", "val_loss", "val_accuracy"}
     rows = normalise_history([{"epoch": 5, "loss": 1.0}, {"epoch": 6, "loss": 0.5}])
     assert rows["epoch"] == [5, 6] and rows["series"] == {"loss": [1.0, 0.5]}
-    assert normalise_history(None) is None and normalise_history({}) is None and normalise_history({"note": "x"}) is None
+    assert (
+        normalise_history(None) is None and normalise_history({}) is None and normalise_history({"note": "x"}) is None
+    )
 
 
 def synthetic_101(errors_to_keep: int = 24) -> ReportData:
@@ -137,10 +159,21 @@ def synthetic_101(errors_to_keep: int = 24) -> ReportData:
     errors = misclassified([f"{names[c]}/{i}.jpg" for i, c in enumerate(y)], y, proba, names)[:errors_to_keep]
     for e in errors:
         e.image, e.image_found, e.image_problem = placeholder("image not found"), False, "file not found"
-    history = normalise_history({"train_loss": [1, .6, .4, .3], "val_loss": [1.1, .8, .7, .72],
-                                 "train_accuracy": [.5, .7, .8, .9], "val_accuracy": [.45, .6, .7, .69]})
-    return ReportData(title="synthetic, 101 classes", metrics=classification_metrics(y, proba, names),
-                      errors=errors, history=history, summary=[("dataset", "synthetic")])
+    history = normalise_history(
+        {
+            "train_loss": [1, 0.6, 0.4, 0.3],
+            "val_loss": [1.1, 0.8, 0.7, 0.72],
+            "train_accuracy": [0.5, 0.7, 0.8, 0.9],
+            "val_accuracy": [0.45, 0.6, 0.7, 0.69],
+        }
+    )
+    return ReportData(
+        title="synthetic, 101 classes",
+        metrics=classification_metrics(y, proba, names),
+        errors=errors,
+        history=history,
+        summary=[("dataset", "synthetic")],
+    )
 
 
 def test_confusion_matrix_with_101_classes_is_a_compact_table():
@@ -158,12 +191,18 @@ def test_confusion_matrix_with_101_classes_is_a_compact_table():
 def test_user_text_is_escaped_and_a_perfect_run_says_so():
     names = ['<b>bold</b> & "quoted"', "plain"]
     y = np.array([0, 0, 1, 1])
-    proba = np.array([[.9, .1], [.8, .2], [.3, .7], [.1, .9]])
-    data = ReportData(title="<script>alert(1)</script>", metrics=classification_metrics(y, proba, names),
-                      skipped=[("<img src=x>.jpg", "not an image")])
+    proba = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]])
+    data = ReportData(
+        title="<script>alert(1)</script>",
+        metrics=classification_metrics(y, proba, names),
+        skipped=[("<img src=x>.jpg", "not an image")],
+    )
     text = render_html(data)
     assert "<script>alert(1)" not in text and "<b>bold" not in text and "<img src=x>" not in text
-    assert "&lt;b&gt;bold&lt;/b&gt; &amp; &#34;quoted&#34;" in text or "&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;" in text
+    assert (
+        "&lt;b&gt;bold&lt;/b&gt; &amp; &#34;quoted&#34;" in text
+        or "&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;" in text
+    )
     assert "every test image was classified correctly" in text
 
 
@@ -199,13 +238,19 @@ def test_report_renders_in_headless_chromium(run, tmp_path, chromium):
     assert page.evaluate(metric.format("accuracy")) == f"{m['accuracy']:.4f}" == "0.7500"
     assert page.evaluate(metric.format("macro-F1")) == f"{m['macro_f1']:.4f}"
     assert page.evaluate(metric.format("errors")).replace(" ", "") == "3/12"
-    rows = page.evaluate("Object.fromEntries([...document.querySelectorAll('#summary-table tr')]"
-                         ".map(r => [r.dataset.key, r.querySelector('td').textContent]))")
-    assert rows["backbone"].startswith("efficientnet_lite0") and rows["layer"] == "pre_logits" and rows["head"] == "logreg"
+    rows = page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('#summary-table tr')]"
+        ".map(r => [r.dataset.key, r.querySelector('td').textContent]))"
+    )
+    assert (
+        rows["backbone"].startswith("efficientnet_lite0") and rows["layer"] == "pre_logits" and rows["head"] == "logreg"
+    )
     assert "36 train, 12 test" in rows["images"] and "4 skipped" in rows["images"]
 
-    cards = page.evaluate("[...document.querySelectorAll('#error-grid .card')].map(c => "
-                          "({path: c.dataset.path, t: c.querySelector('.true').textContent, p: c.querySelector('.pred').textContent}))")
+    cards = page.evaluate(
+        "[...document.querySelectorAll('#error-grid .card')].map(c => "
+        "({path: c.dataset.path, t: c.querySelector('.true').textContent, p: c.querySelector('.pred').textContent}))"
+    )
     assert len(cards) == 3 == m["n_test"] - int(np.trace(m["confusion_matrix"]))
     assert {c["path"]: (c["t"], c["p"]) for c in cards} == ds.errors
 
@@ -224,8 +269,10 @@ def test_report_renders_in_headless_chromium(run, tmp_path, chromium):
     page.evaluate("document.querySelectorAll('#per-class-table th')[0].click()")
     order = page.evaluate("[...document.querySelectorAll('#per-class-table tbody tr')].map(r => r.dataset.class)")
     assert order == sorted(order, reverse=True)
-    page.evaluate("(() => { const i = document.getElementById('error-filter'); i.value = 'grün stripes/';"
-                  " i.dispatchEvent(new Event('input')); })()")
+    page.evaluate(
+        "(() => { const i = document.getElementById('error-filter'); i.value = 'grün stripes/';"
+        " i.dispatchEvent(new Event('input')); })()"
+    )
     assert page.evaluate("document.getElementById('error-shown').textContent") == "1 shown"
 
     assert page.console_errors() == []
@@ -239,9 +286,11 @@ def test_101_class_report_renders(tmp_path, chromium):
     page = chromium.open(out)
     images = page.evaluate(IMAGES_JS)
     assert len(images) == 24 + 1 and all(i["w"] > 0 for i in images)  # placeholders and the training curves
-    box = page.evaluate("(() => { const t = document.querySelector('table.cm').getBoundingClientRect();"
-                        " const c = document.querySelector('table.cm td').getBoundingClientRect();"
-                        " return {w: t.width, cell: c.width}; })()")
+    box = page.evaluate(
+        "(() => { const t = document.querySelector('table.cm').getBoundingClientRect();"
+        " const c = document.querySelector('table.cm td').getBoundingClientRect();"
+        " return {w: t.width, cell: c.width}; })()"
+    )
     assert box["cell"] >= 13 and box["w"] < 101 * 20 + 400  # legible cells, yet the whole matrix in ~2 screens
     assert page.console_errors() == []
     page.screenshot(ARTIFACTS / "report-101-classes.png")

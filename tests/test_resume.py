@@ -126,7 +126,9 @@ def test_interrupted_run_keeps_its_rows_and_resume_of_a_complete_file_does_nothi
     _interrupted(data, out)  # Ctrl-C while the 4th batch (inputs 6, 7) is being extracted
     with tk.open_features(out) as ff:
         assert ff.n_rows == 6 and not ff.complete  # the buffered 3rd batch was committed on the way out
-    with pytest.raises(TransferkitError, match=r"already exists \(an incomplete feature file, 6 of 16 images done\); pass --resume"):
+    with pytest.raises(
+        TransferkitError, match=r"already exists \(an incomplete feature file, 6 of 16 images done\); pass --resume"
+    ):
         tk.extract(data, out, batch_size=BATCH)
     r = tk.extract(data, out, batch_size=BATCH, buffer_rows=BUFFER, resume=True)
     assert (r.status, r.rows_before, r.n_processed) == ("resumed", 6, 10)
@@ -166,14 +168,29 @@ def test_the_printed_resume_command_carries_every_non_default_setting(tmp_path, 
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        tk.extract(data, out, weights="random", image_size=(48, 64), seed=7, test_size=0.5, batch_size=BATCH,
-                   buffer_rows=BUFFER, progress=interrupt, workers=1)
+        tk.extract(
+            data,
+            out,
+            weights="random",
+            image_size=(48, 64),
+            seed=7,
+            test_size=0.5,
+            batch_size=BATCH,
+            buffer_rows=BUFFER,
+            progress=interrupt,
+            workers=1,
+        )
     with tk.open_features(out) as ff:
         words = shlex.split(ff.resume_hint())
     assert words[:5] == ["transferkit", "extract", str(data.resolve()), "-o", str(out)] and words[-1] == "--resume"
     flags = dict(zip(words[5:-1:2], words[6:-1:2]))
-    assert flags == {"--weights": "random", "--image-size": "48x64", "--batch-size": str(BATCH), "--test-size": "0.5",
-                     "--seed": "7"}
+    assert flags == {
+        "--weights": "random",
+        "--image-size": "48x64",
+        "--batch-size": str(BATCH),
+        "--test-size": "0.5",
+        "--seed": "7",
+    }
     done = subprocess.run([sys.executable, "-m", "transferkit", *words[1:]], capture_output=True, text=True)
     assert done.returncode == 0 and "resumed " in done.stdout, done.stdout + done.stderr
 
@@ -198,14 +215,35 @@ def test_file_size_limit_mid_run_stops_with_one_line_and_resume_finishes(tmp_pat
         end_of_committed = ff.h5["features"].id.get_offset() + ff.n_rows * row_bytes
     blocks = end_of_committed // 1024  # `ulimit -f` counts 1 KiB blocks: the next rows lie past it
     proc = subprocess.run(
-        ["bash", "-c", f'ulimit -f {blocks} && exec "$0" "$@"', sys.executable, "-m", "transferkit", "extract",
-         str(data), "-o", str(out), "-b", str(BATCH), "--buffer-rows", str(BUFFER), "--resume"],
-        capture_output=True, text=True, env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1"},
+        [
+            "bash",
+            "-c",
+            f'ulimit -f {blocks} && exec "$0" "$@"',
+            sys.executable,
+            "-m",
+            "transferkit",
+            "extract",
+            str(data),
+            "-o",
+            str(out),
+            "-b",
+            str(BATCH),
+            "--buffer-rows",
+            str(BUFFER),
+            "--resume",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "300", "NO_COLOR": "1"},
     )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert f"error: {out}: extraction stopped: the file-size limit was reached (ulimit -f: {fsio.human_bytes(blocks * 1024)})" in lines[0]
+    assert (
+        f"error: {out}: extraction stopped: the file-size limit was reached (ulimit -f: "
+        f"{fsio.human_bytes(blocks * 1024)})"
+        in lines[0]
+    )
     assert "keeps its 6 committed rows (6 of 16 images done, marked incomplete)" in lines[0] and "--resume" in lines[0]
     with tk.open_features(out) as ff:
         assert not ff.complete and ff.n_rows == 6
@@ -221,10 +259,12 @@ mount -t tmpfs -o size=512k tmpfs "$mnt" || exit 97
 avail=$(df --output=avail -B1 "$mnt" | tail -1)
 dd if=/dev/zero of="$mnt/filler" bs=4096 count=$(( (avail - 81920) / 4096 )) 2>/dev/null  # leave 80 KB
 run() { "$PY" -m transferkit "$@"; }
-run extract "$DATA" -o "$mnt/f.h5" -b 2 --buffer-rows 3 --workers 1 >"$OUT/run1.out" 2>"$OUT/run1.err"; echo $? >"$OUT/run1.rc"
+run extract "$DATA" -o "$mnt/f.h5" -b 2 --buffer-rows 3 --workers 1 >"$OUT/run1.out" 2>"$OUT/run1.err"
+echo $? >"$OUT/run1.rc"
 run inspect "$mnt/f.h5" --json >"$OUT/inspect.json" 2>"$OUT/inspect.err"
 rm "$mnt/filler"
-run extract "$DATA" -o "$mnt/f.h5" -b 2 --buffer-rows 3 --workers 1 --resume >"$OUT/run2.out" 2>"$OUT/run2.err"; echo $? >"$OUT/run2.rc"
+run extract "$DATA" -o "$mnt/f.h5" -b 2 --buffer-rows 3 --workers 1 --resume >"$OUT/run2.out" 2>"$OUT/run2.err"
+echo $? >"$OUT/run2.rc"
 cp "$mnt/f.h5" "$OUT/f.h5"
 """
 
@@ -234,13 +274,22 @@ def test_full_disk_stops_with_one_line_and_resume_finishes_once_there_is_room(tm
     """A real full disk: a 512 KB tmpfs mounted in a user namespace (skipped where that is not allowed)."""
     if subprocess.run(["unshare", "-Urm", "true"], capture_output=True).returncode != 0:
         pytest.skip("unprivileged user namespaces are not available here, so no private tmpfs to fill")
-    env = {**os.environ, "PY": sys.executable, "DATA": str(data), "OUT": str(tmp_path), "COLUMNS": "300", "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "PY": sys.executable,
+        "DATA": str(data),
+        "OUT": str(tmp_path),
+        "COLUMNS": "300",
+        "NO_COLOR": "1",
+    }
     proc = subprocess.run(["unshare", "-Urm", "bash", "-c", DISK_FULL], env=env, capture_output=True, text=True)
     if proc.returncode == 97:
         pytest.skip("cannot mount a tmpfs in a user namespace here")
     first = (tmp_path / "run1.err").read_text().strip().splitlines()
     assert (tmp_path / "run1.rc").read_text().strip() == "1"
-    assert len(first) == 1 and "is full" in first[0] and "marked incomplete" in first[0] and "--resume" in first[0], first
+    assert len(first) == 1 and "is full" in first[0] and "marked incomplete" in first[0] and "--resume" in first[0], (
+        first
+    )
     info = json.loads((tmp_path / "inspect.json").read_text())
     assert info["complete"] is False and 0 < info["progress"]["inputs_done"] < 16
     assert f"keeps its {info['n_rows']} committed rows" in first[0]

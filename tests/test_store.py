@@ -16,7 +16,12 @@ SPEC = {"model": "m", "weights_sha256": "0" * 64, "layer": "pre_logits", "pool":
 
 def _rows(n, d=5, seed=0):
     rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, d)).astype(np.float32), rng.integers(0, 3, n), [f"c/ï {i}.jpg" for i in range(n)], rng.integers(0, 2, n)
+    return (
+        rng.normal(size=(n, d)).astype(np.float32),
+        rng.integers(0, 3, n),
+        [f"c/ï {i}.jpg" for i in range(n)],
+        rng.integers(0, 2, n),
+    )
 
 
 def test_rows_are_buffered_and_flushed_in_blocks(tmp_path):
@@ -53,7 +58,11 @@ def test_file_is_self_describing_with_plain_h5py(tmp_path):
         versions = json.loads(f.attrs["versions"])
         assert {"transferkit", "torch", "timm", "numpy", "h5py"} <= set(versions)
         assert f["features"].chunks is not None and f["features"].maxshape == (None, 5)
-        assert json.loads(f["split"].attrs["names"]) == ["train", "test", "val"]  # value -> name (val: 2, only in three-way datasets)
+        assert json.loads(f["split"].attrs["names"]) == [
+            "train",
+            "test",
+            "val",
+        ]  # value -> name (val: 2, only in three-way datasets)
         assert f["paths"][0].decode() == "c/ï 0.jpg"
 
 
@@ -86,10 +95,13 @@ def test_reader_serves_a_split_in_chunks_equal_to_loading_it(tmp_path):
             np.testing.assert_array_equal(np.concatenate([c for _, c in chunks]), ys)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty file (0 bytes), not a feature file"),
-    (b"definitely not hdf5" * 100, "not an HDF5 file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty file (0 bytes), not a feature file"),
+        (b"definitely not hdf5" * 100, "not an HDF5 file"),
+    ],
+)
 def test_non_hdf5_files_get_a_one_line_error(tmp_path, content, message):
     path = tmp_path / "x.h5"
     path.write_bytes(content)

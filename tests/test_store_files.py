@@ -28,7 +28,7 @@ ATTRS = {"model": "m", "weights_sha256": "0" * 64, "layer": "pre_logits", "pool"
 def plan_of(n: int, seed: int = 0) -> Plan:
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 3, n).astype(np.int32)
-    return Plan([f"{CLASSES[l]}/ïmage {i:04d}.jpg" for i, l in enumerate(labels)], labels,
+    return Plan([f"{CLASSES[lab]}/ïmage {i:04d}.jpg" for i, lab in enumerate(labels)], labels,
                 (rng.random(n) < 0.3).astype(np.uint8), CLASSES)
 
 
@@ -211,7 +211,8 @@ def test_verify_passes_a_good_file_and_names_each_problem(tmp_path):
     finished_file(path, n=40)
     v = verify_features(path)
     assert v.ok, v.problems
-    assert {c.name for c in v.checks} >= {"shapes", "counts", "label range", "split values", "finite features", "provenance attributes"}
+    want = {"shapes", "counts", "label range", "split values", "finite features", "provenance attributes"}
+    assert {c.name for c in v.checks} >= want
     with h5py.File(path, "r+") as f:
         f["features"][7, 3] = np.nan
         f["features"][9, 0] = np.inf
@@ -240,7 +241,7 @@ def test_verify_counts_rows_against_images(tmp_path):
 # -- files that are not (or no longer) feature files -----------------------------------------------
 def _all_reads(path):
     with open_features(path) as ff:
-        ff.attrs, ff.label_names, ff.labels, ff.paths, ff.split, ff.skipped
+        ff.attrs, ff.label_names, ff.labels, ff.paths, ff.split, ff.skipped  # noqa: B018 (each read is the test)
         list(ff.iter_chunks(chunk_rows=8))
     verify_features(path)
 
@@ -285,23 +286,30 @@ def _damage(kind: str, path):
             del f["split"]
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("empty", "empty file"),
-    ("text", "not an HDF5 file"),
-    ("other hdf5", "not a transferkit feature file"),
-    ("truncated", "truncated HDF5 file"),
-    ("truncated working", "truncated HDF5 file"),
-    ("garbled metadata", "damaged"),
-    ("garbled dataset header", "damaged"),
-    ("missing dataset", "missing dataset"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("empty", "empty file"),
+        ("text", "not an HDF5 file"),
+        ("other hdf5", "not a transferkit feature file"),
+        ("truncated", "truncated HDF5 file"),
+        ("truncated working", "truncated HDF5 file"),
+        ("garbled metadata", "damaged"),
+        ("garbled dataset header", "damaged"),
+        ("missing dataset", "missing dataset"),
+    ],
+)
 def test_unreadable_files_are_one_line_errors_everywhere(tmp_path, kind, message):
     path = tmp_path / "bad.h5"
     _damage(kind, path)
     with pytest.raises(TransferkitError, match=message) as err:
         _all_reads(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
-    for args in (["inspect", str(path)], ["inspect", str(path), "--verify"], ["train", str(path), "-o", str(tmp_path / "m.safetensors")]):
+    for args in (
+        ["inspect", str(path)],
+        ["inspect", str(path), "--verify"],
+        ["train", str(path), "-o", str(tmp_path / "m.safetensors")],
+    ):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 1, result.output
         assert result.output.count("\n") == 1 and "error:" in result.output and "Traceback" not in result.output
@@ -326,8 +334,10 @@ def test_inspect_shows_what_an_incomplete_file_holds_and_how_to_finish_it(tmp_pa
     working_file(path, n=40, rows=30, skip=(4,))
     result = CliRunner().invoke(app, ["inspect", str(path)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
-    assert f"29 rows x {DIM} features (float32), INCOMPLETE (30 of 40 images done; finish it with " \
-           f"`{shlex.join(['transferkit', 'extract', '/data', '-o', str(path), '--resume'])}`)" in result.output
+    assert (
+        f"29 rows x {DIM} features (float32), INCOMPLETE (30 of 40 images done; finish it with "
+        f"`{shlex.join(['transferkit', 'extract', '/data', '-o', str(path), '--resume'])}`)" in result.output
+    )
     assert "skipped 1 unreadable file(s)" in result.output
     result = CliRunner().invoke(app, ["inspect", str(path), "--json", "--verify"])
     info = __import__("json").loads(result.output)

@@ -46,7 +46,9 @@ def test_update_extracts_only_new_files_and_keeps_existing_rows(tmp_path, origin
     for name in ("one.png", "two.png"):
         draw("square", rng).save(data / "a new class" / name)
 
-    with pytest.raises(DatasetChangedError, match=r"dataset changed .*3 added \(e\.g\. 'a new class/one.png'\), 2 removed.*--update"):
+    with pytest.raises(
+        DatasetChangedError, match=r"dataset changed .*3 added \(e\.g\. 'a new class/one.png'\), 2 removed.*--update"
+    ):
         tk.extract(data, out, batch_size=BATCH, resume=True)
     r = tk.extract(data, out, batch_size=BATCH, buffer_rows=BUFFER, update=True)
     assert (r.status, r.n_processed, r.n_added, r.n_removed, r.rows_before) == ("updated", 3, 3, 2, 11)
@@ -55,7 +57,11 @@ def test_update_extracts_only_new_files_and_keeps_existing_rows(tmp_path, origin
     with tk.open_features(original[1]) as a, tk.open_features(out) as b:
         assert b.complete and b.n_rows == 12 - 1 + 3
         assert b.label_names == ["a new class", "blue square", "grün stripes", "red disc"]
-        assert sorted(p for p, _ in b.skipped) == ["red disc/bomb.png", "red disc/not an image.png", "red disc/truncated.jpg"]
+        assert sorted(p for p, _ in b.skipped) == [
+            "red disc/bomb.png",
+            "red disc/not an image.png",
+            "red disc/truncated.jpg",
+        ]
         assert b.attrs["n_images"] == 17 and b.attrs["updated"] and b.attrs["created"] == a.attrs["created"]
         before = {p: i for i, p in enumerate(a.paths)}
         Xa, Xb = a.load()[0], b.load()[0]
@@ -105,12 +111,21 @@ def test_update_finishes_an_interrupted_run_with_the_files_there_are_now(tmp_pat
     assert verify_features(out).ok
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"batch_size": 3}, r"extracted with batch_size 2, this run asks for 3; rerun with the file's --batch-size"),
-    ({"test_size": 0.5}, r"extracted with test_size 0.25, this run asks for 0.5; rerun with the file's --test-size"),
-    ({"dtype": "float16"}, r"stored as float32, this run asks for float16; rerun with --dtype float32"),
-    ({"model": "efficientnet_lite1", "update": True}, r"cannot update: it was extracted with model 'efficientnet_lite0', this run asks for 'efficientnet_lite1'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": 3}, r"extracted with batch_size 2, this run asks for 3; rerun with the file's --batch-size"),
+        (
+            {"test_size": 0.5},
+            r"extracted with test_size 0.25, this run asks for 0.5; rerun with the file's --test-size",
+        ),
+        ({"dtype": "float16"}, r"stored as float32, this run asks for float16; rerun with --dtype float32"),
+        (
+            {"model": "efficientnet_lite1", "update": True},
+            r"cannot update: it was extracted with model 'efficientnet_lite0', this run asks for 'efficientnet_lite1'",
+        ),
+    ],
+)
 def test_resuming_with_other_settings_is_refused_naming_the_difference(tmp_path, original, kwargs, message):
     data, out = _copies(tmp_path, original)
     before = out.read_bytes()
@@ -123,9 +138,17 @@ def test_resuming_with_other_settings_is_refused_naming_the_difference(tmp_path,
 
 
 def test_settings_guard_covers_layer_pool_weights_and_preprocessing(tmp_path):
-    file_attrs = {"model": "m", "weights_sha256": "a" * 64, "layer": "pre_logits", "pool": "avg",
-                  "preprocess": '{"crop_pct": 0.875, "input_size": [224, 224]}', "engine": "torch",
-                  "batch_size": 32, "test_size": 0.25, "seed": 42}
+    file_attrs = {
+        "model": "m",
+        "weights_sha256": "a" * 64,
+        "layer": "pre_logits",
+        "pool": "avg",
+        "preprocess": '{"crop_pct": 0.875, "input_size": [224, 224]}',
+        "engine": "torch",
+        "batch_size": 32,
+        "test_size": 0.25,
+        "seed": 42,
+    }
     same = {**file_attrs, "preprocess": {"crop_pct": 0.875, "input_size": [224, 224]}}
     check_settings(tmp_path / "f.h5", file_attrs, same, "resume")
     for key, value, message in [

@@ -10,7 +10,6 @@ import textwrap
 
 import pytest
 
-
 SCRIPT = textwrap.dedent('''
     import hashlib, json, sys
     import numpy as np, torch
@@ -75,13 +74,22 @@ def test_cached_hub_weights_load_offline_and_missing_ones_fail_in_one_line(tmp_p
     import json
 
     timm_file, tv_file = fill_caches(tmp_path)
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "timm-copy.safetensors"), str(tmp_path / "tv-copy.pth")],
-                          capture_output=True, text=True, env=offline_env(tmp_path), timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "timm-copy.safetensors"), str(tmp_path / "tv-copy.pth")],
+        capture_output=True,
+        text=True,
+        env=offline_env(tmp_path),
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     t, v = out["timm:resnet18.a1_in1k"], out["torchvision:resnet18"]
-    assert t["sha"] == hashlib.sha256(timm_file.read_bytes()).hexdigest() and t["source"] == "hf-hub:timm/resnet18.a1_in1k"
-    assert v["sha"] == hashlib.sha256(tv_file.read_bytes()).hexdigest() and v["source"].startswith("url:https://download.pytorch.org")
+    assert (
+        t["sha"] == hashlib.sha256(timm_file.read_bytes()).hexdigest() and t["source"] == "hf-hub:timm/resnet18.a1_in1k"
+    )
+    assert v["sha"] == hashlib.sha256(tv_file.read_bytes()).hexdigest() and v["source"].startswith(
+        "url:https://download.pytorch.org"
+    )
     assert t["same"] and v["same"] and t["offline"] and v["offline"] and not out["resnet50_offline"]
     for err, name in ((out["error"], "timm:resnet50.a1_in1k"), (out["tv_error"], "torchvision:resnet50")):
         assert err.startswith(f"{name}: pretrained weights are not available") and "\n" not in err
@@ -91,9 +99,23 @@ def test_cached_hub_weights_load_offline_and_missing_ones_fail_in_one_line(tmp_p
 @pytest.mark.slow
 def test_cli_offline_error_is_one_red_line(tmp_path, dataset_dir):
     env = offline_env(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "transferkit", "extract", str(dataset_dir), "-o", str(tmp_path / "x.h5"),
-                           "--model", "timm:convnext_tiny"], capture_output=True, text=True,
-                          env={**env, "COLUMNS": "300", "NO_COLOR": "1"}, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "transferkit",
+            "extract",
+            str(dataset_dir),
+            "-o",
+            str(tmp_path / "x.h5"),
+            "--model",
+            "timm:convnext_tiny",
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "300", "NO_COLOR": "1"},
+        timeout=600,
+    )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: timm:convnext_tiny: pretrained weights are not available")

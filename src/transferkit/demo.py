@@ -3,8 +3,8 @@
 1. The default backbone's weights are real: scikit-learn's sample photos get their ImageNet labels.
 2. A natural-image run, end to end: crops of the photos that ship with scikit-learn and matplotlib
    become a 3-class dataset -> extract -> train -> evaluate -> predict on crops the model never saw.
-3. The digits lesson (ImageNet features do not fit every dataset): handwritten digits 6 vs 8 (scikit-learn's bundled 8x8 digits,
-   upscaled and written as grayscale PNGs) compared with ``compare``: 10-fold CV from raw pixels and
+3. The digits lesson (ImageNet features do not fit every dataset): handwritten digits 6 vs 8 (scikit-learn's
+   bundled 8x8 digits, upscaled and written as grayscale PNGs) compared with ``compare``: 10-fold CV from raw pixels and
    from ImageNet features. Transfer can lose to raw pixels on data far from ImageNet: always compare.
 """
 
@@ -51,7 +51,9 @@ def write_photo_crops(root: Path, per_class: int, seed: int) -> None:
             crop = photo.crop((x, y, x + side, y + side)).resize((160, 160), Image.Resampling.BICUBIC)
             if rng.random() < 0.5:
                 crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-            crop = Image.fromarray(np.clip(np.asarray(crop, np.float32) * rng.uniform(0.7, 1.3), 0, 255).astype(np.uint8))
+            crop = Image.fromarray(
+                np.clip(np.asarray(crop, np.float32) * rng.uniform(0.7, 1.3), 0, 255).astype(np.uint8)
+            )
             crop.save(folder / f"{label} {i:03d}.jpg", quality=90)
 
 
@@ -72,10 +74,9 @@ def write_digits(root: Path, digits=(6, 8), size: int = 32) -> None:
 
 def run_demo(out: Path, console: Console | None = None) -> dict:
     from . import api
-    from .progress import progress_bar
-
     from .cli._output import print_heading, print_table
     from .cli.predict import prediction_table
+    from .progress import progress_bar
 
     console = console or Console(soft_wrap=True)
     out = Path(out)
@@ -93,10 +94,14 @@ def run_demo(out: Path, console: Console | None = None) -> dict:
         sample_photo(source, name).save(photos_in / (Path(name).stem + ".png"))
     seen = classify_imagenet([photos_in], top_k=3)
     print_table(console, prediction_table([_relative(p, out) for p in seen.predictions], 3, "ImageNet class"))
-    console.print("  it knows ImageNet's 1,000 classes, not yours: a portrait has no ImageNet class. "
-                  "The same on your photos: transferkit predict --imagenet IMAGES...", highlight=False)
-    summary["imagenet_sanity"] = {Path(p.path).name: {"label": p.label, "p": round(p.confidence, 3)}
-                                  for p in seen.predictions}
+    console.print(
+        "  it knows ImageNet's 1,000 classes, not yours: a portrait has no ImageNet class. "
+        "The same on your photos: transferkit predict --imagenet IMAGES...",
+        highlight=False,
+    )
+    summary["imagenet_sanity"] = {
+        Path(p.path).name: {"label": p.label, "p": round(p.confidence, 3)} for p in seen.predictions
+    }
 
     # 2 ---------------------------------------------------------------------------------------
     print_heading(console, "2. natural images, end to end: extract -> train -> evaluate -> predict")
@@ -104,25 +109,39 @@ def run_demo(out: Path, console: Console | None = None) -> dict:
     write_photo_crops(photos, per_class=40, seed=0)
     write_photo_crops(new, per_class=3, seed=1)
     made += [photos, new]
-    console.print(Text(f"  dataset: {photos} (3 classes x 40 crops of the photos shipped with scikit-learn and matplotlib)"))
+    console.print(
+        Text(f"  dataset: {photos} (3 classes x 40 crops of the photos shipped with scikit-learn and matplotlib)")
+    )
     with progress_bar("  extract", console) as update:
         ex = api.extract(photos, out / "photos.h5", overwrite=True, progress=update)
     made.append(ex.path)
-    console.print(Text(f"  features: {ex.path} ({ex.n_rows} x {_feature_dim(ex.path)}, {ex.n_train} train / {ex.n_test} test)"))
+    console.print(
+        Text(f"  features: {ex.path} ({ex.n_rows} x {_feature_dim(ex.path)}, {ex.n_train} train / {ex.n_test} test)")
+    )
     tr = api.train(ex.path, out / "photos.safetensors")
     made.append(tr.path)
-    console.print(Text(f"  model: {tr.path} (logistic regression, C={tr.model.head.C_:g} by 3-fold CV, {tr.seconds:.1f} s)"))
+    console.print(
+        Text(f"  model: {tr.path} (logistic regression, C={tr.model.head.C_:g} by 3-fold CV, {tr.seconds:.1f} s)")
+    )
     metrics = api.evaluate(tr.model, ex.path, html=out / "photos-report.html")
     (out / "photos-metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     made += [out / "photos-metrics.json", out / "photos-report.html"]
-    console.print(Text(f"  test accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} -> "
-                       f"{out / 'photos-metrics.json'}, HTML report {out / 'photos-report.html'}"))
+    console.print(
+        Text(
+            f"  test accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} -> "
+            f"{out / 'photos-metrics.json'}, HTML report {out / 'photos-report.html'}"
+        )
+    )
     pred = api.predict(tr.model, [new], top_k=1)
     right = sum(Path(p.path).parent.name == p.label for p in pred.predictions)
     console.print(Text(f"  predict on {len(pred.predictions)} new crops in {new}: {right} correct"))
     print_table(console, prediction_table([_relative(p, out) for p in pred.predictions[::3]], 1))
-    summary["photos"] = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "predict_correct": right,
-                         "predict_total": len(pred.predictions)}
+    summary["photos"] = {
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "predict_correct": right,
+        "predict_total": len(pred.predictions),
+    }
 
     # 3 ---------------------------------------------------------------------------------------
     print_heading(console, "3. the digits lesson: 6 vs 8, raw pixels vs ImageNet features, 10-fold CV")
@@ -130,28 +149,50 @@ def run_demo(out: Path, console: Console | None = None) -> dict:
     write_digits(digits)
     from .comparison.report import table
 
-    cmp = api.compare(digits, ["efficientnet_lite0"], baseline="pixels:8", folds=10, out=out / "digits-compare",
-                      progress=lambda d: progress_bar(f"  {d}", console, unit="fold" if d.startswith("CV ") else "img"))
+    cmp = api.compare(
+        digits,
+        ["efficientnet_lite0"],
+        baseline="pixels:8",
+        folds=10,
+        out=out / "digits-compare",
+        progress=lambda d: progress_bar(f"  {d}", console, unit="fold" if d.startswith("CV ") else "img"),
+    )
     made += [digits, out / "digits-compare"]
     print_table(console, table(cmp))
     raw, feat = cmp["raw pixels 8x8"], cmp["efficientnet_lite0"]
     verdict = "raw pixels win" if raw.accuracy_mean > feat.accuracy_mean else "ImageNet features win"
     p_value = raw.p_vs_best if raw.p_vs_best is not None else feat.p_vs_best
     verdict += f" (by {abs(raw.accuracy_mean - feat.accuracy_mean):.3f}, corrected paired t-test p={p_value:.2f})"
-    console.print(f"  {cmp.n_images} images; {verdict}. ImageNet features do not fit every dataset: compare before you trust them.")
-    console.print(Text(f"  the same on your data: transferkit compare DATA --models efficientnet_lite0,efficientnet_lite1 "
-                       f"(report: {cmp.csv_path}, {cmp.png_path})"))
-    summary["digits"] = {"n": cmp.n_images, "raw_pixels": raw.accuracy_mean, "imagenet_features": feat.accuracy_mean,
-                         "logme_raw_pixels": raw.logme, "logme_imagenet_features": feat.logme,
-                         "p_value": raw.p_vs_best if raw.p_vs_best is not None else feat.p_vs_best}
+    console.print(
+        f"  {cmp.n_images} images; {verdict}. ImageNet features do not fit every dataset: compare before you trust "
+        "them."
+    )
+    console.print(
+        Text(
+            f"  the same on your data: transferkit compare DATA --models efficientnet_lite0,efficientnet_lite1 "
+            f"(report: {cmp.csv_path}, {cmp.png_path})"
+        )
+    )
+    summary["digits"] = {
+        "n": cmp.n_images,
+        "raw_pixels": raw.accuracy_mean,
+        "imagenet_features": feat.accuracy_mean,
+        "logme_raw_pixels": raw.logme,
+        "logme_imagenet_features": feat.logme,
+        "p_value": raw.p_vs_best if raw.p_vs_best is not None else feat.p_vs_best,
+    }
 
     (out / "demo-summary.json").write_text(json.dumps(summary, indent=2))
     made.append(out / "demo-summary.json")
     print_heading(console, f"files written under {out}")
     for path in made:
         console.print(Text(f"  {_describe(path, out)}"))
-    console.print(Text(f"next: transferkit inspect {out / 'photos.h5'}  (or open {out / 'photos-report.html'} in a browser), "
-                       "then run the same commands on your own folder."))
+    console.print(
+        Text(
+            f"next: transferkit inspect {out / 'photos.h5'}  (or open {out / 'photos-report.html'} in a browser), "
+            "then run the same commands on your own folder."
+        )
+    )
     return summary
 
 

@@ -67,8 +67,8 @@ def export_onnx(
     """
     import torch
 
+    from .heads.model_file import as_model
     from .prediction import backbone_for
-    from .training import as_model
 
     start = time.perf_counter()
     model = as_model(model)
@@ -81,7 +81,10 @@ def export_onnx(
             raise TransferkitError(f"{existing}: already exists; pass --overwrite (overwrite=True) to replace it")
     to_torch = getattr(model.head, "to_torch", None)
     if not callable(to_torch):
-        raise TransferkitError(f"{model.path or 'model'}: its {getattr(model.head, 'kind', 'head')} head cannot be exported (no to_torch())")
+        raise TransferkitError(
+            f"{model.path or 'model'}: its {getattr(model.head, 'kind', 'head')} head cannot be exported (no "
+            "to_torch())"
+        )
     if model.backbone_state is not None:  # fine-tuned: the weights are in the model file
         from .finetuning.model import finetuned_backbone
 
@@ -104,9 +107,15 @@ def export_onnx(
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice and tracer warnings
             torch.onnx.export(
-                net, (probe[:2],), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                net,
+                (probe[:2],),
+                str(tmp),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                opset_version=opset, do_constant_folding=True, dynamo=False,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
             )
         graph, slimmed = _slim(tmp) if slim else (_load(tmp), False)
         info = describe_export(model, preprocess, opset, output.name)
@@ -129,8 +138,15 @@ def export_onnx(
     side_tmp = sidecar.with_name(sidecar.name + ".tmp")
     side_tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     side_tmp.replace(sidecar)
-    return ExportResult(path=output, sidecar=sidecar, max_abs_diff=diff, n_nodes=len(graph.graph.node),
-                        size_bytes=output.stat().st_size, seconds=time.perf_counter() - start, slimmed=slimmed)
+    return ExportResult(
+        path=output,
+        sidecar=sidecar,
+        max_abs_diff=diff,
+        n_nodes=len(graph.graph.node),
+        size_bytes=output.stat().st_size,
+        seconds=time.perf_counter() - start,
+        slimmed=slimmed,
+    )
 
 
 def describe_export(model: TrainedModel, preprocess: PreprocessConfig, opset: int, file_name: str) -> dict:
@@ -138,31 +154,49 @@ def describe_export(model: TrainedModel, preprocess: PreprocessConfig, opset: in
     from . import __version__
 
     h, w = preprocess.input_size
-    head = {k: v for k, v in model.head.describe().items() if k not in ("backbone", "classes", "history")} \
-        if hasattr(model.head, "describe") else {}
+    head = (
+        {k: v for k, v in model.head.describe().items() if k not in ("backbone", "classes", "history")}
+        if hasattr(model.head, "describe")
+        else {}
+    )
     pre = preprocess.to_dict()
     if preprocess.crop:
         pre["resize_shorter"] = preprocess.resize_shorter
-    steps = ["decode the file to 8-bit RGB: apply the EXIF orientation, composite transparency on white, "
-             "replicate grayscale to three channels"]
+    steps = [
+        "decode the file to 8-bit RGB: apply the EXIF orientation, composite transparency on white, "
+        "replicate grayscale to three channels"
+    ]
     if preprocess.crop:
-        steps += [f"resize so that the shorter side is {preprocess.resize_shorter} px ({preprocess.interpolation}, "
-                  "aspect ratio kept: the longer side becomes floor(longer * resize_shorter / shorter))",
-                  f"centre-crop {h}x{w} (height x width); offsets round((size - crop) / 2)"]
+        steps += [
+            f"resize so that the shorter side is {preprocess.resize_shorter} px ({preprocess.interpolation}, "
+            "aspect ratio kept: the longer side becomes floor(longer * resize_shorter / shorter))",
+            f"centre-crop {h}x{w} (height x width); offsets round((size - crop) / 2)",
+        ]
     else:
         steps += [f"resize to {h}x{w} (height x width, {preprocess.interpolation}, aspect ratio not kept)"]
-    steps += [f"scale to [0, 1] (divide by 255), subtract mean {list(preprocess.mean)} and divide by std "
-              f"{list(preprocess.std)} per channel (R, G, B)",
-              f"transpose HWC -> CHW and stack images into a float32 batch N x 3 x {h} x {w}"]
+    steps += [
+        f"scale to [0, 1] (divide by 255), subtract mean {list(preprocess.mean)} and divide by std "
+        f"{list(preprocess.std)} per channel (R, G, B)",
+        f"transpose HWC -> CHW and stack images into a float32 batch N x 3 x {h} x {w}",
+    ]
     return {
         "format": EXPORT_FORMAT,
         "format_version": EXPORT_FORMAT_VERSION,
         "onnx_file": file_name,
         "opset": opset,
-        "input": {"name": INPUT_NAME, "shape": ["batch", 3, h, w], "dtype": "float32", "layout": "NCHW",
-                  "channels": "RGB"},
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(model.class_names)], "dtype": "float32",
-                   "meaning": "softmax probabilities; column i is class_names[i]"},
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["batch", 3, h, w],
+            "dtype": "float32",
+            "layout": "NCHW",
+            "channels": "RGB",
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", len(model.class_names)],
+            "dtype": "float32",
+            "meaning": "softmax probabilities; column i is class_names[i]",
+        },
         "class_names": list(model.class_names),
         "preprocess": pre,
         "preprocess_steps": steps,
@@ -181,8 +215,12 @@ def check_onnx(path: str | os.PathLike, images: np.ndarray, expected: np.ndarray
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    got = np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: images[i : i + 2]})[0]  # batch 2, then 1
-                          for i in range(0, len(images), 2)])
+    got = np.concatenate(
+        [
+            session.run([OUTPUT_NAME], {INPUT_NAME: images[i : i + 2]})[0]  # batch 2, then 1
+            for i in range(0, len(images), 2)
+        ]
+    )
     if got.shape != expected.shape:
         raise TransferkitError(f"{path}: the exported graph returns shape {got.shape}, expected {expected.shape}")
     return float(np.max(np.abs(got - expected)))
@@ -213,16 +251,19 @@ def _slim(path: Path):
             warnings.simplefilter("ignore")
             slim = onnxslim.slim(graph)
     except Exception as exc:  # noqa: BLE001 - slimming is an optimisation, never a reason to fail
-        warnings.warn(f"onnxslim could not simplify the graph ({type(exc).__name__}: {exc}); keeping it as exported",
-                      stacklevel=3)
+        warnings.warn(
+            f"onnxslim could not simplify the graph ({type(exc).__name__}: {exc}); keeping it as exported", stacklevel=3
+        )
         return graph, False
     return slim, True
 
 
 def _set_metadata(graph, info: dict) -> None:
     del graph.metadata_props[:]
-    for key, value in (("transferkit", json.dumps(info, ensure_ascii=False)),
-                       ("class_names", json.dumps(info["class_names"], ensure_ascii=False)),
-                       ("preprocess", json.dumps(info["preprocess"]))):
+    for key, value in (
+        ("transferkit", json.dumps(info, ensure_ascii=False)),
+        ("class_names", json.dumps(info["class_names"], ensure_ascii=False)),
+        ("preprocess", json.dumps(info["preprocess"])),
+    ):
         prop = graph.metadata_props.add()
         prop.key, prop.value = key, value

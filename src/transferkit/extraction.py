@@ -5,72 +5,26 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .backbones import DEFAULT_MODEL, PreprocessConfig, create_backbone
+from .backbones import DEFAULT_MODEL, create_backbone
 from .data import discover
 from .data.discover import require_two_classes
 from .data.layouts import dataset_split
 from .data.split import SPLITS, STRATIFIED
-from .engines import backbone_and_engine, iter_batches, resolve_batch_size
+from .engines import backbone_and_engine, resolve_batch_size
+from .engines.batches import Progress, feature_batches  # noqa: F401  (their former home: still importable here)
 from .errors import TransferkitError
+from .extract_result import ExtractResult
 from .store import LayeredFeatureWriter, open_features
 from .store.lock import holds_output_lock
 from .store.resume import ExtractionRun, resolve_mode
 
-Progress = Callable[[int, int], None]  # (images done, images total)
-
 
 # ----------------------------------------------------------------------------------------------
-@dataclass
-class ExtractResult:
-    path: Path
-    n_images: int
-    n_rows: int
-    skipped: list[tuple[str, str]]
-    seconds: float
-    class_counts: dict[str, int]
-    n_train: int
-    n_test: int
-    status: str = "extracted"  # "extracted", "resumed", "updated" or "up to date"
-    n_processed: int | None = None  # images decoded and run through the model in this call
-    rows_before: int = 0  # rows the file already had (resumed or kept by an update)
-    n_added: int = 0  # --update: files that had no row yet
-    n_removed: int = 0  # --update: rows (and skip records) of files no longer in the dataset
-    n_val: int = 0  # rows in the val split (only when the dataset came split three ways)
-    split_source: str = STRATIFIED  # where the split came from (see data.split)
-    notes: list[str] = field(default_factory=list)  # about the dataset (a class missing from a split, ...)
-    warnings: list[str] = field(default_factory=list)  # likely misreadings of the dataset
-    ignored: list[str] = field(default_factory=list)  # files and folders discovery passed over, with why
-
-    @property
-    def images_per_second(self) -> float:
-        n = self.n_images if self.n_processed is None else self.n_processed
-        return n / self.seconds if self.seconds > 0 else float("nan")
-
-
-def feature_batches(
-    paths: Sequence[str | os.PathLike],
-    preprocess: PreprocessConfig,
-    engine,
-    batch_size: int,
-    workers: int | None,
-    progress: Progress | None,
-):
-    """Yield (positions, features, failures) per batch, in input order."""
-    done = 0
-    for batch in iter_batches(paths, preprocess, batch_size=batch_size, workers=workers):
-        feats = engine(batch.arrays) if batch.indices else None
-        done += len(batch.indices) + len(batch.failures)
-        if progress:
-            progress(done, len(paths))
-        yield batch.indices, feats, batch.failures
-
-
 def int8_attrs(engine) -> dict:
     """What a feature file records of an int8 engine's calibration (nothing for other precisions)."""
     calibration = getattr(engine, "calibration", None)
@@ -161,15 +115,17 @@ def extract(
     if ray is not None and int8:
         raise TransferkitError("--precision int8 is not supported with --ray yet; run it without --ray")
     if ray is None:  # from the ONNX cache without PyTorch when an earlier run exported this backbone
+        calibration = [dataset.absolute(s) for s in dataset.samples] if int8 else None
         backbone, engine = backbone_and_engine(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
                                                crop_pct=crop_pct, crop=crop, engine=engine, device=device,
                                                precision=precision,
-                                               calibration=[dataset.absolute(s) for s in dataset.samples] if int8 else None)
+                                               calibration=calibration)
     else:  # the workers build the engine; the driver only resolves what they will run
         from .distributed import planned_engine
 
-        backbone = create_backbone(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
-                                   crop_pct=crop_pct, crop=crop)
+        backbone = create_backbone(
+            model, weights=weights, layer=layer, pool=pool, image_size=image_size, crop_pct=crop_pct, crop=crop
+        )
         engine = planned_engine(engine, device, precision, ray_gpus_per_worker)
     batch_size = resolve_batch_size(batch_size, engine, backbone.preprocess.input_size)
     labels = np.array([s.label for s in dataset.samples])
@@ -193,43 +149,113 @@ def extract(
         # the layers side by side in each row while extracting; finishing splits them into layers/<name>
         "layers": backbone.layers,
         # the settings as asked for, so an interrupted file can print the exact command that finishes it
-        "request": json.dumps(_request(model=model, weights=None if backbone.weights == "default" else backbone.weights,
-                                       layer=layer, pool=pool, image_size=image_size,
-                                       crop_pct=crop_pct, crop=crop, batch_size=int(batch_size), test_size=test_size,
-                                       seed=seed, engine=engine_request, device=device, precision=precision)),
+        "request": json.dumps(
+            _request(
+                model=model,
+                weights=None if backbone.weights == "default" else backbone.weights,
+                layer=layer,
+                pool=pool,
+                image_size=image_size,
+                crop_pct=crop_pct,
+                crop=crop,
+                batch_size=int(batch_size),
+                test_size=test_size,
+                seed=seed,
+                engine=engine_request,
+                device=device,
+                precision=precision,
+            )
+        ),
     }
     if ray is not None:  # same dataset, split, backbone and provenance; shards computed on Ray workers
         from .distributed import RayOptions, run_on_ray
 
-        options = RayOptions(address=ray, workers=ray_workers, cpus_per_worker=ray_cpus_per_worker,
-                             gpus_per_worker=ray_gpus_per_worker, shard_size=ray_shard_size)
-        return _about_dataset(run_on_ray(
-            dataset=dataset, labels=labels, split=split, backbone=backbone, attrs=attrs, output=output, options=options,
-            backbone_kwargs=dict(name=model, weights=weights, layer=layer, pool=pool, image_size=image_size,
-                                 crop_pct=crop_pct, crop=crop),
-            engine_kwargs=dict(engine=engine_request, precision=engine.precision),
-            make_writer=lambda path, file_attrs: LayeredFeatureWriter(
-                path, layers=backbone.layers, feature_dim=backbone.feature_dim, label_names=dataset.class_names,
-                attrs={k: v for k, v in file_attrs.items() if k != "layers"}, buffer_rows=buffer_rows),
-            batch_size=batch_size, workers=workers, overwrite=overwrite, resume=resume, progress=progress), dataset)
+        options = RayOptions(
+            address=ray,
+            workers=ray_workers,
+            cpus_per_worker=ray_cpus_per_worker,
+            gpus_per_worker=ray_gpus_per_worker,
+            shard_size=ray_shard_size,
+        )
+        return _about_dataset(
+            run_on_ray(
+                dataset=dataset,
+                labels=labels,
+                split=split,
+                backbone=backbone,
+                attrs=attrs,
+                output=output,
+                options=options,
+                backbone_kwargs=dict(
+                    name=model,
+                    weights=weights,
+                    layer=layer,
+                    pool=pool,
+                    image_size=image_size,
+                    crop_pct=crop_pct,
+                    crop=crop,
+                ),
+                engine_kwargs=dict(engine=engine_request, precision=engine.precision),
+                make_writer=lambda path, file_attrs: LayeredFeatureWriter(
+                    path,
+                    layers=backbone.layers,
+                    feature_dim=backbone.feature_dim,
+                    label_names=dataset.class_names,
+                    attrs={k: v for k, v in file_attrs.items() if k != "layers"},
+                    buffer_rows=buffer_rows,
+                ),
+                batch_size=batch_size,
+                workers=workers,
+                overwrite=overwrite,
+                resume=resume,
+                progress=progress,
+            ),
+            dataset,
+        )
     start = time.perf_counter()
-    with ExtractionRun(output, mode=mode, dataset=dataset, labels=labels, split=split, attrs=attrs,
-                       feature_dim=backbone.feature_dim, dtype=dtype, compression=compression,
-                       buffer_rows=buffer_rows, test_size=test_size, seed=seed) as run:
+    with ExtractionRun(
+        output,
+        mode=mode,
+        dataset=dataset,
+        labels=labels,
+        split=split,
+        attrs=attrs,
+        feature_dim=backbone.feature_dim,
+        dtype=dtype,
+        compression=compression,
+        buffer_rows=buffer_rows,
+        test_size=test_size,
+        seed=seed,
+    ) as run:
         paths = run.todo_paths(dataset.root)
-        for positions, feats, failures in feature_batches(paths, backbone.preprocess, engine, batch_size, workers, run.progress(progress)):
+        for positions, feats, failures in feature_batches(
+            paths, backbone.preprocess, engine, batch_size, workers, run.progress(progress)
+        ):
             run.add(positions, feats, failures)
     seconds = time.perf_counter() - start
     with open_features(output) as ff:
         written_split = ff.split
         skipped = ff.skipped
         n_rows = ff.n_rows
-    return _about_dataset(ExtractResult(
-        path=output, n_images=len(dataset), n_rows=n_rows, skipped=skipped, seconds=seconds,
-        class_counts=dataset.counts(), n_train=int((written_split == 0).sum()), n_test=int((written_split == 1).sum()),
-        status=run.status, n_processed=len(paths), rows_before=run.rows_before, n_added=run.n_added, n_removed=run.n_removed,
-        ignored=list(dataset.ignored),
-    ), dataset)
+    return _about_dataset(
+        ExtractResult(
+            path=output,
+            n_images=len(dataset),
+            n_rows=n_rows,
+            skipped=skipped,
+            seconds=seconds,
+            class_counts=dataset.counts(),
+            n_train=int((written_split == 0).sum()),
+            n_test=int((written_split == 1).sum()),
+            status=run.status,
+            n_processed=len(paths),
+            rows_before=run.rows_before,
+            n_added=run.n_added,
+            n_removed=run.n_removed,
+            ignored=list(dataset.ignored),
+        ),
+        dataset,
+    )
 
 
 def _about_dataset(result: ExtractResult, dataset) -> ExtractResult:
@@ -239,5 +265,3 @@ def _about_dataset(result: ExtractResult, dataset) -> ExtractResult:
         result.split_source = ff.attrs.get("split_source") or STRATIFIED
     result.notes, result.warnings = list(dataset.notes), list(dataset.warnings)
     return result
-
-

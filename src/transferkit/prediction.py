@@ -13,9 +13,9 @@ from .backbones import Backbone
 from .data import list_images
 from .data.walk import NOT_UTF8, is_utf8_name, printable
 from .engines import backbone_and_engine, resolve_batch_size
-from .extraction import Progress, feature_batches
+from .engines.batches import Progress, feature_batches
 from .heads import TrainedModel
-from .training import as_model
+from .heads.model_file import as_model
 
 
 # ----------------------------------------------------------------------------------------------
@@ -96,9 +96,15 @@ def predict(
     result = PredictResult(skipped=list(missing))
     if not files:
         return result
-    preprocess, engine, batch_size = model_engine(model, weights=weights, engine=engine, device=device,
-                                                  precision=precision, batch_size=batch_size,
-                                                  calibration=files if str(precision).strip().lower() == "int8" else None)
+    preprocess, engine, batch_size = model_engine(
+        model,
+        weights=weights,
+        engine=engine,
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        calibration=files if str(precision).strip().lower() == "int8" else None,
+    )
     k = max(1, min(top_k, len(model.class_names)))
     for positions, feats, failures in feature_batches(files, preprocess, engine, batch_size, workers, progress):
         result.skipped.extend((str(files[p]), reason) for p, reason in failures)
@@ -107,16 +113,26 @@ def predict(
         proba = model.predict_proba(feats)
         order = np.argsort(-proba, axis=1)[:, :k]
         for row, pos in enumerate(positions):
-            result.predictions.append(Prediction(
-                path=str(files[pos]),
-                labels=[model.class_names[j] for j in order[row]],
-                probabilities=[float(proba[row, j]) for j in order[row]],
-            ))
+            result.predictions.append(
+                Prediction(
+                    path=str(files[pos]),
+                    labels=[model.class_names[j] for j in order[row]],
+                    probabilities=[float(proba[row, j]) for j in order[row]],
+                )
+            )
     return result
 
 
-def model_engine(model: TrainedModel, *, weights=None, engine: str = "auto", device: str = "auto",
-                 precision: str = "auto", batch_size: int | str = 32, calibration=None):
+def model_engine(
+    model: TrainedModel,
+    *,
+    weights=None,
+    engine: str = "auto",
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int | str = 32,
+    calibration=None,
+):
     """``(preprocess, engine, batch size)`` that turn ``model``'s images into its features: the recorded
     backbone replayed (refusing other weights), or the fine-tuned backbone the model file holds.
     ``calibration``: the image paths an ``int8`` engine is calibrated on."""
@@ -133,8 +149,9 @@ def model_engine(model: TrainedModel, *, weights=None, engine: str = "auto", dev
     else:
         request = replay_request(model.backbone, origin, weights)
         # from the ONNX cache without rebuilding the network when an earlier run exported this backbone
-        backbone, engine = backbone_and_engine(request.pop("name"), **request, engine=engine, device=device,
-                                               precision=precision, calibration=calibration)
+        backbone, engine = backbone_and_engine(
+            request.pop("name"), **request, engine=engine, device=device, precision=precision, calibration=calibration
+        )
         check_spec(model.backbone, backbone, origin)
     preprocess = model.preprocess_config()
     return preprocess, engine, resolve_batch_size(batch_size, engine, preprocess.input_size)

@@ -6,8 +6,15 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Column
 from rich.text import Text
 
@@ -27,8 +34,15 @@ class RateColumn(ProgressColumn):
 @contextmanager
 def progress_bar(description: str, console: Console | None = None, unit: str = "img"):
     """Yield a ``(done, total)`` callback that drives a progress bar; ``unit`` names what is counted."""
-    columns = (TextColumn("{task.description}", style="bold", markup=False, table_column=Column(no_wrap=True)), BarColumn(),
-               MofNCompleteColumn(), RateColumn(unit), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}", style="bold", markup=False, table_column=Column(no_wrap=True)),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         task = None
 

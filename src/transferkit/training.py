@@ -13,8 +13,9 @@ import numpy as np
 from .data.split import SPLITS, STRATIFIED, describe_split_source
 from .errors import TransferkitError
 from .evaluate import classification_metrics, format_report
-from .heads import TrainedModel, load_model
+from .heads import TrainedModel
 from .heads._common import check_folds
+from .heads.model_file import as_model  # noqa: F401  (its former home: still importable here)
 from .store import FeatureFile, open_features
 
 
@@ -44,7 +45,8 @@ def train(
     overwrite: bool = False,
     calibrate: str | None = None,
 ) -> TrainResult:
-    """Fit a head (``logreg``, ``linear-svm``, ``mlp``, ``knn`` or ``auto``) on the train split; score it on the test split.
+    """Fit a head (``logreg``, ``linear-svm``, ``mlp``, ``knn`` or ``auto``) on the train split; score it on the
+    test split.
 
     ``Cs`` is the C grid of logreg/linear-svm; ``head_params`` other options of the head (see
     docs/heads.md). With ``max_memory`` ("2GB"), a train split that does not fit is streamed from
@@ -66,7 +68,9 @@ def train(
     if calibrate not in (None, "temperature"):
         raise TransferkitError(f"calibrate must be 'temperature' (got {calibrate!r})")
     if output is not None and Path(output).exists() and not overwrite:
-        raise TransferkitError(f"{output}: already exists; pass --overwrite (overwrite=True) to replace it, or choose another -o")
+        raise TransferkitError(
+            f"{output}: already exists; pass --overwrite (overwrite=True) to replace it, or choose another -o"
+        )
     start = time.perf_counter()
     params = dict(head_params or {})
     if Cs is not None and head in ("logreg", "linear-svm"):
@@ -86,18 +90,23 @@ def train(
         out_of_core = not fits_in_memory(n_train + n_val, dim, budget)
         if out_of_core:
             if calibrate:
-                raise TransferkitError(f"{features}: --calibrate needs the train split in memory "
-                                       f"(raise --max-memory above {n_train * dim * 4 / 1e9:.2f} GB)")
+                raise TransferkitError(
+                    f"{features}: --calibrate needs the train split in memory "
+                    f"(raise --max-memory above {n_train * dim * 4 / 1e9:.2f} GB)"
+                )
             if head not in OUT_OF_CORE_HEADS:
                 raise TransferkitError(
-                    f"{features}: the train split ({n_train} x {dim} float32, {n_train * dim * 4 / 1e9:.2f} GB) does not "
+                    f"{features}: the train split ({n_train} x {dim} float32, {n_train * dim * 4 / 1e9:.2f} GB) does "
+                    "not "
                     f"fit --max-memory {max_memory}; the {head} head needs it in memory "
                     f"(logreg, linear-svm and mlp can stream it)"
                 )
             source = FileSource(ff, "train", max_memory=budget, layers=layer)
             y = source.labels
             if len(np.unique(y)) < 2:
-                raise TransferkitError(f"{features}: the train split has only one class; a classifier needs at least two")
+                raise TransferkitError(
+                    f"{features}: the train split has only one class; a classifier needs at least two"
+                )
             _check_every_class_trained(features, y, class_names)
             estimator.fit_stream(source)
             seconds = time.perf_counter() - start
@@ -109,22 +118,33 @@ def train(
             X, y = ff.load("train", layers=layer)
             X_test, y_test = ff.load("test", layers=layer)
             if len(np.unique(y)) < 2:
-                raise TransferkitError(f"{features}: the train split has only one class; a classifier needs at least two")
+                raise TransferkitError(
+                    f"{features}: the train split has only one class; a classifier needs at least two"
+                )
             if n_val:  # choose hyper-parameters on the val split; fit the final head on train + val
                 X, y, folds = _with_val_fold(ff, X, y, layer)
-                estimator = make_head(head, cv=folds, class_weight=class_weight, random_state=seed, n_jobs=n_jobs, **params)
+                estimator = make_head(
+                    head, cv=folds, class_weight=class_weight, random_state=seed, n_jobs=n_jobs, **params
+                )
             _check_every_class_trained(features, y, class_names)
             check_folds(y, folds if n_val else cv, class_names)  # names the class in the message
             estimator.fit(X, y)
             seconds = time.perf_counter() - start
             proba = estimator.predict_proba(X_test) if len(y_test) else None
-    record = {"features": str(Path(features).resolve()), "n_train": int(len(y)), "n_test": int(len(y_test)),
-              "split_source": provenance.get("split_source") or "stratified",
-              # the val rows join the fit; they choose C / k unless streamed (own held-out fold) or mlp (no search)
-              "n_val": int(n_val) if not out_of_core else 0,
-              "chosen_on_val": bool(n_val) and not out_of_core and head != "mlp",
-              "seed": seed, "seconds": round(seconds, 3), "feature_file": provenance, "head": head,
-              "out_of_core": bool(out_of_core)}
+    record = {
+        "features": str(Path(features).resolve()),
+        "n_train": int(len(y)),
+        "n_test": int(len(y_test)),
+        "split_source": provenance.get("split_source") or "stratified",
+        # the val rows join the fit; they choose C / k unless streamed (own held-out fold) or mlp (no search)
+        "n_val": int(n_val) if not out_of_core else 0,
+        "chosen_on_val": bool(n_val) and not out_of_core and head != "mlp",
+        "seed": seed,
+        "seconds": round(seconds, 3),
+        "feature_file": provenance,
+        "head": head,
+        "out_of_core": bool(out_of_core),
+    }
     if budget is not None:
         record["max_memory"] = int(budget)
     if head == "auto":
@@ -147,8 +167,9 @@ def train(
         report = format_report(y_test, proba, class_names)
     else:
         metrics, report = {"n_test": 0}, "(no test split: extract with --test-size > 0 to score the model)"
-    return TrainResult(model=model, metrics=metrics, report=report, seconds=seconds,
-                       path=Path(output) if output is not None else None)
+    return TrainResult(
+        model=model, metrics=metrics, report=report, seconds=seconds, path=Path(output) if output is not None else None
+    )
 
 
 def _with_val_fold(ff: FeatureFile, X: np.ndarray, y: np.ndarray, layer):
@@ -167,11 +188,8 @@ def _check_every_class_trained(features, y: np.ndarray, class_names: list[str]) 
         raise TransferkitError(
             f"{features}: class {missing[0]!r} has no rows in the train split"
             + (f" (nor {len(missing) - 1} other class(es))" if len(missing) > 1 else "")
-            + "; a head cannot learn it: add training images for it, or remove it from the dataset and extract again")
-
-
-def as_model(model: TrainedModel | str | os.PathLike) -> TrainedModel:
-    return model if isinstance(model, TrainedModel) else load_model(model)
+            + "; a head cannot learn it: add training images for it, or remove it from the dataset and extract again"
+        )
 
 
 def evaluate(
@@ -199,14 +217,17 @@ def evaluate(
     if model.backbone_state is not None:
         raise TransferkitError(
             f"{model.path or 'model'}: holds a fine-tuned backbone, but {features} holds frozen-backbone features; "
-            "evaluate it on the images instead (transferkit evaluate MODEL DATA, DATA the image folder or CSV)")
+            "evaluate it on the images instead (transferkit evaluate MODEL DATA, DATA the image folder or CSV)"
+        )
     with open_features(features) as ff:
         ff.require_complete("evaluate on")
         ff.require_intact("evaluate on")
         layer = model.backbone.get("layer")
         _check_same_backbone(model, ff, layer)
         if ff.label_names != model.class_names:
-            raise TransferkitError(f"{features}: its classes differ from the model's ({len(ff.label_names)} vs {len(model.class_names)})")
+            raise TransferkitError(
+                f"{features}: its classes differ from the model's ({len(ff.label_names)} vs {len(model.class_names)})"
+            )
         X, y = ff.load(split, layers=layer)
         attrs = ff.attrs
     if not len(y):
@@ -219,8 +240,11 @@ def evaluate(
     if html is not None:
         from .evaluate.report import write_report
 
-        metrics["html"] = str(write_report(html, model, features, split=split, images_root=images_root,
-                                           proba=proba, metrics=dict(metrics)))
+        metrics["html"] = str(
+            write_report(
+                html, model, features, split=split, images_root=images_root, proba=proba, metrics=dict(metrics)
+            )
+        )
     metrics["model"] = model.describe()
     return metrics
 

@@ -108,13 +108,22 @@ def self_neighbours(U: np.ndarray, k: int = 5, threshold: float | None = None, *
     index, sim = top.result()
     if n <= 1:
         index, sim = np.full((n, 0), -1, np.int64), np.zeros((n, 0), np.float32)
-    pairs = np.column_stack([np.concatenate(pair_i), np.concatenate(pair_j)]).astype(np.int64) if pair_i else np.zeros((0, 2), np.int64)
-    return Neighbours(index=index, similarity=sim, pairs=pairs,
-                      pair_similarity=np.concatenate(pair_s).astype(np.float32) if pair_s else np.zeros(0, np.float32))
+    pairs = (
+        np.column_stack([np.concatenate(pair_i), np.concatenate(pair_j)]).astype(np.int64)
+        if pair_i
+        else np.zeros((0, 2), np.int64)
+    )
+    return Neighbours(
+        index=index,
+        similarity=sim,
+        pairs=pairs,
+        pair_similarity=np.concatenate(pair_s).astype(np.float32) if pair_s else np.zeros(0, np.float32),
+    )
 
 
-def nearest(Q: np.ndarray, R, k: int = 3, *, budget: int = DEFAULT_BUDGET,
-            exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+    Q: np.ndarray, R, k: int = 3, *, budget: int = DEFAULT_BUDGET, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows of ``R`` most similar to each row of ``Q`` (unit rows): (index, similarity), most
     similar first; index -1 where ``R`` has fewer rows. ``R`` is an array of unit rows, or an iterable of
     chunks of unit rows (read from a file chunk by chunk; indices count rows across the chunks).

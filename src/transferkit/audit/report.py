@@ -95,38 +95,90 @@ def _sections(result: AuditResult, max_cards: int) -> list[dict]:
     outliers = result.of_kind("outlier")
 
     def card(f, a, b, facts):
-        return {"kind": f.kind, "path": f.path, "score": f.score, "a": a, "b": b, "facts": facts,
-                "flag": "exact" if f.detail.get("exact") else ("labels differ" if f.detail.get("labels_differ") else "")}
+        return {
+            "kind": f.kind,
+            "path": f.path,
+            "score": f.score,
+            "a": a,
+            "b": b,
+            "facts": facts,
+            "flag": "exact" if f.detail.get("exact") else ("labels differ" if f.detail.get("labels_differ") else ""),
+        }
 
     out = [
-        {"id": "label-issues", "title": "Label issues", "findings": issues,
-         "note": "Left: the image with its given label. Right: the most similar training image of the suggested "
-                 "class. Ranked by the score (higher = more suspicious).",
-         "cards": [card(f, _side(f.path, f"given: {f.label}", f.label),
-                        _side(f.other_path, f"nearest {f.suggested_label}", f.suggested_label),
-                        [("score", f"{f.score:.3f}"), ("p(given)", f"{f.detail['p_given']:.3f}"),
-                         ("suggested", f.suggested_label), ("p(suggested)", f"{f.detail['p_suggested']:.3f}"),
-                         ("split", f.detail["split"])]) for f in issues[:max_cards]]},
-        {"id": "leakage", "title": "Train/test leakage", "findings": leak,
-         "note": "Test images (left) with a duplicate in the train split (right): the model has in effect seen "
-                 "them, which inflates test accuracy. Remove one image of each pair, or move them to one split.",
-         "cards": [card(f, _side(f.path, f"test · {f.label}", f.label),
-                        _side(f.other_path, f"train · {f.detail['other_label']}", f.detail["other_label"]),
-                        [("cosine", f"{f.score:.5f}"), ("kind", "exact" if f.detail["exact"] else "near")])
-                   for f in leak[:max_cards]]},
-        {"id": "duplicates", "title": "Duplicates within a split", "findings": within,
-         "note": "Pairs of images in the same split whose features are (nearly) identical.",
-         "cards": [card(f, _side(f.path, f"{f.detail['split']} · {f.label}", f.label),
-                        _side(f.other_path, f"{f.detail['other_split']} · {f.detail['other_label']}", f.detail["other_label"]),
-                        [("cosine", f"{f.score:.5f}"), ("kind", "exact" if f.detail["exact"] else "near")])
-                   for f in within[:max_cards]]},
-        {"id": "outliers", "title": "Outliers", "findings": outliers,
-         "note": "Images far from all others (mean cosine distance to their nearest neighbours above the bar); "
-                 "right: the nearest image.",
-         "cards": [card(f, _side(f.path, f"{f.detail['split']} · {f.label}", f.label),
-                        _side(f.detail["nearest_path"], f"nearest · {f.detail['nearest_label']}", f.detail["nearest_label"]),
-                        [("distance", f"{f.score:.3f}"), ("nearest cosine", f"{f.detail['nearest_similarity']:.3f}")])
-                   for f in outliers[:max_cards]]},
+        {
+            "id": "label-issues",
+            "title": "Label issues",
+            "findings": issues,
+            "note": "Left: the image with its given label. Right: the most similar training image of the suggested "
+            "class. Ranked by the score (higher = more suspicious).",
+            "cards": [
+                card(
+                    f,
+                    _side(f.path, f"given: {f.label}", f.label),
+                    _side(f.other_path, f"nearest {f.suggested_label}", f.suggested_label),
+                    [
+                        ("score", f"{f.score:.3f}"),
+                        ("p(given)", f"{f.detail['p_given']:.3f}"),
+                        ("suggested", f.suggested_label),
+                        ("p(suggested)", f"{f.detail['p_suggested']:.3f}"),
+                        ("split", f.detail["split"]),
+                    ],
+                )
+                for f in issues[:max_cards]
+            ],
+        },
+        {
+            "id": "leakage",
+            "title": "Train/test leakage",
+            "findings": leak,
+            "note": "Test images (left) with a duplicate in the train split (right): the model has in effect seen "
+            "them, which inflates test accuracy. Remove one image of each pair, or move them to one split.",
+            "cards": [
+                card(
+                    f,
+                    _side(f.path, f"test · {f.label}", f.label),
+                    _side(f.other_path, f"train · {f.detail['other_label']}", f.detail["other_label"]),
+                    [("cosine", f"{f.score:.5f}"), ("kind", "exact" if f.detail["exact"] else "near")],
+                )
+                for f in leak[:max_cards]
+            ],
+        },
+        {
+            "id": "duplicates",
+            "title": "Duplicates within a split",
+            "findings": within,
+            "note": "Pairs of images in the same split whose features are (nearly) identical.",
+            "cards": [
+                card(
+                    f,
+                    _side(f.path, f"{f.detail['split']} · {f.label}", f.label),
+                    _side(
+                        f.other_path, f"{f.detail['other_split']} · {f.detail['other_label']}", f.detail["other_label"]
+                    ),
+                    [("cosine", f"{f.score:.5f}"), ("kind", "exact" if f.detail["exact"] else "near")],
+                )
+                for f in within[:max_cards]
+            ],
+        },
+        {
+            "id": "outliers",
+            "title": "Outliers",
+            "findings": outliers,
+            "note": "Images far from all others (mean cosine distance to their nearest neighbours above the bar); "
+            "right: the nearest image.",
+            "cards": [
+                card(
+                    f,
+                    _side(f.path, f"{f.detail['split']} · {f.label}", f.label),
+                    _side(
+                        f.detail["nearest_path"], f"nearest · {f.detail['nearest_label']}", f.detail["nearest_label"]
+                    ),
+                    [("distance", f"{f.score:.3f}"), ("nearest cosine", f"{f.detail['nearest_similarity']:.3f}")],
+                )
+                for f in outliers[:max_cards]
+            ],
+        },
     ]
     return out
 

@@ -68,9 +68,10 @@ def audit(
     are duplicates. ``k``: neighbours of the outlier score. ``progress(stage, done, total)``.
     """
     from ..heads import make_head
+    from ..heads.model_file import as_model
     from ..heads.out_of_fold import out_of_fold_log_proba, with_chosen_params
     from ..store import open_features
-    from ..training import as_model, check_same_backbone
+    from ..training import check_same_backbone
 
     say = progress or (lambda *a: None)
     t0 = time.perf_counter()
@@ -141,18 +142,53 @@ def audit(
              "leakage": p.leakage, "where": p.where, "labels_differ": bool(y[i] != y[j])}))
     for i in outliers:
         j = int(nb.index[i, 0]) if nb.index.shape[1] else -1
-        findings.append(Finding(
-            "outlier", paths[i], float(distance[i]), names[y[i]], "", "",
-            {"split": where[i], "nearest_path": paths[j] if j >= 0 else "", "nearest_label": names[y[j]] if j >= 0 else "",
-             "nearest_similarity": float(nb.similarity[i, 0]) if j >= 0 else None}))
+        findings.append(
+            Finding(
+                "outlier",
+                paths[i],
+                float(distance[i]),
+                names[y[i]],
+                "",
+                "",
+                {
+                    "split": where[i],
+                    "nearest_path": paths[j] if j >= 0 else "",
+                    "nearest_label": names[y[j]] if j >= 0 else "",
+                    "nearest_similarity": float(nb.similarity[i, 0]) if j >= 0 else None,
+                },
+            )
+        )
     findings.sort(key=lambda f: (f.kind, -f.score, f.path, f.other_path))
     seconds["total"] = time.perf_counter() - t0
-    summary = _summary(findings, y, split, names, pairs, issues, bar, distance,
-                       {"folds": folds, "seed": seed, "score": score, "near": near, "exact": dup.EXACT, "k": k,
-                        "outlier_z": outlier_z, "head": _head_name(model, head if issues is not None else None),
-                        "layer": layer}, label_note)
-    return AuditResult(findings=findings, summary=summary, features=Path(features), images_root=root,
-                       seconds={key: round(v, 3) for key, v in seconds.items()})
+    summary = _summary(
+        findings,
+        y,
+        split,
+        names,
+        pairs,
+        issues,
+        bar,
+        distance,
+        {
+            "folds": folds,
+            "seed": seed,
+            "score": score,
+            "near": near,
+            "exact": dup.EXACT,
+            "k": k,
+            "outlier_z": outlier_z,
+            "head": _head_name(model, head if issues is not None else None),
+            "layer": layer,
+        },
+        label_note,
+    )
+    return AuditResult(
+        findings=findings,
+        summary=summary,
+        features=Path(features),
+        images_root=root,
+        seconds={key: round(v, 3) for key, v in seconds.items()},
+    )
 
 
 def _head_name(model, head) -> str:
@@ -191,32 +227,52 @@ def _summary(findings, y, split, names, pairs, issues, bar, distance, settings, 
     per_kind = {kind: sum(f.kind == kind for f in findings) for kind in KINDS}
     per_class = {}
     for c, name in enumerate(names):
-        per_class[name] = {"rows": int(counts[c]), "train": int(((y == c) & (split == 0)).sum()),
-                           "test": int(((y == c) & (split == 1)).sum()), "share": float(counts[c] / n),
-                           **{kind: 0 for kind in KINDS}}
+        per_class[name] = {
+            "rows": int(counts[c]),
+            "train": int(((y == c) & (split == 0)).sum()),
+            "test": int(((y == c) & (split == 1)).sum()),
+            "share": float(counts[c] / n),
+            **{kind: 0 for kind in KINDS},
+        }
     for f in findings:
         per_class[f.label][f.kind] += 1
     nonzero = counts[counts > 0]
     leak = [p for p in pairs if p.leakage]
     return {
-        "rows": n, "train": int((split == 0).sum()), "test": int((split == 1).sum()), "classes": len(names),
+        "rows": n,
+        "train": int((split == 0).sum()),
+        "test": int((split == 1).sum()),
+        "classes": len(names),
         "counts": per_kind,
-        "label_issues": {"flagged": per_kind["label_issue"], "share": per_kind["label_issue"] / n,
-                         "note": label_note,
-                         "thresholds": None if issues is None else [float(v) for v in issues.thresholds]},
-        "duplicates": {"pairs": len(pairs), "exact": sum(p.exact for p in pairs),
-                       "near": sum(not p.exact for p in pairs),
-                       "within_train": sum(p.where == "train" for p in pairs),
-                       "within_test": sum(p.where == "test" for p in pairs),
-                       "other": sum(p.where not in ("train", "test") and not p.leakage for p in pairs),
-                       "leakage": len(leak), "leakage_exact": sum(p.exact for p in leak),
-                       "test_rows_leaked": len({p.i if split[p.i] == dup.TEST else p.j for p in leak}),
-                       "labels_differ": sum(bool(y[p.i] != y[p.j]) for p in pairs)},
-        "outliers": {"flagged": per_kind["outlier"], "bar": None if not np.isfinite(bar) else float(bar),
-                     "median_distance": float(np.median(distance)) if n else None},
+        "label_issues": {
+            "flagged": per_kind["label_issue"],
+            "share": per_kind["label_issue"] / n,
+            "note": label_note,
+            "thresholds": None if issues is None else [float(v) for v in issues.thresholds],
+        },
+        "duplicates": {
+            "pairs": len(pairs),
+            "exact": sum(p.exact for p in pairs),
+            "near": sum(not p.exact for p in pairs),
+            "within_train": sum(p.where == "train" for p in pairs),
+            "within_test": sum(p.where == "test" for p in pairs),
+            "other": sum(p.where not in ("train", "test") and not p.leakage for p in pairs),
+            "leakage": len(leak),
+            "leakage_exact": sum(p.exact for p in leak),
+            "test_rows_leaked": len({p.i if split[p.i] == dup.TEST else p.j for p in leak}),
+            "labels_differ": sum(bool(y[p.i] != y[p.j]) for p in pairs),
+        },
+        "outliers": {
+            "flagged": per_kind["outlier"],
+            "bar": None if not np.isfinite(bar) else float(bar),
+            "median_distance": float(np.median(distance)) if n else None,
+        },
         "per_class": per_class,
-        "imbalance": {"largest": names[int(counts.argmax())], "smallest": names[int(np.argmin(np.where(counts > 0, counts, counts.max() + 1)))],
-                      "ratio": float(nonzero.max() / nonzero.min()) if len(nonzero) else None,
-                      "empty_classes": [names[c] for c in np.flatnonzero(counts == 0)]},
+        "imbalance": {
+            "largest": names[int(counts.argmax())],
+            "smallest": names[int(np.argmin(np.where(counts > 0, counts, counts.max() + 1)))],
+            "ratio": float(nonzero.max() / nonzero.min()) if len(nonzero) else None,
+            "empty_classes": [names[c] for c in np.flatnonzero(counts == 0)],
+        },
         "settings": settings,
     }

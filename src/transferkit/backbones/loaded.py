@@ -19,4 +19,3 @@ class LoadedNet:
     prefix_tokens: int = 0  # class/register tokens ahead of the patch tokens (0 for CNNs)
     nhwc: bool = False  # its 4-D outputs are (N, H, W, C) (timm's Swin and relatives)
     final_map: tuple[str, str] | None = None  # torchvision: (module, "input"|"output") holding the unpooled features
-    fixed_input_size: bool = False

@@ -43,7 +43,9 @@ def effective_pool(pool: str | None, ndim: int, prefix: int, layer: str) -> str:
                 "use avg, max, avgmax, gem or flatten"
             )
         if pool == "none":
-            raise TransferkitError(f"layer {layer!r} outputs a spatial map: it needs a pool (avg, max, avgmax, gem, flatten)")
+            raise TransferkitError(
+                f"layer {layer!r} outputs a spatial map: it needs a pool (avg, max, avgmax, gem, flatten)"
+            )
         return pool
     if ndim == 3:
         if pool is None:
@@ -51,13 +53,21 @@ def effective_pool(pool: str | None, ndim: int, prefix: int, layer: str) -> str:
         if pool == "avg":
             return "mean"
         if pool in _TOKEN_ONLY and prefix == 0:
-            raise TransferkitError(f"--pool {pool}: layer {layer!r} has no class token; use mean, max, avgmax or flatten")
+            raise TransferkitError(
+                f"--pool {pool}: layer {layer!r} has no class token; use mean, max, avgmax or flatten"
+            )
         if pool == "gem":
-            raise TransferkitError(f"--pool gem: layer {layer!r} outputs tokens, which can be negative; use mean, cls or max")
+            raise TransferkitError(
+                f"--pool gem: layer {layer!r} outputs tokens, which can be negative; use mean, cls or max"
+            )
         if pool == "none":
-            raise TransferkitError(f"layer {layer!r} outputs a token sequence: it needs a pool (cls, mean, cls+mean, max, flatten)")
+            raise TransferkitError(
+                f"layer {layer!r} outputs a token sequence: it needs a pool (cls, mean, cls+mean, max, flatten)"
+            )
         return pool
-    raise TransferkitError(f"layer {layer!r} outputs a {ndim}-D tensor; only (N, D), (N, T, D) and (N, C, H, W) can be pooled")
+    raise TransferkitError(
+        f"layer {layer!r} outputs a {ndim}-D tensor; only (N, D), (N, T, D) and (N, C, H, W) can be pooled"
+    )
 
 
 def pool_tensor(x: torch.Tensor, pool: str, prefix: int = 0, nhwc: bool = False) -> torch.Tensor:

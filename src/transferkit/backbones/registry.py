@@ -49,7 +49,9 @@ def parse_model(name: str) -> tuple[str, str]:
         pass
     if hint:
         raise TransferkitError(f"{name}: unknown model{hint}")
-    raise TransferkitError(f"{name}: unknown model; use efficientnet_lite0/1/2 (offline), timm:<name> or torchvision:<name>")
+    raise TransferkitError(
+        f"{name}: unknown model; use efficientnet_lite0/1/2 (offline), timm:<name> or torchvision:<name>"
+    )
 
 
 def normalise_weights(weights: str | os.PathLike | None) -> str | None:
@@ -89,9 +91,15 @@ def resolve_preprocess(
     """Apply the user's overrides to a model's preprocessing."""
     changes = {}
     if image_size is not None:
-        size = (int(image_size), int(image_size)) if isinstance(image_size, (int, float)) else tuple(int(v) for v in image_size)
+        size = (
+            (int(image_size), int(image_size))
+            if isinstance(image_size, (int, float))
+            else tuple(int(v) for v in image_size)
+        )
         if len(size) != 2 or min(size) < 8 or max(size) > MAX_INPUT_SIDE:
-            raise TransferkitError(f"--image-size {image_size}: needs a size from 8 to {MAX_INPUT_SIDE} pixels (N or HxW)")
+            raise TransferkitError(
+                f"--image-size {image_size}: needs a size from 8 to {MAX_INPUT_SIDE} pixels (N or HxW)"
+            )
         changes["input_size"] = size
     if crop_pct is not None:
         if not 0 < crop_pct <= 1:
@@ -141,7 +149,7 @@ def create_backbone(
     from .modules import PreLogits
     from .pooling import POOLS
 
-    for want in ([pool] if pool is None or isinstance(pool, str) else pool):
+    for want in [pool] if pool is None or isinstance(pool, str) else pool:
         if want is not None and want not in POOLS + ("none",) and not isinstance(pool, (list, tuple)):
             raise TransferkitError(f"--pool {want}: unknown pooling; choose from {', '.join(POOLS)}")
 
@@ -218,7 +226,7 @@ def describe_model(name: str) -> dict:
     import torch
 
     family, arch = parse_model(name)
-    pp, fixed = default_preprocess(name)
+    pp, _ = default_preprocess(name)  # (whether the input size is fixed: not needed here)
     with torch.device("meta"):
         if family in ("lite", "timm"):
             import timm

@@ -25,7 +25,7 @@ def replay_request(spec: dict, origin: str, weights: str | os.PathLike | None = 
     elif weights is None:
         weights = None if recorded == "default" else recorded
     if weights not in (None, "random") and Path(weights).is_file():
-        from .lite import file_sha256
+        from .state_files import file_sha256
 
         check_weights(spec, file_sha256(weights), f"file:{Path(weights).resolve()}", origin)
     return dict(name=spec["model"], weights=weights, layer=spec.get("layer"), pool=spec.get("pool"),

@@ -15,8 +15,16 @@ from ..errors import TransferkitError
 from .loaded import LoadedNet
 from .preprocess import PreprocessConfig
 from .weights import (
-    download_url, file_sha256, fit_state_dict, hub_offline, random_init, reachable, read_weights_file,
-    state_dict_sha256, torch_hub_cached, unavailable,
+    download_url,
+    file_sha256,
+    fit_state_dict,
+    hub_offline,
+    random_init,
+    reachable,
+    read_weights_file,
+    state_dict_sha256,
+    torch_hub_cached,
+    unavailable,
 )
 
 _HF_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -130,11 +138,20 @@ def build_timm(name: str, arch: str, weights: str | None, input_size: tuple[int,
     except TransferkitError:
         raise
     except (TypeError, ValueError, AssertionError) as exc:
-        raise TransferkitError(f"{name}: cannot build it with these settings ({str(exc).splitlines()[0][:200]})") from None
+        first = str(exc).splitlines()[0][:200]
+        raise TransferkitError(f"{name}: cannot build it with these settings ({first})") from None
     net.eval()
     pool, prefix, nhwc = own_pool(net)
-    return LoadedNet(net=net, family="timm", preprocess=preprocess, weights_sha256=sha, weights_source=source,
-                     own_pool=pool, prefix_tokens=prefix, nhwc=nhwc, fixed_input_size=fixed)
+    return LoadedNet(
+        net=net,
+        family="timm",
+        preprocess=preprocess,
+        weights_sha256=sha,
+        weights_source=source,
+        own_pool=pool,
+        prefix_tokens=prefix,
+        nhwc=nhwc,
+    )
 
 
 def _create_with_state(arch: str, state: dict, origin: str, kwargs: dict):

@@ -15,13 +15,26 @@ from ..errors import TransferkitError
 from .loaded import LoadedNet
 from .preprocess import PreprocessConfig
 from .weights import (
-    file_sha256, fit_state_dict, hub_offline, random_init, reachable, read_weights_file, state_dict_sha256,
-    torch_hub_cached, unavailable,
+    file_sha256,
+    fit_state_dict,
+    hub_offline,
+    random_init,
+    reachable,
+    read_weights_file,
+    state_dict_sha256,
+    torch_hub_cached,
+    unavailable,
 )
 
 _IMAGENET = PreprocessConfig(input_size=(224, 224), interpolation="bilinear", crop_pct=0.875)
 # where the unpooled final features of each architecture live: (module, "input" | "output"), tried in order
-_FINAL_MAPS = (("avgpool", "input"), ("features", "output"), ("encoder", "output"), ("layers", "output"), ("conv5", "output"))
+_FINAL_MAPS = (
+    ("avgpool", "input"),
+    ("features", "output"),
+    ("encoder", "output"),
+    ("layers", "output"),
+    ("conv5", "output"),
+)
 
 
 def classification_models() -> list[str]:
@@ -86,7 +99,9 @@ def hub_file(spec: str, name: str = "") -> tuple[str, Path | None]:
     return f"url:{w.url}", torch_hub_cached(w.url)
 
 
-def build_torchvision(name: str, spec: str, weights: str | None, input_size: tuple[int, int] | None = None) -> LoadedNet:
+def build_torchvision(
+    name: str, spec: str, weights: str | None, input_size: tuple[int, int] | None = None
+) -> LoadedNet:
     from torchvision.models import get_model
 
     arch, tag = split_name(spec, name)
@@ -105,7 +120,9 @@ def build_torchvision(name: str, spec: str, weights: str | None, input_size: tup
             if w is None:
                 raise unavailable(name, "torchvision has no pretrained weights for it")
             if not torch_hub_cached(w.url) and (hub_offline() or not reachable(w.url)):
-                raise unavailable(name, f"{Path(w.url).name} is not in the torch hub cache and the download host cannot be reached")
+                raise unavailable(
+                    name, f"{Path(w.url).name} is not in the torch hub cache and the download host cannot be reached"
+                )
             try:
                 net = get_model(arch, weights=w)
             except (OSError, RuntimeError) as exc:
@@ -123,14 +140,23 @@ def build_torchvision(name: str, spec: str, weights: str | None, input_size: tup
     except TransferkitError:
         raise
     except (TypeError, ValueError, AssertionError) as exc:
-        raise TransferkitError(f"{name}: cannot build it with these settings ({str(exc).splitlines()[0][:200]})") from None
+        raise TransferkitError(
+            f"{name}: cannot build it with these settings ({str(exc).splitlines()[0][:200]})"
+        ) from None
     net.eval()
     modules = dict(net.named_modules())
     final = next(((m, how) for m, how in _FINAL_MAPS if m in modules), None)
     is_vit = arch.startswith("vit_")
-    return LoadedNet(net=net, family="torchvision", preprocess=preprocess, weights_sha256=sha, weights_source=source,
-                     own_pool="cls" if is_vit else "avg", prefix_tokens=1 if is_vit else 0, final_map=final,
-                     fixed_input_size=fixed)
+    return LoadedNet(
+        net=net,
+        family="torchvision",
+        preprocess=preprocess,
+        weights_sha256=sha,
+        weights_source=source,
+        own_pool="cls" if is_vit else "avg",
+        prefix_tokens=1 if is_vit else 0,
+        final_map=final,
+    )
 
 
 def _classifier_names(net) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import TransferkitError
-from .lite import file_sha256  # noqa: F401  (re-exported: the hash of a weights file)
+from .state_files import file_sha256, map_by_position  # noqa: F401  (file_sha256 re-exported: a weights file's hash)
 
 OFFLINE_ALTERNATIVES = (
     "offline alternatives: efficientnet_lite0, efficientnet_lite1, efficientnet_lite2 (weights installed with "
@@ -74,10 +74,12 @@ def clean_state_dict(state, origin: str) -> dict:
         raise TransferkitError(f"{origin}: holds a {type(state).__name__}, not a state dict of tensors")
     state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not state:
-        raise TransferkitError(f"{origin}: holds no tensors (expected a state dict, optionally under 'state_dict' or 'model')")
+        raise TransferkitError(
+            f"{origin}: holds no tensors (expected a state dict, optionally under 'state_dict' or 'model')"
+        )
     for prefix in _PREFIXES:
         if all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 
@@ -101,12 +103,11 @@ def fit_state_dict(net, state: dict, origin: str, classifier_prefixes: tuple[str
     """Load ``state`` into ``net``: by name when the names fit, by position when only the order and shapes
     fit (e.g. the lukemelas EfficientNet naming), dropping a classifier trained for another number of
     classes. Anything else is an error that says what does not fit, never a silent partial load."""
-    from .lite import map_by_position
-
     target = net.state_dict()
     if state.keys() == target.keys() and all(state[k].shape == target[k].shape for k in target):
         net.load_state_dict(state, strict=True)
         return
+
     # a classifier for another number of classes: features do not need it
     def is_head(key):
         return any(key.startswith(p + ".") or key == p for p in classifier_prefixes)
@@ -118,7 +119,9 @@ def fit_state_dict(net, state: dict, origin: str, classifier_prefixes: tuple[str
         if kept.keys() == target.keys():
             net.load_state_dict(kept, strict=True)
             return
-    if len(state) == len(target) and all(tuple(a.shape) == tuple(b.shape) for a, b in zip(state.values(), target.values())):
+    if len(state) == len(target) and all(
+        tuple(a.shape) == tuple(b.shape) for a, b in zip(state.values(), target.values())
+    ):
         net.load_state_dict(map_by_position(state, target, origin), strict=True)
         return
     missing = [k for k in target if k not in state]
@@ -131,7 +134,9 @@ def fit_state_dict(net, state: dict, origin: str, classifier_prefixes: tuple[str
         parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]!r})")
     if shapes:
         k = shapes[0]
-        parts.append(f"{len(shapes)} of another shape (e.g. {k!r}: {tuple(state[k].shape)} vs {tuple(target[k].shape)})")
+        parts.append(
+            f"{len(shapes)} of another shape (e.g. {k!r}: {tuple(state[k].shape)} vs {tuple(target[k].shape)})"
+        )
     raise TransferkitError(f"{origin}: does not fit this architecture: {'; '.join(parts)} of {len(target)} tensors")
 
 
@@ -173,8 +178,9 @@ def reachable(url: str, timeout: float = 3.0) -> bool:
 
 
 def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on") or \
-        os.environ.get("TRANSFERKIT_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on") or os.environ.get(
+        "TRANSFERKIT_OFFLINE", "0"
+    ).lower() in ("1", "true", "yes", "on")
 
 
 def unavailable(name: str, why: str) -> TransferkitError:

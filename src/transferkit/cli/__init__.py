@@ -4,6 +4,7 @@ Errors a user can fix print as one red line and exit with status 1; ``--debug`` 
 Each module registers its commands on import; the order here is the order in ``--help``.
 """
 
+# isort: off
 from . import extract  # noqa: F401
 from . import inspect  # noqa: F401
 from . import train  # noqa: F401
@@ -15,6 +16,7 @@ from . import compare  # noqa: F401
 from . import export  # noqa: F401
 from . import export_features  # noqa: F401
 from . import misc  # noqa: F401
+# isort: on
 from ._app import app, main
 
 __all__ = ["app", "main"]

@@ -58,13 +58,21 @@ def friendly(fn):
             if _state["debug"]:
                 raise
             where = f"{exc.filename}: " if exc.filename else ""
-            err.print(f"[bold red]error:[/] {esc(where)}{esc(exc.strerror or first_line(exc))}", highlight=False, soft_wrap=True)
+            err.print(
+                f"[bold red]error:[/] {esc(where)}{esc(exc.strerror or first_line(exc))}",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(1) from None
         except Exception as exc:  # a bug: still one line, the traceback with --debug
             if _state["debug"] or type(exc).__module__.startswith(("typer", "click")):
                 raise  # typer's own ways out: exit codes, usage errors
-            err.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {esc(first_line(exc))} "
-                      "(run with --debug for the traceback, and please report it)", highlight=False, soft_wrap=True)
+            err.print(
+                f"[bold red]error:[/] unexpected {type(exc).__name__}: {esc(first_line(exc))} "
+                "(run with --debug for the traceback, and please report it)",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(1) from None
 
     return wrapper
@@ -81,11 +89,11 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ):
     _state["debug"] = debug
-
 
 
 def print_skipped(skipped, limit: int = 20):
@@ -96,8 +104,6 @@ def print_skipped(skipped, limit: int = 20):
         console.print(f"  {esc(path)}: {esc(reason)}", highlight=False)
     if len(skipped) > limit:
         console.print(f"  … and {len(skipped) - limit} more (see `transferkit inspect`)")
-
-
 
 
 def print_ignored(ignored, limit: int = 20):
@@ -113,4 +119,3 @@ def print_ignored(ignored, limit: int = 20):
 
 def main() -> None:
     app()
-

@@ -53,7 +53,9 @@ def plain_rows(console: Console, table: Table) -> list[str]:
     widths = [max((len(row[c]) for row in rows), default=0) for c in range(len(columns))]
     lines = [_plain(console, table.title)] if table.title else []
     for row in rows:
-        cells = [cell.rjust(w) if col.justify == "right" else cell.ljust(w) for cell, w, col in zip(row, widths, columns)]
+        cells = [
+            cell.rjust(w) if col.justify == "right" else cell.ljust(w) for cell, w, col in zip(row, widths, columns)
+        ]
         lines.append("  ".join(cells).rstrip())
     return lines
 

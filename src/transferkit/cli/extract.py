@@ -15,38 +15,122 @@ from ._app import app, console, err, esc, friendly, print_ignored, print_skipped
 @app.command()
 @friendly
 def extract(
-    data: Path = typer.Argument(..., metavar="DATA", help="Folder with one sub-folder per class (or split folders train/ valid/ test/ holding them), or a CSV manifest (path,label[,split])."),
+    data: Path = typer.Argument(
+        ...,
+        metavar="DATA",
+        help=("Folder with one sub-folder per class (or split folders train/ valid/ test/ holding them), or a CSV "
+              "manifest (path,label[,split])."),
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="Feature file to write (HDF5)."),
-    model: str = typer.Option("efficientnet_lite0", "--model", "-m", help="Backbone: efficientnet_lite0/1/2 (offline), timm:<name>, torchvision:<name> (see `transferkit models`)."),
-    weights: Optional[str] = typer.Option(None, "--weights", show_default="the model's pretrained weights", help="Local weights file (.safetensors or .pth) for the model, or 'random'."),
-    layer: Optional[List[str]] = typer.Option(None, "--layer", show_default="pre_logits", help="Layer to take features from (repeat for several, stored one dataset each; see `transferkit models --layers MODEL`)."),
-    pool: Optional[str] = typer.Option(None, "--pool", show_default="the model's own pooling", help="avg, max, avgmax, gem, flatten; for transformers cls, mean, cls+mean."),
-    image_size: Optional[str] = typer.Option(None, "--image-size", show_default="the model's pretrained size", help="Input size N or HxW."),
-    crop_pct: Optional[float] = typer.Option(None, "--crop-pct", help="Centre-crop fraction instead of the model's (resize to size/crop_pct, crop size)."),
-    no_crop: bool = typer.Option(False, "--no-crop", help="Resize the whole picture to the input size (no centre crop; aspect ratio not kept)."),
+    model: str = typer.Option(
+        "efficientnet_lite0",
+        "--model",
+        "-m",
+        help="Backbone: efficientnet_lite0/1/2 (offline), timm:<name>, torchvision:<name> (see `transferkit models`).",
+    ),
+    weights: Optional[str] = typer.Option(
+        None,
+        "--weights",
+        show_default="the model's pretrained weights",
+        help="Local weights file (.safetensors or .pth) for the model, or 'random'.",
+    ),
+    layer: Optional[List[str]] = typer.Option(
+        None,
+        "--layer",
+        show_default="pre_logits",
+        help=("Layer to take features from (repeat for several, stored one dataset each; see `transferkit models "
+              "--layers MODEL`)."),
+    ),
+    pool: Optional[str] = typer.Option(
+        None,
+        "--pool",
+        show_default="the model's own pooling",
+        help="avg, max, avgmax, gem, flatten; for transformers cls, mean, cls+mean.",
+    ),
+    image_size: Optional[str] = typer.Option(
+        None, "--image-size", show_default="the model's pretrained size", help="Input size N or HxW."
+    ),
+    crop_pct: Optional[float] = typer.Option(
+        None, "--crop-pct", help="Centre-crop fraction instead of the model's (resize to size/crop_pct, crop size)."
+    ),
+    no_crop: bool = typer.Option(
+        False, "--no-crop", help="Resize the whole picture to the input size (no centre crop; aspect ratio not kept)."
+    ),
     batch_size: str = typer.Option("32", "--batch-size", "-b", help="Images per forward pass, or auto."),
-    test_size: float = typer.Option(0.25, "--test-size", min=0.0, max=0.95, help="Fraction of each class held out as the test split."),
+    test_size: float = typer.Option(
+        0.25, "--test-size", min=0.0, max=0.95, help="Fraction of each class held out as the test split."
+    ),
     seed: int = typer.Option(42, "--seed", help="Seed of the train/test split."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, show_default="CPUs available", help="Decoding threads."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", min=1, show_default="CPUs available", help="Decoding threads."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     engine: str = typer.Option("auto", "--engine", help="auto | onnxruntime | torch (see docs/engines.md)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 | int8 (auto: fp32 on CPU, fp16 on CUDA; int8: ONNX Runtime on the CPU, calibrated on ~300 of your images, see docs/engines.md)."),
-    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted extraction of OUTPUT (same settings; with --ray only its unfinished shards); start it if it is not there."),
-    update: bool = typer.Option(False, "--update", help="Bring OUTPUT up to date with the dataset: extract only new files, drop rows of removed ones."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", show_default="float32; a resume keeps the file's", help="float32 or float16 (half the file)."),
-    compression: Optional[str] = typer.Option(None, "--compression", show_default="none", help="none, lzf (fast) or gzip (smaller)."),
-    buffer_rows: int = typer.Option(1000, "--buffer-rows", min=1, help="Rows gathered in memory between commits to the file (what a crash can cost)."),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="auto|local|ADDRESS", rich_help_panel="Distributed (Ray)",
-                                      help="Run on a Ray cluster: 'auto' (this machine's cluster, else a local one), 'local', or host:port."),
-    ray_workers: Optional[int] = typer.Option(None, "--ray-workers", min=1, rich_help_panel="Distributed (Ray)",
-                                              help="Worker actors, each holding a backbone (default: as many as the cluster fits)."),
-    ray_cpus_per_worker: float = typer.Option(1.0, "--ray-cpus-per-worker", min=0.01, rich_help_panel="Distributed (Ray)",
-                                              help="CPUs per worker (its decode and inference threads)."),
-    ray_gpus_per_worker: float = typer.Option(0.0, "--ray-gpus-per-worker", min=0.0, rich_help_panel="Distributed (Ray)",
-                                              help="GPUs per worker (0: CPU workers; 0.5: two workers share a GPU)."),
-    ray_shard_size: int = typer.Option(256, "--ray-shard-size", min=1, rich_help_panel="Distributed (Ray)",
-                                       help="Images per shard: the unit of work, retry, resume and part file."),
+    precision: str = typer.Option(
+        "auto",
+        "--precision",
+        help=("auto | fp32 | bf16 | fp16 | int8 (auto: fp32 on CPU, fp16 on CUDA; int8: ONNX Runtime on the CPU, "
+              "calibrated on ~300 of your images, see docs/engines.md)."),
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help=("Finish an interrupted extraction of OUTPUT (same settings; with --ray only its unfinished shards); "
+              "start it if it is not there."),
+    ),
+    update: bool = typer.Option(
+        False,
+        "--update",
+        help="Bring OUTPUT up to date with the dataset: extract only new files, drop rows of removed ones.",
+    ),
+    dtype: Optional[str] = typer.Option(
+        None, "--dtype", show_default="float32; a resume keeps the file's", help="float32 or float16 (half the file)."
+    ),
+    compression: Optional[str] = typer.Option(
+        None, "--compression", show_default="none", help="none, lzf (fast) or gzip (smaller)."
+    ),
+    buffer_rows: int = typer.Option(
+        1000,
+        "--buffer-rows",
+        min=1,
+        help="Rows gathered in memory between commits to the file (what a crash can cost).",
+    ),
+    ray: Optional[str] = typer.Option(
+        None,
+        "--ray",
+        metavar="auto|local|ADDRESS",
+        rich_help_panel="Distributed (Ray)",
+        help="Run on a Ray cluster: 'auto' (this machine's cluster, else a local one), 'local', or host:port.",
+    ),
+    ray_workers: Optional[int] = typer.Option(
+        None,
+        "--ray-workers",
+        min=1,
+        rich_help_panel="Distributed (Ray)",
+        help="Worker actors, each holding a backbone (default: as many as the cluster fits).",
+    ),
+    ray_cpus_per_worker: float = typer.Option(
+        1.0,
+        "--ray-cpus-per-worker",
+        min=0.01,
+        rich_help_panel="Distributed (Ray)",
+        help="CPUs per worker (its decode and inference threads).",
+    ),
+    ray_gpus_per_worker: float = typer.Option(
+        0.0,
+        "--ray-gpus-per-worker",
+        min=0.0,
+        rich_help_panel="Distributed (Ray)",
+        help="GPUs per worker (0: CPU workers; 0.5: two workers share a GPU).",
+    ),
+    ray_shard_size: int = typer.Option(
+        256,
+        "--ray-shard-size",
+        min=1,
+        rich_help_panel="Distributed (Ray)",
+        help="Images per shard: the unit of work, retry, resume and part file.",
+    ),
 ):
     """Turn every image into a feature vector and store them, with labels and provenance, in HDF5."""
     from .. import api
@@ -54,35 +138,67 @@ def extract(
     from ..progress import progress_bar
 
     with progress_bar("extract", console) as bar, _says_how_to_resume(output):
-        r = api.extract(data, output, model=model, batch_size=batch_size, test_size=test_size, seed=seed,
-                        workers=workers, overwrite=overwrite, progress=bar, resume=resume, update=update,
-                        dtype=dtype, compression=compression, buffer_rows=buffer_rows,
-                        weights=weights, layer=layer or None, pool=pool, image_size=parse_image_size(image_size),
-                        crop_pct=crop_pct, crop=False if no_crop else None,
-                        engine=engine, device=device, precision=precision, ray=ray, ray_workers=ray_workers,
-                        ray_cpus_per_worker=ray_cpus_per_worker, ray_gpus_per_worker=ray_gpus_per_worker,
-                        ray_shard_size=ray_shard_size)
+        r = api.extract(
+            data,
+            output,
+            model=model,
+            batch_size=batch_size,
+            test_size=test_size,
+            seed=seed,
+            workers=workers,
+            overwrite=overwrite,
+            progress=bar,
+            resume=resume,
+            update=update,
+            dtype=dtype,
+            compression=compression,
+            buffer_rows=buffer_rows,
+            weights=weights,
+            layer=layer or None,
+            pool=pool,
+            image_size=parse_image_size(image_size),
+            crop_pct=crop_pct,
+            crop=False if no_crop else None,
+            engine=engine,
+            device=device,
+            precision=precision,
+            ray=ray,
+            ray_workers=ray_workers,
+            ray_cpus_per_worker=ray_cpus_per_worker,
+            ray_gpus_per_worker=ray_gpus_per_worker,
+            ray_shard_size=ray_shard_size,
+        )
     if r.status == "up to date":
         console.print(f"[green]{esc(r.path)} is complete and up to date[/] ({r.n_rows} rows); nothing to do")
         return
-    how = {"resumed": f"resumed {esc(r.path)} ({r.rows_before} rows were already there)",
-           "updated": f"updated {esc(r.path)} (kept {r.rows_before} rows, {r.n_added} new files, {r.n_removed} removed)"}
+    how = {
+        "resumed": f"resumed {esc(r.path)} ({r.rows_before} rows were already there)",
+        "updated": f"updated {esc(r.path)} (kept {r.rows_before} rows, {r.n_added} new files, {r.n_removed} removed)",
+    }
     val = f", {r.n_val} val" if r.n_val else ""
     console.print(
-        f"[green]{how.get(r.status, f'wrote {esc(r.path)}')}[/]: {r.n_rows} rows ({r.n_train} train, {r.n_test} test{val}), "
+        f"[green]{how.get(r.status, f'wrote {esc(r.path)}')}[/]: {r.n_rows} rows ({r.n_train} train, {r.n_test} "
+        f"test{val}), "
         f"{len(r.class_counts)} classes, {len(r.skipped)} skipped, "
-        f"{r.n_processed if r.n_processed is not None else r.n_images} images in {r.seconds:.1f} s ({r.images_per_second:.1f} img/s)"
+        f"{r.n_processed if r.n_processed is not None else r.n_images} images in {r.seconds:.1f} s "
+        f"({r.images_per_second:.1f} img/s)"
     )
     if getattr(r, "n_shards", None) is not None:  # a distributed run (transferkit.distributed)
         reused = f", {r.shards_reused} kept from the interrupted run" if r.shards_reused else ""
-        console.print(f"ray: {r.n_shards} shards on {r.workers} workers ({esc(', '.join(r.hosts) or '-')}){reused}", highlight=False)
+        console.print(
+            f"ray: {r.n_shards} shards on {r.workers} workers ({esc(', '.join(r.hosts) or '-')}){reused}",
+            highlight=False,
+        )
     _print_dataset_notes(r)
     print_skipped(r.skipped)
     print_ignored(getattr(r, "ignored", []))
     single = [name for name, n in r.class_counts.items() if n == 1]
     if single and test_size > 0:
-        console.print(f"[yellow]warning:[/] {len(single)} class(es) have one image only, so none of it in the test "
-                      f"split: {esc(', '.join(single[:10]))}{' …' if len(single) > 10 else ''}", highlight=False)
+        console.print(
+            f"[yellow]warning:[/] {len(single)} class(es) have one image only, so none of it in the test "
+            f"split: {esc(', '.join(single[:10]))}{' …' if len(single) > 10 else ''}",
+            highlight=False,
+        )
 
 
 def _print_dataset_notes(r) -> None:
@@ -90,8 +206,11 @@ def _print_dataset_notes(r) -> None:
     from ..data.split import STRATIFIED, describe_split_source
 
     if r.split_source != STRATIFIED:
-        console.print(f"split: from {describe_split_source({'split_source': r.split_source})}; --test-size and --seed "
-                      "do not apply", highlight=False)
+        console.print(
+            f"split: from {describe_split_source({'split_source': r.split_source})}; --test-size and --seed "
+            "do not apply",
+            highlight=False,
+        )
     for note in r.notes:  # class and folder names are user data: never markup
         console.print(Text(f"note: {note}"))
     for warning in r.warnings:
@@ -118,8 +237,10 @@ def _kept(output: Path) -> str | None:
         with open_features(output) as ff:
             p = ff.progress
             if p is not None:
-                return (f"{p['inputs_done']} of {p['inputs_total']} images done and kept in {output}; "
-                        f"finish with `{ff.resume_hint()}`")
+                return (
+                    f"{p['inputs_done']} of {p['inputs_total']} images done and kept in {output}; "
+                    f"finish with `{ff.resume_hint()}`"
+                )
     except Exception:
         pass
     return None

@@ -17,50 +17,126 @@ from ._app import app, console, err, friendly, print_skipped
 @friendly
 def finetune(
     data: Path = typer.Argument(..., help="Folder with one sub-folder per class, or a CSV manifest (path,label)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.safetensors), with the fine-tuned backbone inside."),
-    model: str = typer.Option("efficientnet_lite0", "--model", "-m", help="Backbone: efficientnet_lite0/1/2 (offline) or a timm EfficientNet (timm:efficientnet_b0, ...)."),
-    unfreeze: str = typer.Option("2", "--unfreeze", help="Top stages to train (the 1x1 head convolution always trains), or 'all'."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Model file to write (.safetensors), with the fine-tuned backbone inside."
+    ),
+    model: str = typer.Option(
+        "efficientnet_lite0",
+        "--model",
+        "-m",
+        help="Backbone: efficientnet_lite0/1/2 (offline) or a timm EfficientNet (timm:efficientnet_b0, ...).",
+    ),
+    unfreeze: str = typer.Option(
+        "2", "--unfreeze", help="Top stages to train (the 1x1 head convolution always trains), or 'all'."
+    ),
     epochs: int = typer.Option(10, "--epochs", min=1, help="Most fine-tuning epochs (early stopping may end sooner)."),
-    lr: float = typer.Option(3e-4, "--lr", min=0.0, help="Learning rate of the head (AdamW); the default was chosen on flowers17, where 1e-3 lowered the validation accuracy."),
-    backbone_lr: Optional[float] = typer.Option(None, "--backbone-lr", min=0.0, help="Learning rate of the unfrozen stages (default: --lr / 10)."),
+    lr: float = typer.Option(
+        3e-4,
+        "--lr",
+        min=0.0,
+        help=("Learning rate of the head (AdamW); the default was chosen on flowers17, where 1e-3 lowered the "
+              "validation accuracy."),
+    ),
+    backbone_lr: Optional[float] = typer.Option(
+        None, "--backbone-lr", min=0.0, help="Learning rate of the unfrozen stages (default: --lr / 10)."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per step."),
-    augment: str = typer.Option("standard", "--augment", help="standard (random resized crop + horizontal flip) or none (the frozen part's output is then cached: faster epochs)."),
-    features: Optional[Path] = typer.Option(None, "--features", help="Feature file from `extract` of the same data and backbone: the linear probe uses it instead of recomputing frozen features."),
-    test_size: float = typer.Option(0.25, "--test-size", min=0.0, max=0.95, help="Fraction of each class held out as the test split (as `extract`)."),
-    seed: int = typer.Option(42, "--seed", help="Seed of the split (as `extract`), the validation part, shuffling and augmentation."),
-    val_size: float = typer.Option(0.15, "--val-size", min=0.01, max=0.9, help="Fraction of the train split held out for early stopping."),
-    patience: int = typer.Option(3, "--patience", min=1, help="Stop after this many epochs without a better validation accuracy."),
-    bn: str = typer.Option("frozen", "--bn", help="BatchNorm statistics: frozen (ImageNet's; the default, safer on small data) or train."),
-    image_size: Optional[str] = typer.Option(None, "--image-size", help="Input size N or HxW instead of the model's pretrained one."),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 (auto: fp32 on the CPU, bf16 on CUDA GPUs that have it, else fp16)."),
+    augment: str = typer.Option(
+        "standard",
+        "--augment",
+        help=("standard (random resized crop + horizontal flip) or none (the frozen part's output is then cached: "
+              "faster epochs)."),
+    ),
+    features: Optional[Path] = typer.Option(
+        None,
+        "--features",
+        help=("Feature file from `extract` of the same data and backbone: the linear probe uses it instead of "
+              "recomputing frozen features."),
+    ),
+    test_size: float = typer.Option(
+        0.25, "--test-size", min=0.0, max=0.95, help="Fraction of each class held out as the test split (as `extract`)."
+    ),
+    seed: int = typer.Option(
+        42, "--seed", help="Seed of the split (as `extract`), the validation part, shuffling and augmentation."
+    ),
+    val_size: float = typer.Option(
+        0.15, "--val-size", min=0.01, max=0.9, help="Fraction of the train split held out for early stopping."
+    ),
+    patience: int = typer.Option(
+        3, "--patience", min=1, help="Stop after this many epochs without a better validation accuracy."
+    ),
+    bn: str = typer.Option(
+        "frozen", "--bn", help="BatchNorm statistics: frozen (ImageNet's; the default, safer on small data) or train."
+    ),
+    image_size: Optional[str] = typer.Option(
+        None, "--image-size", help="Input size N or HxW instead of the model's pretrained one."
+    ),
+    precision: str = typer.Option(
+        "auto",
+        "--precision",
+        help="auto | fp32 | bf16 | fp16 (auto: fp32 on the CPU, bf16 on CUDA GPUs that have it, else fp16).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Decoding threads (default: CPUs available)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUTPUT's checkpoint (same settings); start it if there is none."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue an interrupted run from OUTPUT's checkpoint (same settings); start it if there is none.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (and drop its checkpoint)."),
 ):
-    """Fine-tune the top of the backbone: linear probe first, then the top stages (LP-FT), early stopping on validation."""
+    """Fine-tune the top of the backbone: linear probe first, then the top stages (LP-FT), early stopping on validation."""  # noqa: E501 (Typer help text: the first line is the command's summary)
     from ..backbones.registry import parse_image_size
     from ..finetuning import finetune as run
     from ..finetuning.checkpoint import checkpoint_path
 
     with _progress() as progress, _says_what_was_kept(output, checkpoint_path(output)):
-        r = run(data, output, model=model, unfreeze=unfreeze, epochs=epochs, lr=lr, backbone_lr=backbone_lr,
-                batch_size=batch_size, augment=augment, features=features, test_size=test_size, seed=seed,
-                val_size=val_size, patience=patience, bn=bn, image_size=parse_image_size(image_size),
-                precision=precision, device=device, workers=workers, resume=resume, overwrite=overwrite,
-                progress=progress)
+        r = run(
+            data,
+            output,
+            model=model,
+            unfreeze=unfreeze,
+            epochs=epochs,
+            lr=lr,
+            backbone_lr=backbone_lr,
+            batch_size=batch_size,
+            augment=augment,
+            features=features,
+            test_size=test_size,
+            seed=seed,
+            val_size=val_size,
+            patience=patience,
+            bn=bn,
+            image_size=parse_image_size(image_size),
+            precision=precision,
+            device=device,
+            workers=workers,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress,
+        )
     c = r.counts
     per_epoch = f", {sum(r.epoch_seconds) / len(r.epoch_seconds):.1f} s per epoch" if r.epoch_seconds else ""
     resumed = f" (resumed after epoch {r.resumed_from})" if r.resumed_from else ""
-    console.print(f"[green]wrote {r.path}[/]{resumed}: {c['train']} train, {c['val']} validation, {c['test']} test images; "
-                  f"{r.epochs_run} epoch(s) in {r.seconds:.1f} s{per_epoch} ({r.precision}, cached: {r.cache})", highlight=False)
+    console.print(
+        f"[green]wrote {r.path}[/]{resumed}: {c['train']} train, {c['val']} validation, {c['test']} test images; "
+        f"{r.epochs_run} epoch(s) in {r.seconds:.1f} s{per_epoch} ({r.precision}, cached: {r.cache})",
+        highlight=False,
+    )
     best = r.history[r.best_epoch]
-    console.print(f"best epoch {r.best_epoch}" + (" (the linear probe)" if r.best_epoch == 0 else "")
-                  + f": validation accuracy {best['val_accuracy']:.4f}"
-                  + (", stopped early" if r.stopped_early else ""), highlight=False)
+    console.print(
+        f"best epoch {r.best_epoch}"
+        + (" (the linear probe)" if r.best_epoch == 0 else "")
+        + f": validation accuracy {best['val_accuracy']:.4f}"
+        + (", stopped early" if r.stopped_early else ""),
+        highlight=False,
+    )
     if r.test.get("n_test"):
-        console.print(f"[bold]test split[/] ({r.test['n_test']} images): frozen backbone + linear probe "
-                      f"{r.probe_test['accuracy']:.4f}, fine-tuned {r.test['accuracy']:.4f}", highlight=False)
+        console.print(
+            f"[bold]test split[/] ({r.test['n_test']} images): frozen backbone + linear probe "
+            f"{r.probe_test['accuracy']:.4f}, fine-tuned {r.test['accuracy']:.4f}",
+            highlight=False,
+        )
     print_skipped(r.failures)
 
 
@@ -71,6 +147,7 @@ def _progress():
 
     bars: dict = {}
     with contextlib.ExitStack() as stack:
+
         def update(what: str, done: int, total: int) -> None:
             if what not in bars:
                 bars.clear()
@@ -96,6 +173,9 @@ def _says_what_was_kept(output: Path, ckpt: Path):
             raise typer.Exit(130) from None
         args = [a for a in sys.argv[1:] if a != "--resume"]
         what = "the linear probe" if epoch == 0 else f"the linear probe and {epoch} epoch(s)"
-        err.print(f"[bold red]interrupted[/]: {what} kept in {ckpt}; continue with "
-                  f"`transferkit {shlex.join(args)} --resume`", highlight=False, soft_wrap=True)
+        err.print(
+            f"[bold red]interrupted[/]: {what} kept in {ckpt}; continue with `transferkit {shlex.join(args)} --resume`",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(130) from None

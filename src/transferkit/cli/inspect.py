@@ -12,12 +12,15 @@ from rich.text import Text
 from ._app import app, console, err, esc, friendly, print_skipped
 from ._output import print_table
 
+
 @app.command()
 @friendly
 def inspect(
     features: Path = typer.Argument(..., metavar="FEATURES", help="Feature file (HDF5)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON document instead of tables."),
-    verify: bool = typer.Option(False, "--verify", help="Also check shapes, counts, label range, NaN/Inf and provenance; exit 1 on a problem."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Also check shapes, counts, label range, NaN/Inf and provenance; exit 1 on a problem."
+    ),
 ):
     """Show provenance, rows per class and split, skipped files and completeness of a feature file."""
     from ..inspect import describe_features
@@ -50,9 +53,23 @@ def inspect(
         done = f"{p['inputs_done']} of {p['inputs_total']} images done; " if p else ""
         status = f"[bold red]INCOMPLETE[/] ({done}finish it with `{esc(info['resume_command'])}`)"
     storage = info["dtype"] + (f", {info['compression']}" if info["compression"] else "")
-    console.print(f"[bold]{esc(features)}[/]: {info['n_rows']} rows x {info['feature_dim']} features ({storage}), {status}", highlight=False)
+    console.print(
+        f"[bold]{esc(features)}[/]: {info['n_rows']} rows x {info['feature_dim']} features ({storage}), {status}",
+        highlight=False,
+    )
     prov = Table(show_header=False, box=None)
-    for key in ("model", "layer", "pool", "weights", "weights_sha256", "dataset_root", "test_size", "seed", "created", "engine"):
+    for key in (
+        "model",
+        "layer",
+        "pool",
+        "weights",
+        "weights_sha256",
+        "dataset_root",
+        "test_size",
+        "seed",
+        "created",
+        "engine",
+    ):
         if key in info["provenance"]:
             prov.add_row(key, Text(str(info["provenance"][key])))
     prov.add_row("preprocess", Text(json.dumps(info["provenance"].get("preprocess"))))
@@ -75,9 +92,11 @@ def _print_checks(features: Path, checks) -> None:
             mark = "[green]ok[/]  " if c.ok else "[bold red]FAIL[/]"
             console.print(f"  {mark} {c.name}: {esc(c.detail)}", highlight=False)
         if not checks.ok:
-            err.print(f"[bold red]error:[/] {esc(features)}: verify found {len(checks.problems)} problem(s): "
-                      + esc("; ".join(f"{c.name} ({c.detail})" for c in checks.problems)), highlight=False, soft_wrap=True)
+            err.print(
+                f"[bold red]error:[/] {esc(features)}: verify found {len(checks.problems)} problem(s): "
+                + esc("; ".join(f"{c.name} ({c.detail})" for c in checks.problems)),
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(1)
         console.print(f"[green]verify: all {len(checks.checks)} checks passed[/]")
-
-

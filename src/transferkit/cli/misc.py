@@ -9,16 +9,25 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ._app import app, console, esc, friendly
+from ._app import app, console, friendly
 from ._output import print_table
+
 
 @app.command()
 @friendly
 def models(
-    names: Optional[List[str]] = typer.Argument(None, metavar="MODEL...", help="More models to describe, e.g. timm:convnext_small torchvision:resnet101."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="List MODEL's layers with their output shapes instead."),
-    depth: Optional[int] = typer.Option(None, "--depth", min=1, help="With --layers: only layers nested at most this deep."),
-    image_size: Optional[str] = typer.Option(None, "--image-size", help="With --layers: input size N or HxW (default: the model's)."),
+    names: Optional[List[str]] = typer.Argument(
+        None, metavar="MODEL...", help="More models to describe, e.g. timm:convnext_small torchvision:resnet101."
+    ),
+    layers: Optional[str] = typer.Option(
+        None, "--layers", help="List MODEL's layers with their output shapes instead."
+    ),
+    depth: Optional[int] = typer.Option(
+        None, "--depth", min=1, help="With --layers: only layers nested at most this deep."
+    ),
+    image_size: Optional[str] = typer.Option(
+        None, "--image-size", help="With --layers: input size N or HxW (default: the model's)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
     """List backbones: feature size, input size, parameters, and whether their weights are on this machine now."""
@@ -39,7 +48,13 @@ def models(
             dim = str(row["dim"]) if row["dim"] else ("runs %d times" % row["calls"] if row["calls"] > 1 else "-")
             table.add_row(Text(row["name"]), Text(row["type"]), shape, dim)
         print_table(console, table)
-        console.print(Text("use with: transferkit extract DATA -o OUT.h5 --model " + layers + " --layer NAME [--layer NAME2] [--pool POOL]"))
+        console.print(
+            Text(
+                "use with: transferkit extract DATA -o OUT.h5 --model "
+                + layers
+                + " --layer NAME [--layer NAME2] [--pool POOL]"
+            )
+        )
         return
 
     from ..backbones import available_models
@@ -51,19 +66,29 @@ def models(
     table = Table("model", "features", "input", "params", "offline weights", "weights from")
     for name, info in rows.items():
         h, w = info["input_size"]
-        table.add_row(Text(name), str(info["feature_dim"]), f"{h}x{w}", f"{info['params'] / 1e6:.1f}M",
-                      "[green]yes[/]" if info["offline"] else "no", Text(info["weights"]))
+        table.add_row(
+            Text(name),
+            str(info["feature_dim"]),
+            f"{h}x{w}",
+            f"{info['params'] / 1e6:.1f}M",
+            "[green]yes[/]" if info["offline"] else "no",
+            Text(info["weights"]),
+        )
     print_table(console, table)
-    console.print("any timm:<name> or torchvision:<name> works (weights from its hub, cached); "
-                  "--weights PATH loads a local file; `transferkit models --layers MODEL` lists layers")
+    console.print(
+        "any timm:<name> or torchvision:<name> works (weights from its hub, cached); "
+        "--weights PATH loads a local file; `transferkit models --layers MODEL` lists layers"
+    )
 
 
 @app.command()
 @friendly
 def demo(
-    out: Path = typer.Option(Path("transferkit-demo"), "--out", help="Folder for the demo's images, features and models."),
+    out: Path = typer.Option(
+        Path("transferkit-demo"), "--out", help="Folder for the demo's images, features and models."
+    ),
 ):
-    """Run the whole flow offline on data that ships with the install, and the digits lesson (ImageNet features do not fit every dataset)."""
+    """Run the whole flow offline on data that ships with the install, and the digits lesson (ImageNet features do not fit every dataset)."""  # noqa: E501 (Typer help text: the first line is the command's summary)
     from ..demo import run_demo
 
     run_demo(out, console)

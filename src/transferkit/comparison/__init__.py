@@ -4,6 +4,7 @@ accuracy and by transferability scores (LogME, H-score) that need no classifier 
 from .candidates import Candidate
 from .hscore import hscore
 from .logme import logme
-from .run import CandidateResult, CompareResult, compare
+from .results import CandidateResult, CompareResult
+from .run import compare
 
 __all__ = ["Candidate", "CandidateResult", "CompareResult", "compare", "hscore", "logme"]

@@ -71,14 +71,20 @@ def parse_baseline(baseline: str | None) -> Candidate | None:
     try:
         n = int(size) if size else DEFAULT_PIXEL_SIZE
     except ValueError:
-        raise TransferkitError(f"--baseline {baseline!r}: SIZE must be a whole number of pixels, e.g. pixels:32") from None
+        raise TransferkitError(
+            f"--baseline {baseline!r}: SIZE must be a whole number of pixels, e.g. pixels:32"
+        ) from None
     if not 1 <= n <= 512:
         raise TransferkitError(f"--baseline {baseline!r}: SIZE must be between 1 and 512")
     return Candidate(PIXELS, pixel_size=n)
 
 
-def expand(models: Sequence[str], layers: Sequence[str | None] = (None,), pools: Sequence[str] = ("avg",),
-           weights: str | None = None) -> list[Candidate]:
+def expand(
+    models: Sequence[str],
+    layers: Sequence[str | None] = (None,),
+    pools: Sequence[str] = ("avg",),
+    weights: str | None = None,
+) -> list[Candidate]:
     """Every model x layer x pool, in that order, without duplicates."""
     out: list[Candidate] = []
     for model in models:
@@ -129,12 +135,15 @@ class Reusable:
 
 
 def _same_spec(file_spec: dict, spec: dict) -> bool:
-    return all(json.dumps(file_spec.get(k), sort_keys=True) == json.dumps(spec.get(k), sort_keys=True)
-               for k in ("model", "weights_sha256", "layer", "pool", "preprocess"))
+    return all(
+        json.dumps(file_spec.get(k), sort_keys=True) == json.dumps(spec.get(k), sort_keys=True)
+        for k in ("model", "weights_sha256", "layer", "pool", "preprocess")
+    )
 
 
-def match_feature_file(path: Path, spec: dict, keys: Sequence[str], newest_image_mtime: float,
-                       int8: bool = False) -> Reusable | None:
+def match_feature_file(
+    path: Path, spec: dict, keys: Sequence[str], newest_image_mtime: float, int8: bool = False
+) -> Reusable | None:
     """``path`` if it is a complete feature file made with ``spec`` that covers every wanted image
     (as a row, or as a recorded unreadable file) and is newer than all of them; else None.
     ``int8``: only a file extracted in int8 matches; otherwise only one that was not."""
@@ -146,8 +155,11 @@ def match_feature_file(path: Path, spec: dict, keys: Sequence[str], newest_image
         return None
     with ff:
         try:
-            if not ff.complete or not _same_spec(ff.backbone_spec(), spec) \
-                    or (ff.attrs.get("precision") == "int8") != int8:
+            if (
+                not ff.complete
+                or not _same_spec(ff.backbone_spec(), spec)
+                or (ff.attrs.get("precision") == "int8") != int8
+            ):
                 return None
             root = ff.attrs.get("dataset_root", "")
             index = {image_key(root, p): i for i, p in enumerate(ff.paths)}
@@ -161,8 +173,9 @@ def match_feature_file(path: Path, spec: dict, keys: Sequence[str], newest_image
     return Reusable(path=path, rows=rows)
 
 
-def find_reusable(files: Iterable[Path], spec: dict, keys: Sequence[str], newest_image_mtime: float,
-                  int8: bool = False) -> Reusable | None:
+def find_reusable(
+    files: Iterable[Path], spec: dict, keys: Sequence[str], newest_image_mtime: float, int8: bool = False
+) -> Reusable | None:
     for path in files:
         found = match_feature_file(Path(path), spec, keys, newest_image_mtime, int8)
         if found is not None:
@@ -179,8 +192,14 @@ def pixel_features(keys: Sequence[str], size: int, batch_size: int = 64, workers
     from ..backbones.preprocess import PreprocessConfig
     from ..engines import iter_batches
 
-    cfg = PreprocessConfig(input_size=(size, size), interpolation="box", crop=False, crop_pct=1.0,
-                           mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    cfg = PreprocessConfig(
+        input_size=(size, size),
+        interpolation="box",
+        crop=False,
+        crop_pct=1.0,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+    )
     parts, positions, failures = [], [], []
     for batch in iter_batches(list(keys), cfg, batch_size=batch_size, workers=workers):
         if batch.indices:

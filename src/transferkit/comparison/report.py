@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from .run import CompareResult, CandidateResult
+from .results import CandidateResult, CompareResult
 
 CSV_COLUMNS = (
     "rank", "candidate", "model", "layer", "pool", "weights", "dims", "logme", "hscore",
@@ -96,16 +96,28 @@ def plot(result: CompareResult, path: Path) -> None:
 def table(result: CompareResult):
     """A Rich table of the result, ordered by LogME."""
     from rich import box
-    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"{result.folds}-fold CV on {result.n_images} images, {len(result.class_names)} classes"
-                    + (f" (stratified sample of {result.n_dataset})" if result.n_images < result.n_dataset else ""),
-              title_justify="left")
-    for col, just in (("#", "right"), ("candidate", "left"), ("dims", "right"), ("LogME", "right"),
-                      ("H", "right"), ("accuracy", "right"), ("macro-F1", "right"), ("vs best", "right"),
-                      ("extract", "right"), ("fit", "right")):
+    t = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        title=f"{result.folds}-fold CV on {result.n_images} images, {len(result.class_names)} classes"
+        + (f" (stratified sample of {result.n_dataset})" if result.n_images < result.n_dataset else ""),
+        title_justify="left",
+    )
+    for col, just in (
+        ("#", "right"),
+        ("candidate", "left"),
+        ("dims", "right"),
+        ("LogME", "right"),
+        ("H", "right"),
+        ("accuracy", "right"),
+        ("macro-F1", "right"),
+        ("vs best", "right"),
+        ("extract", "right"),
+        ("fit", "right"),
+    ):
         t.add_column(col, justify=just, no_wrap=col != "candidate", min_width=10 if col == "candidate" else None)
     best = result.best if any(r.ok for r in result.rows) else None
     for i, r in enumerate(result.rows):
@@ -119,7 +131,16 @@ def table(result: CompareResult):
         else:
             vs = f"{r.delta_vs_best:+.3f} (p={r.p_vs_best:.3f})"
         acc = f"{r.accuracy_mean:.3f}±{r.accuracy_std:.3f}"
-        t.add_row(str(i + 1), Text(r.name), str(r.dims), f"{r.logme:.3f}", f"{r.hscore:.2f}",
-                  f"[bold]{acc}[/]" if r is best else acc, f"{r.macro_f1_mean:.3f}±{r.macro_f1_std:.3f}", vs,
-                  "reused" if r.reused else f"{r.extract_seconds:.1f}s", f"{r.train_seconds:.1f}s")
+        t.add_row(
+            str(i + 1),
+            Text(r.name),
+            str(r.dims),
+            f"{r.logme:.3f}",
+            f"{r.hscore:.2f}",
+            f"[bold]{acc}[/]" if r is best else acc,
+            f"{r.macro_f1_mean:.3f}±{r.macro_f1_std:.3f}",
+            vs,
+            "reused" if r.reused else f"{r.extract_seconds:.1f}s",
+            f"{r.train_seconds:.1f}s",
+        )
     return t

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -19,90 +18,20 @@ import numpy as np
 
 from ..backbones import DEFAULT_MODEL
 from ..errors import TransferkitError
-from .candidates import Candidate, expand, find_reusable, image_key, images_digest, match_feature_file, parse_baseline, pixel_features, write_manifest
+from .candidates import (
+    expand,
+    find_reusable,
+    image_key,
+    images_digest,
+    match_feature_file,
+    parse_baseline,
+    pixel_features,
+    write_manifest,
+)
 from .cv import corrected_paired_ttest, cross_validate, make_folds
 from .hscore import hscore
 from .logme import logme
-
-SIGNIFICANCE = 0.05
-
-
-@dataclass
-class CandidateResult:
-    candidate: Candidate
-    dims: int | None = None
-    logme: float | None = None
-    hscore: float | None = None
-    accuracy: np.ndarray | None = None  # per fold
-    macro_f1: np.ndarray | None = None  # per fold
-    extract_seconds: float = 0.0  # spent in this run (0 when the features were reused)
-    reused: bool = False
-    feature_file: Path | None = None
-    train_seconds: float = 0.0  # standardise + fit + predict, summed over folds
-    score_seconds: float = 0.0  # LogME and H-score together
-    not_converged: int = 0
-    delta_vs_best: float | None = None  # mean per-fold accuracy difference to the best candidate
-    p_vs_best: float | None = None  # corrected resampled t-test of that difference
-    error: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.candidate.name
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def accuracy_mean(self) -> float:
-        return float(self.accuracy.mean()) if self.accuracy is not None else float("nan")
-
-    @property
-    def accuracy_std(self) -> float:
-        return float(self.accuracy.std()) if self.accuracy is not None else float("nan")
-
-    @property
-    def macro_f1_mean(self) -> float:
-        return float(self.macro_f1.mean()) if self.macro_f1 is not None else float("nan")
-
-    @property
-    def macro_f1_std(self) -> float:
-        return float(self.macro_f1.std()) if self.macro_f1 is not None else float("nan")
-
-    @property
-    def tied_with_best(self) -> bool:
-        """Not distinguishable from the best candidate at the 5% level (the best itself included)."""
-        return self.ok and (self.p_vs_best is None or self.p_vs_best >= SIGNIFICANCE)
-
-
-@dataclass
-class CompareResult:
-    rows: list[CandidateResult]  # ordered by LogME, best first; failed candidates last
-    class_names: list[str]
-    n_images: int  # images every candidate could read, the ones scored
-    n_dataset: int  # images in the dataset before --sample
-    folds: int
-    sample: int | None
-    seed: int
-    dropped: list[tuple[str, str]] = field(default_factory=list)  # (image, why) left out of every candidate
-    out_dir: Path | None = None
-    csv_path: Path | None = None
-    json_path: Path | None = None
-    png_path: Path | None = None
-
-    @property
-    def best(self) -> CandidateResult:
-        """The candidate with the highest mean CV accuracy."""
-        ok = [r for r in self.rows if r.ok]
-        if not ok:
-            raise TransferkitError("no candidate could be scored")
-        return max(ok, key=lambda r: r.accuracy_mean)
-
-    def __getitem__(self, name: str) -> CandidateResult:
-        for r in self.rows:
-            if r.name == name or r.candidate.model == name:
-                return r
-        raise KeyError(name)
+from .results import SIGNIFICANCE, CandidateResult, CompareResult  # noqa: F401  (also importable from here)
 
 
 def compare(
@@ -187,12 +116,33 @@ def compare(
                 skipped.update((keys[p], reason) for p, reason in failures)
             else:
                 if cache is None:
-                    raise TransferkitError("compare needs out= or cache_dir= for the feature files of backbone candidates")
+                    raise TransferkitError(
+                        "compare needs out= or cache_dir= for the feature files of backbone candidates"
+                    )
                 if source is None:
-                    source = Path(data) if sample is None else write_manifest(
-                        cache / f"sample-{digest}.csv", keys, [dataset.class_names[i] for i in labels])
-                full, present, res = _backbone_features(res, keys, cache, digest, newest, source, reuse,
-                                                        batch_size, workers, device, seed, progress, say, precision)
+                    source = (
+                        Path(data)
+                        if sample is None
+                        else write_manifest(
+                            cache / f"sample-{digest}.csv", keys, [dataset.class_names[i] for i in labels]
+                        )
+                    )
+                full, present, res = _backbone_features(
+                    res,
+                    keys,
+                    cache,
+                    digest,
+                    newest,
+                    source,
+                    reuse,
+                    batch_size,
+                    workers,
+                    device,
+                    seed,
+                    progress,
+                    say,
+                    precision,
+                )
             res.dims = int(full.shape[1])
             features[ci] = (full, present)
         except TransferkitError as exc:
@@ -224,9 +174,17 @@ def compare(
         if r is not best:
             r.delta_vs_best, r.p_vs_best = corrected_paired_ttest(r.accuracy, best.accuracy, len(y) - n_test, n_test)
     rows = ok + [r for r in results if not r.ok]
-    result = CompareResult(rows=rows, class_names=list(dataset.class_names), n_images=int(len(y)),
-                           n_dataset=len(dataset), folds=folds, sample=sample, seed=seed, dropped=dropped,
-                           out_dir=out_dir)
+    result = CompareResult(
+        rows=rows,
+        class_names=list(dataset.class_names),
+        n_images=int(len(y)),
+        n_dataset=len(dataset),
+        folds=folds,
+        sample=sample,
+        seed=seed,
+        dropped=dropped,
+        out_dir=out_dir,
+    )
     if out_dir is not None:
         from .report import save
 
@@ -234,8 +192,9 @@ def compare(
     return result
 
 
-def _backbone_features(res, keys, cache, digest, newest, source, reuse, batch_size, workers, device, seed,
-                       progress, say, precision="auto"):
+def _backbone_features(
+    res, keys, cache, digest, newest, source, reuse, batch_size, workers, device, seed, progress, say, precision="auto"
+):
     from ..backbones import create_backbone
     from ..extraction import extract
     from ..store import open_features
@@ -258,14 +217,29 @@ def _backbone_features(res, keys, cache, digest, newest, source, reuse, batch_si
         if target.exists():
             say(f"{cand.name}: {target.name} is stale or incomplete; extracting again")
         else:
-            say(f"{cand.name}: no matching feature file here or in {cache}; extracting "
-                "(--reuse FILE takes one from `transferkit extract` with the same model, layer and pool)")
+            say(
+                f"{cand.name}: no matching feature file here or in {cache}; extracting "
+                "(--reuse FILE takes one from `transferkit extract` with the same model, layer and pool)"
+            )
         ctx = progress(f"extract {cand.name}") if progress else contextlib.nullcontext(None)
         start = time.perf_counter()
         with ctx as update:
-            extract(source, target, model=cand.model, weights=cand.weights, layer=cand.layer, pool=cand.pool,
-                    batch_size=batch_size, test_size=0.0, seed=seed, workers=workers, overwrite=True,
-                    device=device, progress=update, precision=precision)
+            extract(
+                source,
+                target,
+                model=cand.model,
+                weights=cand.weights,
+                layer=cand.layer,
+                pool=cand.pool,
+                batch_size=batch_size,
+                test_size=0.0,
+                seed=seed,
+                workers=workers,
+                overwrite=True,
+                device=device,
+                progress=update,
+                precision=precision,
+            )
         res.extract_seconds = time.perf_counter() - start
         found = match_feature_file(target, spec, keys, 0.0, int8=int8)
         if found is None:

@@ -17,12 +17,14 @@ make it read as splits.
 
 from __future__ import annotations
 
+import csv
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import TransferkitError
-from .discover import Dataset, Sample, is_image_name, list_images
+from .dataset import Dataset, Sample, is_image_name, list_images
 from .split import FROM_COLUMN, FROM_FOLDERS, SPLIT_NAMES, TEST, TRAIN, VAL
 
 SPLIT_FOLDER_NAMES = {"train": TRAIN, "training": TRAIN, "val": VAL, "valid": VAL, "validation": VAL, "dev": VAL,
@@ -95,15 +97,26 @@ def _split_folders_dataset(root: Path, splits: list[Path], empty: list[Path]) ->
     for name, cls in per_split.items():
         missing = [c for c in class_names if c not in cls]
         if cls and missing:
-            notes.append(f"{name}/ has no {_quoted(missing)} (the class{'es are' if len(missing) > 1 else ' is'} in other splits)")
+            notes.append(
+                f"{name}/ has no {_quoted(missing)} (the class{'es are' if len(missing) > 1 else ' is'} in other "
+                "splits)"
+            )
     if remap:
         val_dirs = [d.name for d in splits if split_of_name(d.name) == VAL]
         notes.append(f"no test folder: {', '.join(v + '/' for v in val_dirs)} is used as the test split")
     if not samples:
-        raise TransferkitError(f"{root}: the split folders ({', '.join(d.name + '/' for d in splits)}) hold no images "
-                               "in class sub-folders")
-    return Dataset(root=root, class_names=class_names, samples=samples, source="folder", ignored=ignored,
-                   split_source=FROM_FOLDERS, notes=notes)
+        raise TransferkitError(
+            f"{root}: the split folders ({', '.join(d.name + '/' for d in splits)}) hold no images in class sub-folders"
+        )
+    return Dataset(
+        root=root,
+        class_names=class_names,
+        samples=samples,
+        source="folder",
+        ignored=ignored,
+        split_source=FROM_FOLDERS,
+        notes=notes,
+    )
 
 
 def _quoted(names: list[str], limit: int = 5) -> str:
@@ -155,7 +168,8 @@ def apply_split_column(dataset: Dataset, values: list[str | None], csv_path: Pat
         code = split_of_name(value or "")
         if code is None:
             raise TransferkitError(
-                f"{csv_path}: row {line} has split {value!r}; the split column takes train, val or test")
+                f"{csv_path}: row {line} has split {value!r}; the split column takes train, val or test"
+            )
         splits.append(code)
     present = set(splits)
     if VAL in present and TEST not in present:  # as with folders: train + val only -> val is the test split
@@ -169,10 +183,66 @@ def apply_split_column(dataset: Dataset, values: list[str | None], csv_path: Pat
     return dataset
 
 
-def _metadata_dataset(path: Path) -> Dataset:
-    from .discover import _from_csv
+def read_manifest(csv_path: Path) -> Dataset:
+    """The dataset a CSV manifest (or an imagefolder ``metadata.csv``) lists, with its split column if any."""
+    root = csv_path.parent
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+            path_col, label_col = manifest_columns(csv_path, fields)
+            reader.fieldnames = fields
+            records = [r for r in reader if r.get(path_col)]
+            has_split = "split" in fields  # a split column (see .layouts): carried along with each row
+            rows = [(r[path_col].strip(), (r[label_col] or "").strip(), *([r.get("split")] if has_split else []))
+                    for r in records]
+    except UnicodeDecodeError as exc:
+        raise TransferkitError(f"{csv_path}: not a UTF-8 text file ({exc.reason})") from None
+    except csv.Error as exc:
+        raise TransferkitError(f"{csv_path}: malformed CSV ({exc})") from None
+    if not rows:
+        raise TransferkitError(f"{csv_path}: the manifest lists no images")
+    for line, (_, label, *_) in enumerate(rows, start=2):
+        if not label:
+            raise TransferkitError(f"{csv_path}: row {line} has an empty label")
+    rows, ignored = _without_duplicates(csv_path, root, rows)
+    class_names = sorted({label for _, label, *_ in rows})
+    index = {name: i for i, name in enumerate(class_names)}
+    samples = [Sample(p, index[label]) for p, label, *_ in rows]
+    dataset = Dataset(root=root, class_names=class_names, samples=samples,
+                      source="csv" if path_col == "path" else "imagefolder", ignored=ignored)
+    return apply_split_column(dataset, [extra[0] for _, _, *extra in rows] if has_split else None, csv_path)
 
-    return _from_csv(path)
+
+def _without_duplicates(csv_path: Path, root: Path, rows: list[tuple]):
+    """Rows with paths relative to ``root`` (POSIX), each path once: a path listed again with the same
+    label is dropped (and noted), with another label refused (it would land in train as one class and
+    in test as the other)."""
+    first: dict[str, tuple[int, str]] = {}
+    kept, ignored = [], []
+    for line, (p, label, *extra) in enumerate(rows, start=2):  # extra: the row's split, when given
+        rel = Path(p)
+        rel_posix = rel.as_posix() if not rel.is_absolute() else os.path.relpath(rel, root).replace(os.sep, "/")
+        key = os.path.normpath(rel_posix)  # a/./b.jpg and a/b.jpg name one file
+        if key in first:
+            line0, label0, *extra0 = first[key]
+            if label0 != label:
+                raise TransferkitError(f"{csv_path}: {rel_posix!r} is listed with two labels (row {line0}: {label0!r}, "
+                                       f"row {line}: {label!r}); keep one row per image")
+            if extra0 != extra:
+                raise TransferkitError(
+                    f"{csv_path}: {rel_posix!r} is listed in two splits (row {line0}: {extra0[0]!r}, "
+                    f"row {line}: {extra[0]!r}); keep one row per image"
+                )
+            ignored.append(f"{rel_posix}: listed again in row {line} (row {line0} has it), kept once")
+            continue
+        first[key] = (line, label, *extra)
+        kept.append((rel_posix, label, *extra))
+    return kept, ignored
+
+
+def _metadata_dataset(path: Path) -> Dataset:
+    return read_manifest(path)
 
 
 def split_array(dataset: Dataset) -> np.ndarray:

@@ -36,8 +36,8 @@ def stratified_split(labels: np.ndarray, test_size: float, seed: int) -> np.ndar
     """Return a uint8 array (0 = train, 1 = test) with ``test_size`` of every class in the test split.
 
     Each class contributes ``round(n * test_size)`` test rows (at least one when it has two or more
-    images, none when it has one), chosen by a permutation seeded with ``(seed, class)``, so the split does not depend on
-    which other classes exist.
+    images, none when it has one), chosen by a permutation seeded with ``(seed, class)``, so the split does not
+    depend on which other classes exist.
     """
     if not 0.0 <= test_size < 1.0:
         raise ValueError(f"test_size must be in [0, 1), got {test_size}")

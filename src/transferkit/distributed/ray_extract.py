@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import TransferkitError
-from ..extraction import ExtractResult
+from ..extract_result import ExtractResult
 from ..store import open_features
 from .combine import combine_parts, run_summary
 from .shards import PartsDir, listing_sha256, make_shards
@@ -94,7 +94,8 @@ def _listening(address: str, timeout: float = 5.0) -> bool:
 
 
 def _running_cluster() -> str | None:
-    """The address of the cluster this machine belongs to (RAY_ADDRESS, or the one `ray start` recorded), if it is up."""
+    """The address of the cluster this machine belongs to (RAY_ADDRESS, or the one `ray start` recorded), if it
+    is up."""
     try:
         from ray._private.services import get_ray_address_from_environment
 
@@ -118,7 +119,9 @@ def ray_session(address: str):
     common = dict(namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
     target = _running_cluster() if address == "auto" else None if address == "local" else address
     if target is not None and not _listening(target):
-        raise TransferkitError(f"--ray {address}: nothing answers at {target}; is the head node up (`ray start --head`)?")
+        raise TransferkitError(
+            f"--ray {address}: nothing answers at {target}; is the head node up (`ray start --head`)?"
+        )
     try:
         if target is None:
             ray.init(include_dashboard=False, **common)  # a new single-machine cluster, gone when we finish
@@ -127,8 +130,10 @@ def ray_session(address: str):
     except (ConnectionError, ValueError, TimeoutError) as exc:
         why = str(exc).splitlines()[0]
         if "InvalidAuthToken" in repr(exc.__cause__) or "Authentication" in type(exc.__cause__).__name__:
-            why = ("the cluster uses token authentication: set RAY_AUTH_MODE=token and give the token in "
-                   "RAY_AUTH_TOKEN or ~/.ray/auth_token")
+            why = (
+                "the cluster uses token authentication: set RAY_AUTH_MODE=token and give the token in "
+                "RAY_AUTH_TOKEN or ~/.ray/auth_token"
+            )
         raise TransferkitError(f"--ray {address}: cannot connect to a Ray cluster ({why})") from None
     try:
         yield ray
@@ -198,11 +203,16 @@ def run_on_ray(
         with open_features(output) as ff:
             done = ff.complete
         raise TransferkitError(
-            f"{output}: already complete, nothing to resume" if done else
-            f"{output}: no finished shards to resume from ({parts.path} is missing); pass --overwrite to start over"
+            f"{output}: already complete, nothing to resume"
+            if done
+            else f"{output}: no finished shards to resume from ({parts.path} is missing); "
+            "pass --overwrite to start over"
         )
-    settings = {**attrs, "shard_size": int(options.shard_size),
-                "listing_sha256": listing_sha256(rel_paths, labels, dataset.class_names)}
+    settings = {
+        **attrs,
+        "shard_size": int(options.shard_size),
+        "listing_sha256": listing_sha256(rel_paths, labels, dataset.class_names),
+    }
     parts.open(settings, resume=resume)
     try:
         if overwrite and output.exists():
@@ -215,15 +225,41 @@ def run_on_ray(
             progress(done_images, n)
         n_workers = 0
         if todo:
-            n_workers = _compute_shards(todo, parts, abs_paths, backbone, options, attrs=attrs, backbone_kwargs=backbone_kwargs,
-                                        engine_kwargs=engine_kwargs, batch_size=batch_size, decode_workers=workers,
-                                        root=str(root), done_images=done_images, n_images=n, progress=progress)
-        ray_attrs = {"shard_size": int(options.shard_size), "n_shards": len(shards), "workers": n_workers,
-                     "cpus_per_worker": options.cpus_per_worker, "gpus_per_worker": options.gpus_per_worker}
+            n_workers = _compute_shards(
+                todo,
+                parts,
+                abs_paths,
+                backbone,
+                options,
+                attrs=attrs,
+                backbone_kwargs=backbone_kwargs,
+                engine_kwargs=engine_kwargs,
+                batch_size=batch_size,
+                decode_workers=workers,
+                root=str(root),
+                done_images=done_images,
+                n_images=n,
+                progress=progress,
+            )
+        ray_attrs = {
+            "shard_size": int(options.shard_size),
+            "n_shards": len(shards),
+            "workers": n_workers,
+            "cpus_per_worker": options.cpus_per_worker,
+            "gpus_per_worker": options.gpus_per_worker,
+        }
         runs = run_summary([parts.record(s) for s in shards])
         ray_attrs["runs"] = runs
-        n_rows = combine_parts(parts, shards, output, make_writer=make_writer, attrs={**attrs, "ray": ray_attrs},
-                               labels=labels, split=split, rel_paths=rel_paths)
+        n_rows = combine_parts(
+            parts,
+            shards,
+            output,
+            make_writer=make_writer,
+            attrs={**attrs, "ray": ray_attrs},
+            labels=labels,
+            split=split,
+            rel_paths=rel_paths,
+        )
     except BaseException:
         if any(parts.path.glob("part-*.h5")):
             parts.close()  # keep the finished shards for --resume
@@ -235,15 +271,38 @@ def run_on_ray(
     with open_features(output) as ff:
         written_split, skipped = ff.split, ff.skipped
     return RayExtractResult(
-        path=output, n_images=n, n_rows=n_rows, skipped=skipped, seconds=seconds, class_counts=dataset.counts(),
-        n_train=int((written_split == 0).sum()), n_test=int((written_split == 1).sum()),
-        n_shards=len(shards), shards_reused=reused, workers=n_workers,
+        path=output,
+        n_images=n,
+        n_rows=n_rows,
+        skipped=skipped,
+        seconds=seconds,
+        class_counts=dataset.counts(),
+        n_train=int((written_split == 0).sum()),
+        n_test=int((written_split == 1).sum()),
+        n_shards=len(shards),
+        shards_reused=reused,
+        workers=n_workers,
         hosts=sorted({h for r in runs for h in r["hosts"]}),
     )
 
 
-def _compute_shards(todo, parts: PartsDir, abs_paths, backbone, options: RayOptions, *, attrs, backbone_kwargs, engine_kwargs,
-                    batch_size, decode_workers, root, done_images, n_images, progress) -> int:
+def _compute_shards(
+    todo,
+    parts: PartsDir,
+    abs_paths,
+    backbone,
+    options: RayOptions,
+    *,
+    attrs,
+    backbone_kwargs,
+    engine_kwargs,
+    batch_size,
+    decode_workers,
+    root,
+    done_images,
+    n_images,
+    progress,
+) -> int:
     """Run ``todo`` shards on Ray workers, writing each part as it arrives; return the number of workers."""
     run_id = uuid.uuid4().hex[:12]
     with ray_session(options.address) as ray:
@@ -253,13 +312,24 @@ def _compute_shards(todo, parts: PartsDir, abs_paths, backbone, options: RayOpti
         gpus = options.gpus_per_worker
         threads = max(1, int(options.cpus_per_worker))
         remote = ray.remote(concurrency_groups={"control": 1})(ShardWorker)
-        kwargs = dict(backbone_kwargs=backbone_kwargs, engine_kwargs=engine_kwargs, device="cuda" if gpus > 0 else "cpu",
-                      threads=threads, decode_workers=decode_workers or threads, batch_size=batch_size,
-                      dataset_root=root, spec_sha256=spec_sha256(backbone.spec()))
+        kwargs = dict(
+            backbone_kwargs=backbone_kwargs,
+            engine_kwargs=engine_kwargs,
+            device="cuda" if gpus > 0 else "cpu",
+            threads=threads,
+            decode_workers=decode_workers or threads,
+            batch_size=batch_size,
+            dataset_root=root,
+            spec_sha256=spec_sha256(backbone.spec()),
+        )
         actors = [
             remote.options(
-                name=f"extract-{run_id}-w{i}", namespace=NAMESPACE, num_cpus=options.cpus_per_worker, num_gpus=gpus,
-                max_restarts=options.max_restarts, max_task_retries=options.max_task_retries,
+                name=f"extract-{run_id}-w{i}",
+                namespace=NAMESPACE,
+                num_cpus=options.cpus_per_worker,
+                num_gpus=gpus,
+                max_restarts=options.max_restarts,
+                max_task_retries=options.max_task_retries,
                 scheduling_strategy="SPREAD",
             ).remote(**kwargs)
             for i in range(n_workers)
@@ -270,7 +340,7 @@ def _compute_shards(todo, parts: PartsDir, abs_paths, backbone, options: RayOpti
         def submit(actor) -> None:
             if queue:
                 shard = queue.popleft()
-                pending[actor.run.remote(shard.start, abs_paths[shard.start:shard.stop])] = (shard, actor)
+                pending[actor.run.remote(shard.start, abs_paths[shard.start : shard.stop])] = (shard, actor)
 
         try:
             for _ in range(IN_FLIGHT_PER_WORKER):

@@ -64,7 +64,9 @@ def make_shards(n_images: int, shard_size: int) -> list[Shard]:
     """Contiguous ranges of at most ``shard_size`` images covering ``range(n_images)`` in order."""
     if shard_size < 1:
         raise TransferkitError(f"shard size must be at least 1, got {shard_size}")
-    return [Shard(i, start, min(start + shard_size, n_images)) for i, start in enumerate(range(0, n_images, shard_size))]
+    return [
+        Shard(i, start, min(start + shard_size, n_images)) for i, start in enumerate(range(0, n_images, shard_size))
+    ]
 
 
 def listing_sha256(paths: list[str], labels, class_names: list[str]) -> str:
@@ -125,9 +127,14 @@ class PartsDir:
             try:
                 recorded = json.loads(self.manifest_path.read_text())
             except (OSError, ValueError) as exc:
-                raise TransferkitError(f"{self.manifest_path}: unreadable manifest ({exc}); start over with --overwrite") from None
+                raise TransferkitError(
+                    f"{self.manifest_path}: unreadable manifest ({exc}); start over with --overwrite"
+                ) from None
             if recorded.get("format") != PARTS_FORMAT or recorded.get("version") != PARTS_VERSION:
-                raise TransferkitError(f"{self.manifest_path}: not a transferkit parts manifest (version {recorded.get('version')}); start over with --overwrite")
+                raise TransferkitError(
+                    f"{self.manifest_path}: not a transferkit parts manifest (version {recorded.get('version')}); "
+                    "start over with --overwrite"
+                )
             self._check_same(recorded.get("settings", {}), settings)
             for tmp in self.path.glob("*.tmp"):  # a part the killed run was writing: never complete
                 tmp.unlink()
@@ -137,8 +144,12 @@ class PartsDir:
                 shutil.rmtree(self.path)
             self.path.mkdir()
             self.lock()
-            _atomic_write_text(self.manifest_path, json.dumps(
-                {"format": PARTS_FORMAT, "version": PARTS_VERSION, "settings": settings}, indent=1, sort_keys=True))
+            _atomic_write_text(
+                self.manifest_path,
+                json.dumps(
+                    {"format": PARTS_FORMAT, "version": PARTS_VERSION, "settings": settings}, indent=1, sort_keys=True
+                ),
+            )
 
     def _check_same(self, recorded: dict, wanted: dict) -> None:
         for key in sorted(set(recorded) | set(wanted)):
@@ -183,8 +194,11 @@ class PartsDir:
         try:
             with h5py.File(path, "r") as f:
                 a = f.attrs
-                return (a.get("fingerprint") == self.fingerprint and int(a["start"]) == shard.start
-                        and int(a["stop"]) == shard.stop)
+                return (
+                    a.get("fingerprint") == self.fingerprint
+                    and int(a["start"]) == shard.start
+                    and int(a["stop"]) == shard.stop
+                )
         except (OSError, KeyError, ValueError):
             return False
 
@@ -202,9 +216,16 @@ class PartsDir:
             f.create_dataset("index", data=index)
             f.create_dataset("skipped_index", data=np.array([p for p, _ in failures], dtype=np.int64))
             f.create_dataset("skipped_reason", data=np.array([r for _, r in failures], dtype=object), dtype=STR)
-            for key, value in (("shard", shard.index), ("start", shard.start), ("stop", shard.stop),
-                               ("fingerprint", self.fingerprint), ("run_id", run_id), ("host", result.get("host", "")),
-                               ("pid", int(result.get("pid", -1))), ("seconds", float(result.get("seconds", 0.0)))):
+            for key, value in (
+                ("shard", shard.index),
+                ("start", shard.start),
+                ("stop", shard.stop),
+                ("fingerprint", self.fingerprint),
+                ("run_id", run_id),
+                ("host", result.get("host", "")),
+                ("pid", int(result.get("pid", -1))),
+                ("seconds", float(result.get("seconds", 0.0))),
+            ):
                 f.attrs[key] = value
         fsync_path(tmp)
         os.replace(tmp, final)
@@ -222,8 +243,12 @@ class PartsDir:
             return {
                 "features": f["features"][()],
                 "index": f["index"][()],
-                "failures": list(zip(f["skipped_index"][()].tolist(),
-                                     [r.decode() if isinstance(r, bytes) else str(r) for r in f["skipped_reason"][()]])),
+                "failures": list(
+                    zip(
+                        f["skipped_index"][()].tolist(),
+                        [r.decode() if isinstance(r, bytes) else str(r) for r in f["skipped_reason"][()]],
+                    )
+                ),
             }
 
 

@@ -2,7 +2,7 @@
 
 The class is plain Python (no Ray import), so it can be tested and profiled without a cluster; the
 driver wraps it with ``ray.remote`` at run time. Decoding and inference inside a worker run exactly
-as in the single-process path (:func:`transferkit.extraction.feature_batches`: threaded decoding,
+as in the single-process path (:func:`transferkit.engines.batches.feature_batches`: threaded decoding,
 ordered batches, failures reported per image), so a shard's rows equal those of a local run.
 """
 
@@ -70,7 +70,7 @@ class ShardWorker:
 
     def run(self, start: int, paths: list[str]) -> dict:
         """Features of ``paths`` (images ``start``.. of the dataset), with the positions that failed and why."""
-        from ..extraction import feature_batches
+        from ..engines.batches import feature_batches
 
         self._ready()
         t0 = time.perf_counter()

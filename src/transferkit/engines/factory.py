@@ -82,25 +82,35 @@ def create_engine(backbone, engine: str = "auto", device: str = "auto", precisio
         if not on_cpu:
             raise TransferkitError(f"--engine onnxruntime runs on the CPU; for {device} use --engine torch (or auto)")
         if precision != "fp32":
-            raise TransferkitError(f"--engine onnxruntime runs in fp32 or int8; for {precision} use --engine torch (or auto)")
+            raise TransferkitError(
+                f"--engine onnxruntime runs in fp32 or int8; for {precision} use --engine torch (or auto)"
+            )
         if not onnxruntime_available():
-            raise TransferkitError("--engine onnxruntime needs the onnx and onnxruntime packages: pip install onnx onnxruntime")
-    want_onnx = engine == "onnxruntime" or (engine == "auto" and on_cpu and precision == "fp32" and onnxruntime_available())
+            raise TransferkitError(
+                "--engine onnxruntime needs the onnx and onnxruntime packages: pip install onnx onnxruntime"
+            )
+    want_onnx = engine == "onnxruntime" or (
+        engine == "auto" and on_cpu and precision == "fp32" and onnxruntime_available()
+    )
     if want_onnx:
         from .onnx_engine import ExportError, OnnxEngine
 
         try:
             return OnnxEngine(backbone, threads=threads)
         except ExportError as exc:
-            warnings.warn(f"{backbone.name}: cannot run with ONNX Runtime ({exc}); using the torch engine",
-                          EngineFallbackWarning, stacklevel=2)
+            warnings.warn(
+                f"{backbone.name}: cannot run with ONNX Runtime ({exc}); using the torch engine",
+                EngineFallbackWarning,
+                stacklevel=2,
+            )
     return TorchEngine(backbone.features, device=device, threads=threads, precision=precision)
 
 
 def _check_int8(engine: str, device: str) -> None:
     if engine == "torch" or device != "cpu":
-        raise TransferkitError("--precision int8 runs with ONNX Runtime on the CPU; use --engine auto (or onnxruntime) "
-                               "and --device cpu")
+        raise TransferkitError(
+            "--precision int8 runs with ONNX Runtime on the CPU; use --engine auto (or onnxruntime) and --device cpu"
+        )
     if not onnxruntime_available():
         raise TransferkitError("--precision int8 needs the onnx and onnxruntime packages: pip install onnx onnxruntime")
 
@@ -172,9 +182,22 @@ def cpu_only_machine() -> bool:
     return False
 
 
-def backbone_and_engine(model: str, *, weights=None, layer=None, pool=None, image_size=None, crop_pct=None,
-                        crop=None, preprocess=None, engine: str = "auto", device: str = "auto",
-                        precision: str | None = "auto", threads: int | None = None, calibration=None):
+def backbone_and_engine(
+    model: str,
+    *,
+    weights=None,
+    layer=None,
+    pool=None,
+    image_size=None,
+    crop_pct=None,
+    crop=None,
+    preprocess=None,
+    engine: str = "auto",
+    device: str = "auto",
+    precision: str | None = "auto",
+    threads: int | None = None,
+    calibration=None,
+):
     """``(backbone, engine)`` for a request, as :func:`create_backbone` + :func:`create_engine` give them.
 
     When the request resolves to ONNX Runtime on the CPU and an earlier run exported this very backbone,
@@ -187,18 +210,29 @@ def backbone_and_engine(model: str, *, weights=None, layer=None, pool=None, imag
     import os
 
     from ..backbones.registry import create_backbone, normalise_weights
-
     from . import onnx_index
 
     weights = normalise_weights(weights)
     engine_n, device_n, precision_n = ((v or "auto").strip().lower() for v in (engine, device, precision))
-    on_cpu = device_n == "cpu" or (device_n == "auto" and (engine_n == "onnxruntime" or precision_n == INT8
-                                                           or cpu_only_machine()))
+    on_cpu = device_n == "cpu" or (
+        device_n == "auto" and (engine_n == "onnxruntime" or precision_n == INT8 or cpu_only_machine())
+    )
     keyed = None
-    if os.environ.get("TRANSFERKIT_ONNX_INDEX", "1") != "0" and engine_n in ("auto", "onnxruntime") and on_cpu \
-            and precision_n in ("auto", "fp32", INT8) and onnxruntime_available():
-        request = onnx_index.request(layer, pool, image_size, crop_pct, crop,
-                                     preprocess.to_dict() if hasattr(preprocess, "to_dict") else preprocess)
+    if (
+        os.environ.get("TRANSFERKIT_ONNX_INDEX", "1") != "0"
+        and engine_n in ("auto", "onnxruntime")
+        and on_cpu
+        and precision_n in ("auto", "fp32", INT8)
+        and onnxruntime_available()
+    ):
+        request = onnx_index.request(
+            layer,
+            pool,
+            image_size,
+            crop_pct,
+            crop,
+            preprocess.to_dict() if hasattr(preprocess, "to_dict") else preprocess,
+        )
         keyed = onnx_index.request_key(model, weights, request)
         found = onnx_index.lookup(*keyed) if keyed else None
         if found:
@@ -207,10 +241,19 @@ def backbone_and_engine(model: str, *, weights=None, layer=None, pool=None, imag
             backbone, path = found
             fp32 = OnnxEngine.from_file(path, backbone.preprocess.input_size, threads)
             return backbone, _int8(fp32, backbone.preprocess, calibration) if precision_n == INT8 else fp32
-    backbone = create_backbone(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
-                               crop_pct=crop_pct, crop=crop, preprocess=preprocess)
-    built = create_engine(backbone, engine=engine, device=device, precision=precision, threads=threads,
-                          calibration=calibration)
+    backbone = create_backbone(
+        model,
+        weights=weights,
+        layer=layer,
+        pool=pool,
+        image_size=image_size,
+        crop_pct=crop_pct,
+        crop=crop,
+        preprocess=preprocess,
+    )
+    built = create_engine(
+        backbone, engine=engine, device=device, precision=precision, threads=threads, calibration=calibration
+    )
     if keyed and built.name == "onnxruntime":
         # under the request as asked, and as `predict` will replay it from the recorded spec
         replay = onnx_index.request(backbone.layer, backbone.pool, preprocess=backbone.preprocess.to_dict())

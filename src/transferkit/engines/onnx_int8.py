@@ -112,7 +112,13 @@ def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def quantise(fp32_path: Path, out: Path, files: Sequence[Path], preprocess, threads: int, workers=None) -> dict:
     """Write the int8 graph of ``fp32_path`` to ``out``, calibrated on ``files``; return its facts."""
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
@@ -140,24 +146,39 @@ def quantise(fp32_path: Path, out: Path, files: Sequence[Path], preprocess, thre
             first = [n.name for n in graph.node if n.op_type == "Conv" and graph.input[0].name in n.input][:1]
             try:
                 quantize_static(
-                    str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=False,
-                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=first,
+                    str(pre),
+                    str(out),
+                    reader,
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=True,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    reduce_range=False,
+                    calibrate_method=CalibrationMethod.MinMax,
+                    nodes_to_exclude=first,
                     # no CalibMaxIntermediateOutputs: onnxruntime 1.32 drops (not merges) the batches it
                     # clears; what it keeps per batch is each tensor's min and max, so memory stays small
                 )
             except Exception as exc:  # onnxruntime raises many types; all mean "cannot quantise"
                 if reader.n >= MIN_CALIBRATION:
-                    raise TransferkitError(f"{Path(fp32_path).name}: ONNX Runtime cannot quantise this graph "
-                                           f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
-                                           "use --precision fp32") from exc
+                    raise TransferkitError(
+                        f"{Path(fp32_path).name}: ONNX Runtime cannot quantise this graph "
+                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                        "use --precision fp32"
+                    ) from exc
     if reader.n < MIN_CALIBRATION:
-        raise TransferkitError(f"int8 needs at least {MIN_CALIBRATION} decodable images to calibrate on, got {reader.n}")
+        raise TransferkitError(
+            f"int8 needs at least {MIN_CALIBRATION} decodable images to calibrate on, got {reader.n}"
+        )
     facts = {"calibration_images": reader.n, "quantise_seconds": round(time.perf_counter() - t0, 2)}
     # How far int8 is from fp32, on the same images.
     fp32, int8 = _session(fp32_path, threads), _session(out, threads)
-    cos = np.concatenate([row_cosine(fp32.run(None, {"images": x})[0], int8.run(None, {"images": x})[0])
-                          for x in _batches(files, preprocess, workers)])
+    cos = np.concatenate(
+        [
+            row_cosine(fp32.run(None, {"images": x})[0], int8.run(None, {"images": x})[0])
+            for x in _batches(files, preprocess, workers)
+        ]
+    )
     facts["cosine_mean"] = round(float(cos.mean()), 6)
     facts["cosine_min"] = round(float(cos.min()), 6)
     return facts
@@ -172,7 +193,8 @@ class Int8OnnxEngine(OnnxEngine):
         files = calibration_sample(calibration)
         if len(files) < MIN_CALIBRATION:
             raise TransferkitError(
-                f"int8 needs at least {MIN_CALIBRATION} images to calibrate on, got {len(files)}; use --precision fp32")
+                f"int8 needs at least {MIN_CALIBRATION} images to calibrate on, got {len(files)}; use --precision fp32"
+            )
         self.input_size, self.threads, self.device = fp32.input_size, fp32.threads, "cpu"
         self.fp32_path = fp32.path
         sha = _files_sha256(files)
@@ -185,8 +207,11 @@ class Int8OnnxEngine(OnnxEngine):
         else:
             facts = self._build(files, preprocess, workers, desc, meta)
         self.calibration = {
-            "images": int(facts["calibration_images"]), "sha256": sha, "graph": key,
-            "cosine_mean": float(facts["cosine_mean"]), "cosine_min": float(facts["cosine_min"]),
+            "images": int(facts["calibration_images"]),
+            "sha256": sha,
+            "graph": key,
+            "cosine_mean": float(facts["cosine_mean"]),
+            "cosine_min": float(facts["cosine_min"]),
             "settings": SETTINGS,
         }
         check_quality(self.calibration["cosine_mean"], key)
@@ -216,7 +241,12 @@ def check_quality(cosine_mean: float, what: str) -> None:
     if cosine_mean < MIN_COSINE:
         raise Int8QualityError(
             f"{what}: int8 features are too far from fp32 (mean cosine {cosine_mean:.4f} < {MIN_COSINE}); "
-            "use --precision fp32")
+            "use --precision fp32"
+        )
     if cosine_mean < WARN_COSINE:
-        warnings.warn(f"{what}: int8 features differ from fp32 more than usual (mean cosine {cosine_mean:.4f} "
-                      f"< {WARN_COSINE}); check accuracy against --precision fp32", Int8QualityWarning, stacklevel=3)
+        warnings.warn(
+            f"{what}: int8 features differ from fp32 more than usual (mean cosine {cosine_mean:.4f} "
+            f"< {WARN_COSINE}); check accuracy against --precision fp32",
+            Int8QualityWarning,
+            stacklevel=3,
+        )

@@ -47,7 +47,7 @@ def reliability_png(bins: list[dict], ece: float) -> str:
     confidence in red, and the share of predictions per bin below), as a PNG data URI."""
     from matplotlib.figure import Figure
 
-    from .report import _png
+    from .png import png_data_uri
 
     lo = np.array([b["lo"] for b in bins])
     width = np.array([b["hi"] - b["lo"] for b in bins])
@@ -62,7 +62,9 @@ def reliability_png(bins: list[dict], ece: float) -> str:
     centre = lo[filled] + width[filled] / 2
     ax.vlines(centre, np.minimum(acc[filled], conf[filled]), np.maximum(acc[filled], conf[filled]), color="#dc2626",
               linewidth=2, label="gap")
-    ax.scatter(centre, conf[filled], marker="_", s=160, color="#dc2626", linewidths=2, zorder=3, label="mean confidence")
+    ax.scatter(
+        centre, conf[filled], marker="_", s=160, color="#dc2626", linewidths=2, zorder=3, label="mean confidence"
+    )
     ax.plot([0, 1], [0, 1], "--", color="#6b7280", label="perfect calibration")
     ax.set_xlim(0, 1), ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
@@ -72,4 +74,4 @@ def reliability_png(bins: list[dict], ece: float) -> str:
     hist.bar(lo, counts / max(counts.sum(), 1), width=width, align="edge", color="#9ca3af")
     hist.set_xlabel("confidence (top-1 probability)")
     hist.set_ylabel("share")
-    return _png(fig)
+    return png_data_uri(fig)

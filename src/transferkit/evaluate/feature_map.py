@@ -38,7 +38,7 @@ def feature_map_png(coords: np.ndarray, y: np.ndarray, wrong: np.ndarray, names:
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    from .report import _png
+    from .png import png_data_uri
 
     K = len(names)
     cmap = colormaps["tab20" if K > 10 else "tab10"]
@@ -59,4 +59,4 @@ def feature_map_png(coords: np.ndarray, y: np.ndarray, wrong: np.ndarray, names:
     ax.set_xticks([]), ax.set_yticks([])
     if K <= 20:
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    return _png(fig)
+    return png_data_uri(fig)

@@ -38,7 +38,7 @@ def evaluate_images(model, data: str | os.PathLike, split: str = "test", *, html
     """Metrics of ``model`` on ``split`` ("test" or "train") of the images in ``data``."""
     from ..data import discover
     from ..data.layouts import dataset_split
-    from ..extraction import feature_batches
+    from ..engines.batches import feature_batches
     from ..prediction import model_engine
     from .metrics import classification_metrics
 
@@ -80,8 +80,16 @@ def evaluate_images(model, data: str | os.PathLike, split: str = "test", *, html
 def write_images_report(path, model, dataset, rel_paths, y, proba, metrics, *, split, split_counts, skipped) -> Path:
     """The HTML report (see :mod:`.report`) of a model scored on images rather than a feature file."""
     from .calibration import reliability_bins
-    from .report import (ReportData, _cv_results, _hyperparameter_rows, fill_thumbnails, find_history,
-                         misclassified, normalise_history, render_html)
+    from .report import (
+        ReportData,
+        _cv_results,
+        _hyperparameter_rows,
+        fill_thumbnails,
+        find_history,
+        misclassified,
+        normalise_history,
+        render_html,
+    )
 
     path = Path(path)
     if path.parent and not path.parent.exists():

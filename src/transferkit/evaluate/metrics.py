@@ -10,10 +10,11 @@ def classification_metrics(y_true, proba: np.ndarray, class_names: list[str], to
     y_true = np.asarray(y_true)
     labels = list(range(len(class_names)))
     y_pred = np.argmax(proba, axis=1)
-    report = classification_report(y_true, y_pred, labels=labels, target_names=class_names, output_dict=True, zero_division=0)
+    report = classification_report(
+        y_true, y_pred, labels=labels, target_names=class_names, output_dict=True, zero_division=0
+    )
     per_class = {
-        name: {k: (int(v) if k == "support" else float(v)) for k, v in report[name].items()}
-        for name in class_names
+        name: {k: (int(v) if k == "support" else float(v)) for k, v in report[name].items()} for name in class_names
     }
     out = {
         "n_test": int(len(y_true)),
@@ -49,7 +50,9 @@ def per_class_table(metrics: dict) -> str:
     width = max([len(n) for n in names] + [12])
     lines = [f"{'':>{width}}  precision    recall  f1-score   support", ""]
     for name, c in zip(names, rows):
-        lines.append(f"{name:>{width}}  {c['precision']:9.4f} {c['recall']:9.4f} {c['f1-score']:9.4f} {c['support']:9d}")
+        lines.append(
+            f"{name:>{width}}  {c['precision']:9.4f} {c['recall']:9.4f} {c['f1-score']:9.4f} {c['support']:9d}"
+        )
     lines += ["", f"{'accuracy':>{width}}  {'':9} {'':9} {metrics['accuracy']:9.4f} {n:9d}"]
     for label, weights in (("macro avg", [1.0] * len(rows)), ("weighted avg", [c["support"] for c in rows])):
         total = sum(weights) or 1.0

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..data.split import SPLITS, describe_split_source
 from ..errors import TransferkitError
+from .png import png_data_uri
 
 THUMBNAIL_SIZE = 160  # longest side, pixels
 TOP_CONFUSIONS = 15
@@ -120,8 +121,8 @@ def collect(
     workers: int | None = None,
 ) -> ReportData:
     """Gather a :class:`ReportData` from a trained model and a feature file."""
+    from ..heads.model_file import as_model
     from ..store import open_features
-    from ..training import as_model
     from .metrics import classification_metrics
 
     model = as_model(model)
@@ -162,7 +163,8 @@ def collect(
                      "they show a placeholder.")
     head = model.head
     data = ReportData(
-        title=f"{Path(recorded_root).name or 'dataset'} — {getattr(head, 'kind', type(head).__name__)} on {model.backbone.get('model', '?')}",
+        title=(f"{Path(recorded_root).name or 'dataset'} — {getattr(head, 'kind', type(head).__name__)} on "
+               f"{model.backbone.get('model', '?')}"),
         metrics=metrics,
         split=split,
         split_counts={name: int((split_arr == value).sum()) for name, value in SPLITS.items()},
@@ -207,8 +209,12 @@ def _insights(errors, paths, X, y, proba, near, y_train, train_paths, names) -> 
     out = {"neighbours": neighbours, "reliability": reliability_bins(y, proba) if len(y) else None}
     if len(y) >= 3:
         coords, method = embed_2d(X)
-        out["feature_map"] = {"coords": coords, "y": np.asarray(y), "wrong": np.argmax(proba, axis=1) != y,
-                              "method": method}
+        out["feature_map"] = {
+            "coords": coords,
+            "y": np.asarray(y),
+            "wrong": np.argmax(proba, axis=1) != y,
+            "method": method,
+        }
     return out
 
 
@@ -220,17 +226,25 @@ def misclassified(paths: list[str], y: np.ndarray, proba: np.ndarray, names: lis
     for i in np.flatnonzero(pred != y):
         p = proba[i]
         order = np.argsort(-p, kind="stable")
-        out.append(Misclassified(
-            path=paths[i], true=names[int(y[i])], predicted=names[int(pred[i])], confidence=float(p[pred[i]]),
-            p_true=float(p[y[i]]), rank_true=int(np.flatnonzero(order == y[i])[0]) + 1,
-            top=[(names[int(j)], float(p[j])) for j in order[:3]],
-        ))
+        out.append(
+            Misclassified(
+                path=paths[i],
+                true=names[int(y[i])],
+                predicted=names[int(pred[i])],
+                confidence=float(p[pred[i]]),
+                p_true=float(p[y[i]]),
+                rank_true=int(np.flatnonzero(order == y[i])[0]) + 1,
+                top=[(names[int(j)], float(p[j])) for j in order[:3]],
+            )
+        )
     out.sort(key=lambda m: (-m.confidence, m.path))
     return out
 
 
 # -- images --------------------------------------------------------------------------------------
-def fill_thumbnails(errors: list[Misclassified], root: Path, size: int = THUMBNAIL_SIZE, workers: int | None = None) -> int:
+def fill_thumbnails(
+    errors: list[Misclassified], root: Path, size: int = THUMBNAIL_SIZE, workers: int | None = None
+) -> int:
     """Set each error's ``image`` to a thumbnail of its original file (or a placeholder); return how many failed."""
     from ..engines.pipeline import available_cpus
 
@@ -264,12 +278,15 @@ def thumbnail(path: Path, size: int = THUMBNAIL_SIZE) -> tuple[str, str]:
 
 def placeholder(text: str, size: int = THUMBNAIL_SIZE) -> str:
     """A grey square with ``text``, as an SVG data URI with a definite size (so it has a naturalWidth)."""
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 {size} {size}">'
-           f'<rect width="100%" height="100%" fill="#e5e7eb"/>'
-           f'<path d="M{size * .3:.0f} {size * .3:.0f}L{size * .7:.0f} {size * .7:.0f}M{size * .7:.0f} {size * .3:.0f}L{size * .3:.0f} {size * .7:.0f}" '
-           f'stroke="#9ca3af" stroke-width="4"/>'
-           f'<text x="50%" y="88%" font-family="sans-serif" font-size="{max(10, size // 12)}" fill="#4b5563" '
-           f'text-anchor="middle">{html.escape(text)}</text></svg>')
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 {size} {size}">'
+        f'<rect width="100%" height="100%" fill="#e5e7eb"/>'
+        f'<path d="M{size * 0.3:.0f} {size * 0.3:.0f}L{size * 0.7:.0f} {size * 0.7:.0f}M{size * 0.7:.0f} '
+        f'{size * 0.3:.0f}L{size * 0.3:.0f} {size * 0.7:.0f}" '
+        f'stroke="#9ca3af" stroke-width="4"/>'
+        f'<text x="50%" y="88%" font-family="sans-serif" font-size="{max(10, size // 12)}" fill="#4b5563" '
+        f'text-anchor="middle">{html.escape(text)}</text></svg>'
+    )
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
 
@@ -277,8 +294,11 @@ def placeholder(text: str, size: int = THUMBNAIL_SIZE) -> str:
 def find_history(model) -> object | None:
     """A per-epoch training history recorded by the head or the training record, if any."""
     head = model.head
-    for candidate in (getattr(head, "history_", None), getattr(head, "history", None),
-                      (model.training or {}).get("history")):
+    for candidate in (
+        getattr(head, "history_", None),
+        getattr(head, "history", None),
+        (model.training or {}).get("history"),
+    ):
         if candidate is not None and not callable(candidate):
             return candidate
     describe = getattr(head, "describe", None)
@@ -344,8 +364,10 @@ def history_png(history: dict) -> str:
     """Loss and accuracy curves per epoch, as a PNG data URI."""
     from matplotlib.figure import Figure
 
-    groups = [("loss", [k for k in history["series"] if _is_loss(k)]),
-              ("accuracy", [k for k in history["series"] if _is_accuracy(k)])]
+    groups = [
+        ("loss", [k for k in history["series"] if _is_loss(k)]),
+        ("accuracy", [k for k in history["series"] if _is_accuracy(k)]),
+    ]
     groups = [(t, keys) for t, keys in groups if keys]
     if not groups:  # neither loss nor accuracy by name: plot whatever is there
         groups = [("value", list(history["series"]))]
@@ -358,12 +380,14 @@ def history_png(history: dict) -> str:
             style = "--" if any(s in key.lower() for s in ("val", "valid")) else "-"
             ax.plot(x, vals, style, marker="o" if len(vals) <= 30 else None, markersize=3, label=key)
         if history.get("best_epoch"):
-            ax.axvline(history["best_epoch"], color="#9ca3af", linestyle=":", label=f"best epoch ({history['best_epoch']})")
+            ax.axvline(
+                history["best_epoch"], color="#9ca3af", linestyle=":", label=f"best epoch ({history['best_epoch']})"
+            )
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def _cv_results(head) -> dict | None:
@@ -394,13 +418,7 @@ def cv_png(cv: dict) -> str | None:
     ax.set_xlabel("C (inverse regularisation)")
     ax.set_ylabel(f"mean accuracy, {cv.get('folds', '?')}-fold CV")
     ax.grid(alpha=0.3)
-    return _png(fig)
-
-
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return png_data_uri(fig)
 
 
 # -- summary rows --------------------------------------------------------------------------------
@@ -421,9 +439,12 @@ def _summary_rows(model, features, attrs: dict, data: ReportData) -> list[tuple[
     counts = data.split_counts
     rows = [
         ("dataset", f"{attrs.get('dataset_root', '?')} ({attrs.get('source', '?')}, {len(model.class_names)} classes)"),
-        ("images", f"{sum(counts.values())} ({counts.get('train', 0)} train, {counts.get('test', 0)} test"
-                   + (f", {counts['val']} val" if counts.get("val") else "")
-                   + f"), and {len(data.skipped)} skipped as unreadable"),
+        (
+            "images",
+            f"{sum(counts.values())} ({counts.get('train', 0)} train, {counts.get('test', 0)} test"
+            + (f", {counts['val']} val" if counts.get("val") else "")
+            + f"), and {len(data.skipped)} skipped as unreadable",
+        ),
         ("split from", describe_split_source(attrs)),
         ("backbone", f"{bb.get('model', '?')}" + (f", input {size[0]}×{size[1]}" if size else "")),
         ("layer", str(bb.get("layer", "?"))),
@@ -475,8 +496,9 @@ def _hyperparameter_rows(model) -> tuple[list[tuple[str, str]], list[tuple[str, 
             (rest if internal and at_default else rows).append((key, _fmt(value)))
     for key in ("n_train", "seed", "seconds"):
         if key in (model.training or {}):
-            rows.append(({"n_train": "training rows", "seconds": "training seconds"}.get(key, key),
-                         _fmt(model.training[key])))
+            rows.append(
+                ({"n_train": "training rows", "seconds": "training seconds"}.get(key, key), _fmt(model.training[key]))
+            )
     return rows, rest
 
 
@@ -496,10 +518,15 @@ def confusion_table(cm, names: list[str]) -> str:
     row_sums = cm.sum(axis=1)
     col_sums = cm.sum(axis=0)
     esc = html.escape
-    out = [f'<table class="cm" style="--cell:{cell}px" data-classes="{n}">',
-           '<thead><tr><th class="corner">true ↓ · predicted →</th>']
+    out = [
+        f'<table class="cm" style="--cell:{cell}px" data-classes="{n}">',
+        '<thead><tr><th class="corner">true ↓ · predicted →</th>',
+    ]
     for j, name in enumerate(names):
-        out.append(f'<th class="col" title="predicted: {esc(name)} ({col_sums[j]} predictions)"><span>{esc(_short(name))}</span></th>')
+        out.append(
+            f'<th class="col" title="predicted: {esc(name)} ({col_sums[j]} '
+            f'predictions)"><span>{esc(_short(name))}</span></th>'
+        )
     out.append('<th class="col tot"><span>recall</span></th></tr></thead><tbody>')
     for i, name in enumerate(names):
         total = int(row_sums[i])
@@ -516,8 +543,10 @@ def confusion_table(cm, names: list[str]) -> str:
             fg = "#fff" if alpha > 0.55 else "#111"
             title = f"true: {name}\npredicted: {names[j]}\n{c} of {total} ({frac:.0%})"
             text = str(c) if show_numbers else ""
-            out.append(f'<td class="{"d" if i == j else "o"}" style="background:rgba({rgb},{alpha:.2f});color:{fg}" '
-                       f'title="{esc(title)}" data-count="{c}">{text}</td>')
+            out.append(
+                f'<td class="{"d" if i == j else "o"}" style="background:rgba({rgb},{alpha:.2f});color:{fg}" '
+                f'title="{esc(title)}" data-count="{c}">{text}</td>'
+            )
         out.append(f'<td class="tot">{"" if math.isnan(recall) else f"{recall:.2f}"}</td></tr>')
     out.append("</tbody></table>")
     return "".join(out)
@@ -534,8 +563,14 @@ def top_confusions(cm, names: list[str], limit: int = TOP_CONFUSIONS) -> list[di
         if off[i, j] == 0:
             break
         total = int(cm[i].sum())
-        out.append({"true": names[i], "predicted": names[j], "count": int(off[i, j]),
-                    "share": off[i, j] / total if total else 0.0})
+        out.append(
+            {
+                "true": names[i],
+                "predicted": names[j],
+                "count": int(off[i, j]),
+                "share": off[i, j] / total if total else 0.0,
+            }
+        )
     return out
 
 
@@ -553,7 +588,9 @@ def render_html(data: ReportData) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
         autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
-        trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
     )
     m = data.metrics
     names = m["class_names"]
@@ -566,25 +603,42 @@ def render_html(data: ReportData) -> str:
     for i, name in enumerate(names):
         pc = m["per_class"][name]
         w = worst_for.get(name)
-        per_class.append({"name": name, "precision": pc["precision"], "recall": pc["recall"], "f1": pc["f1-score"],
-                          "support": pc["support"], "errors": int(cm[i].sum() - cm[i, i]),
-                          "confused": f"{w['predicted']} ({w['count']})" if w else ""})
+        per_class.append(
+            {
+                "name": name,
+                "precision": pc["precision"],
+                "recall": pc["recall"],
+                "f1": pc["f1-score"],
+                "support": pc["support"],
+                "errors": int(cm[i].sum() - cm[i, i]),
+                "confused": f"{w['predicted']} ({w['count']})" if w else "",
+            }
+        )
     scores = [("accuracy", m["accuracy"]), ("macro-F1", m["macro_f1"])]
     scores += [(f"top-{k} accuracy", m[f"top{k}_accuracy"]) for k in (3, 5) if f"top{k}_accuracy" in m]
     scores += [("weighted-F1", m["weighted_f1"])] if "weighted_f1" in m else []
     # Safe inside <script>: no "<", ">" or "&" survives as such (JSON \u escapes mean the same string).
     plain = {k: v for k, v in m.items() if k != "model"}
-    metrics_json = (json.dumps(plain, ensure_ascii=False)
-                    .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+    metrics_json = (
+        json.dumps(plain, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    )
     return env.get_template("report.html.j2").render(
-        d=data, m=m, scores=scores, n_errors=len(data.errors), n_classes=len(names),
-        per_class=per_class, confusion=confusion_table(cm, names) if len(names) else "",
+        d=data,
+        m=m,
+        scores=scores,
+        n_errors=len(data.errors),
+        n_classes=len(names),
+        per_class=per_class,
+        confusion=confusion_table(cm, names) if len(names) else "",
         confusions=confusions[:TOP_CONFUSIONS],
         history_img=history_png(data.history) if data.history else None,
         cv_img=cv_png(data.cv_results) if data.cv_results else None,
-        reliability_img=_reliability_img(data, m), map_img=_map_img(data, names),
+        reliability_img=_reliability_img(data, m),
+        map_img=_map_img(data, names),
         cv_where=data.cv_where,
-        metrics_json=metrics_json, metrics_text=json.dumps(plain, ensure_ascii=False, indent=1), version=__version__,
+        metrics_json=metrics_json,
+        metrics_text=json.dumps(plain, ensure_ascii=False, indent=1),
+        version=__version__,
     )
 
 

@@ -67,7 +67,6 @@ class Checkpoint:
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
-    import torch
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -75,13 +74,15 @@ def load_checkpoint(path: Path) -> Checkpoint:
             meta = fh.metadata() or {}
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise TransferkitError(f"{path}: not a readable fine-tuning checkpoint ({str(exc).splitlines()[0][:120]})") from None
+        raise TransferkitError(
+            f"{path}: not a readable fine-tuning checkpoint ({str(exc).splitlines()[0][:120]})"
+        ) from None
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise TransferkitError(f"{path}: not a transferkit fine-tuning checkpoint")
     record = json.loads(meta["checkpoint"])
 
     def part(prefix):
-        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     optimizer = None
     if record.get("optimizer") is not None:
@@ -93,10 +94,18 @@ def load_checkpoint(path: Path) -> Checkpoint:
             idx, name = key.split(".", 1)
             state.setdefault(int(idx), {})[name] = value
         optimizer = {"state": state, "param_groups": record["optimizer"]["param_groups"]}
-    return Checkpoint(settings=record["settings"], epoch=int(record["epoch"]), history=record["history"],
-                      best=record["best"], probe=record["probe"], failures=record["failures"],
-                      state=part("state."), best_state=part("best."), optimizer=optimizer,
-                      probe_arrays={k: v.numpy() for k, v in part("probe.").items()})
+    return Checkpoint(
+        settings=record["settings"],
+        epoch=int(record["epoch"]),
+        history=record["history"],
+        best=record["best"],
+        probe=record["probe"],
+        failures=record["failures"],
+        state=part("state."),
+        best_state=part("best."),
+        optimizer=optimizer,
+        probe_arrays={k: v.numpy() for k, v in part("probe.").items()},
+    )
 
 
 def check_settings(path: Path, saved: dict, now: dict) -> None:
@@ -106,7 +115,8 @@ def check_settings(path: Path, saved: dict, now: dict) -> None:
         k = diff[0]
         raise TransferkitError(
             f"{path}: was made with {k}={saved.get(k)!r}, not {now.get(k)!r}; resume with the same settings "
-            f"({len(diff)} differ), or pass --overwrite to start again")
+            f"({len(diff)} differ), or pass --overwrite to start again"
+        )
 
 
 def torch_state(tensors: dict) -> dict:

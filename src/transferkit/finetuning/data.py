@@ -4,8 +4,8 @@ carved out of the train split, standard augmentation, and batches decoded in thr
 - Split: :func:`transferkit.data.stratified_split` with the same ``test_size``/``seed`` as ``extract``
   (or the dataset's own split folders / split column, as ``extract`` uses them), so frozen and
   fine-tuned models are scored on the same test images. The validation part is the dataset's own val
-  split when it has one, else the same function applied to the train rows (seed ``seed + 1``); the test split is never looked at while
-  training (no early stopping, no choice of C, no choice of epoch).
+  split when it has one, else the same function applied to the train rows (seed ``seed + 1``); the test split
+  is never looked at while training (no early stopping, no choice of C, no choice of epoch).
 - Augmentation ("standard"): random resized crop (scale 0.25-1, aspect 3/4-4/3) and a horizontal flip,
   drawn from a generator seeded with ``(seed, epoch, image)`` — the same pictures in any thread order
   and after a resume. Evaluation pictures go through the backbone's own preprocessing, exactly as
@@ -66,16 +66,25 @@ def split_parts(data, test_size: float, seed: int, val_size: float) -> Parts:
         val = train_rows[val_mark == 1]
         train = train_rows[val_mark == 0]
     if not len(val):
-        raise TransferkitError(f"{data}: the train split is too small to hold out a validation part "
-                               "(each class needs at least two training images)")
-    return Parts(root=Path(dataset.root), class_names=dataset.class_names,
-                 paths=[str(dataset.absolute(s)) for s in dataset.samples],
-                 rel_paths=[s.path for s in dataset.samples], labels=labels,
-                 train=train, val=val, test=np.flatnonzero(split == TEST))
+        raise TransferkitError(
+            f"{data}: the train split is too small to hold out a validation part "
+            "(each class needs at least two training images)"
+        )
+    return Parts(
+        root=Path(dataset.root),
+        class_names=dataset.class_names,
+        paths=[str(dataset.absolute(s)) for s in dataset.samples],
+        rel_paths=[s.path for s in dataset.samples],
+        labels=labels,
+        train=train,
+        val=val,
+        test=np.flatnonzero(split == TEST),
+    )
 
 
-def random_resized_crop(img: Image.Image, size: tuple[int, int], rng: np.random.Generator, interpolation: str,
-                        flip: bool = True) -> Image.Image:
+def random_resized_crop(
+    img: Image.Image, size: tuple[int, int], rng: np.random.Generator, interpolation: str, flip: bool = True
+) -> Image.Image:
     """torchvision's RandomResizedCrop (10 tries, then a centre crop) and RandomHorizontalFlip, on Pillow."""
     w, h = img.size
     area = w * h
@@ -91,8 +100,13 @@ def random_resized_crop(img: Image.Image, size: tuple[int, int], rng: np.random.
             break
     if box is None:  # fall back to a centre crop at the nearest allowed aspect ratio
         in_ratio = w / h
-        cw, ch = (w, int(round(w / RATIO[0]))) if in_ratio < RATIO[0] else \
-                 (int(round(h * RATIO[1])), h) if in_ratio > RATIO[1] else (w, h)
+        cw, ch = (
+            (w, int(round(w / RATIO[0])))
+            if in_ratio < RATIO[0]
+            else (int(round(h * RATIO[1])), h)
+            if in_ratio > RATIO[1]
+            else (w, h)
+        )
         cw, ch = min(cw, w), min(ch, h)
         box = ((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch)
     out = img.resize((size[1], size[0]), Image.Resampling[interpolation.upper()], box=box)
@@ -126,8 +140,15 @@ class Pictures:
             return str(exc)
 
 
-def batches(rows: np.ndarray, paths: list[str], pictures: Pictures, batch_size: int, epoch: int | None,
-            workers: int | None = None, lookahead_batches: int = 2):
+def batches(
+    rows: np.ndarray,
+    paths: list[str],
+    pictures: Pictures,
+    batch_size: int,
+    epoch: int | None,
+    workers: int | None = None,
+    lookahead_batches: int = 2,
+):
     """Yield ``(rows_ok, arrays, failures)`` per batch of ``rows`` in order; ``epoch=None``: no augmentation.
 
     Decoding runs in ``workers`` threads, up to ``lookahead_batches`` batches ahead of the consumer.
@@ -135,7 +156,7 @@ def batches(rows: np.ndarray, paths: list[str], pictures: Pictures, batch_size: 
     from ..engines.pipeline import available_cpus
 
     workers = workers or available_cpus()
-    chunks = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    chunks = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transferkit-finetune") as pool:
         pending: deque = deque()
 

@@ -171,7 +171,8 @@ def finetune(
     per_image = _lower_bytes(tn, backbone.preprocess.input_size, amp, dev)
     cache_train = cache and augment == "none"
     want = {"val": cache, "test": cache, "train": cache_train}
-    budget_ok = per_image * (len(parts.val) + len(parts.test) + (len(parts.train) if cache_train else 0)) <= CACHE_BUDGET
+    n_cached = len(parts.val) + len(parts.test) + (len(parts.train) if cache_train else 0)
+    budget_ok = per_image * n_cached <= CACHE_BUDGET
     want = {k: v and budget_ok for k, v in want.items()}
     need_feats = ck is None and file_feats is None
     caches: dict[str, dict] = {}
@@ -205,8 +206,13 @@ def finetune(
         feats = file_feats
         for name, (rows, _) in feats.items():  # pictures extract could not read
             keep = set(rows.tolist())
-            failures.update({int(r): "not in the feature file (unreadable when extracted)"
-                             for r in getattr(parts, name) if int(r) not in keep})
+            failures.update(
+                {
+                    int(r): "not in the feature file (unreadable when extracted)"
+                    for r in getattr(parts, name)
+                    if int(r) not in keep
+                }
+            )
 
     train_rows = _ok(parts.train, failures)
     val_rows = _ok(parts.val, failures)
@@ -221,8 +227,10 @@ def finetune(
         present = np.unique(ytr)
         if len(present) < K:
             missing = [parts.class_names[i] for i in range(K) if i not in set(present.tolist())]
-            raise TransferkitError(f"{data}: class {missing[0]!r} has no training image left after holding out "
-                                   "the test and validation parts; it needs more images")
+            raise TransferkitError(
+                f"{data}: class {missing[0]!r} has no training image left after holding out "
+                "the test and validation parts; it needs more images"
+            )
         probe = make_head("logreg", random_state=seed).fit(Xtr, ytr)
         probe_arrays, probe_info = probe.to_state()
         probe_record = {"info": probe_info, "test": _probe_metrics(probe, feats.get("test"), parts)}
@@ -231,8 +239,9 @@ def finetune(
         probe = HEADS["logreg"].from_state(probe_arrays, probe_record["info"])
     from .model import StandardisedLinear
 
-    tn.head = StandardisedLinear(probe_arrays["mean"], probe_arrays["scale"], probe_arrays["coef"],
-                                 probe_arrays["intercept"]).to(dev)
+    tn.head = StandardisedLinear(
+        probe_arrays["mean"], probe_arrays["scale"], probe_arrays["coef"], probe_arrays["intercept"]
+    ).to(dev)
 
     # -- fine-tuning -----------------------------------------------------------------------------------
     opt = torch.optim.AdamW(tn.param_groups(lr, backbone_lr, weight_decay))
@@ -247,8 +256,17 @@ def finetune(
     if ck is None:
         val_loss, val_acc = val_scores(val_rows, "val")
         tr_loss, tr_acc = _probe_train_scores(probe, feats["train"], parts)
-        history = [{"epoch": 0, "train_loss": tr_loss, "train_accuracy": tr_acc, "val_loss": val_loss,
-                    "val_accuracy": val_acc, "lr": 0.0, "seconds": 0.0}]
+        history = [
+            {
+                "epoch": 0,
+                "train_loss": tr_loss,
+                "train_accuracy": tr_acc,
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "lr": 0.0,
+                "seconds": 0.0,
+            }
+        ]
         best = {"epoch": 0, "val_accuracy": val_acc, "val_loss": val_loss}
         best_state = torch_state(tn.trainable_state())
         done = 0
@@ -259,11 +277,18 @@ def finetune(
         best_state = {k: v.to(dev) for k, v in ck.best_state.items()}
 
     def save_checkpoint(epoch):
-        Checkpoint(settings=settings, epoch=epoch, history=history, best=best, probe=probe_record,
-                   failures=[[parts.rel_paths[r], why] for r, why in sorted(failures.items())],
-                   state={k: v.cpu() for k, v in tn.trainable_state().items()},
-                   best_state={k: v.cpu() for k, v in best_state.items()}, optimizer=opt.state_dict(),
-                   probe_arrays=probe_arrays).save(ckpt_path)
+        Checkpoint(
+            settings=settings,
+            epoch=epoch,
+            history=history,
+            best=best,
+            probe=probe_record,
+            failures=[[parts.rel_paths[r], why] for r, why in sorted(failures.items())],
+            state={k: v.cpu() for k, v in tn.trainable_state().items()},
+            best_state={k: v.cpu() for k, v in best_state.items()},
+            optimizer=opt.state_dict(),
+            probe_arrays=probe_arrays,
+        ).save(ckpt_path)
 
     if ck is None:
         save_checkpoint(0)  # the probe is kept: a resume never refits it
@@ -277,10 +302,14 @@ def finetune(
         order = np.random.default_rng([seed, epoch]).permutation(train_rows)
         loss_sum, correct, seen = 0.0, 0, 0
         step = (epoch - 1) * steps_per_epoch
-        for rows, h in _inputs(tn, caches.get("train"), order, parts, pictures, batch_size, epoch, workers, dev,
-                               amp, failures):
-            factor = (step + 1) / max(1, warmup) if step < warmup else \
-                0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+        for rows, h in _inputs(
+            tn, caches.get("train"), order, parts, pictures, batch_size, epoch, workers, dev, amp, failures
+        ):
+            factor = (
+                (step + 1) / max(1, warmup)
+                if step < warmup
+                else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+            )
             for group in opt.param_groups:
                 group["lr"] = group["base_lr"] * factor
             y = torch.from_numpy(parts.labels[rows]).to(dev)
@@ -305,9 +334,17 @@ def finetune(
         val_loss, val_acc = val_scores(val_rows, "val")
         seconds = time.perf_counter() - t0
         epoch_seconds.append(seconds)
-        history.append({"epoch": epoch, "train_loss": loss_sum / max(1, seen), "train_accuracy": correct / max(1, seen),
-                        "val_loss": val_loss, "val_accuracy": val_acc,
-                        "lr": opt.param_groups[1]["lr"], "seconds": round(seconds, 3)})
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": loss_sum / max(1, seen),
+                "train_accuracy": correct / max(1, seen),
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "lr": opt.param_groups[1]["lr"],
+                "seconds": round(seconds, 3),
+            }
+        )
         if (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]):
             best = {"epoch": epoch, "val_accuracy": val_acc, "val_loss": val_loss}
             best_state = torch_state(tn.trainable_state())
@@ -323,17 +360,43 @@ def finetune(
     proba = _probabilities(tn, caches.get("test"), test_rows, parts, pictures, batch_size, workers, dev, amp, failures)
     from ..evaluate.metrics import classification_metrics
 
-    test = classification_metrics(parts.labels[test_rows], proba, parts.class_names) if len(test_rows) else {"n_test": 0}
-    result_model = _model_file(tn, net, backbone, probe_arrays, probe_record, parts, settings, history, best,
-                               failures, counts, test, stopped_early)
+    test = (
+        classification_metrics(parts.labels[test_rows], proba, parts.class_names) if len(test_rows) else {"n_test": 0}
+    )
+    result_model = _model_file(
+        tn,
+        net,
+        backbone,
+        probe_arrays,
+        probe_record,
+        parts,
+        settings,
+        history,
+        best,
+        failures,
+        counts,
+        test,
+        stopped_early,
+    )
     result_model.save(output)
     ckpt_path.unlink(missing_ok=True)
     return FinetuneResult(
-        path=output, model=result_model, probe_test=probe_record["test"], test=test, history=history,
-        best_epoch=best["epoch"], epochs_run=len(epoch_seconds), resumed_from=resumed_from,
-        stopped_early=stopped_early, seconds=time.perf_counter() - start, epoch_seconds=epoch_seconds,
-        failures=[(parts.rel_paths[r], why) for r, why in sorted(failures.items())], counts=counts,
-        precision=precision, cache=", ".join(k for k, v in caches.items()) or "none")
+        path=output,
+        model=result_model,
+        probe_test=probe_record["test"],
+        test=test,
+        history=history,
+        best_epoch=best["epoch"],
+        epochs_run=len(epoch_seconds),
+        resumed_from=resumed_from,
+        stopped_early=stopped_early,
+        seconds=time.perf_counter() - start,
+        epoch_seconds=epoch_seconds,
+        failures=[(parts.rel_paths[r], why) for r, why in sorted(failures.items())],
+        counts=counts,
+        precision=precision,
+        cache=", ".join(k for k, v in caches.items()) or "none",
+    )
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -346,8 +409,10 @@ def _check_output(output: Path, ckpt: Path, resume: bool, overwrite: bool) -> No
     if output.exists():
         raise TransferkitError(f"{output}: already exists; pass --overwrite to replace it, or choose another -o")
     if ckpt.exists() and not resume:
-        raise TransferkitError(f"{ckpt}: an interrupted fine-tuning of {output} is there; pass --resume to "
-                               "continue it or --overwrite to start again")
+        raise TransferkitError(
+            f"{ckpt}: an interrupted fine-tuning of {output} is there; pass --resume to "
+            "continue it or --overwrite to start again"
+        )
 
 
 def _autocast(dev, precision: str):
@@ -381,7 +446,7 @@ def _inputs(tn, cache, rows, parts, pictures, batch_size, epoch, workers, dev, a
     if cache is not None:
         where = {int(r): i for i, r in enumerate(cache["rows"])}
         for i in range(0, len(rows), batch_size):
-            chunk = rows[i:i + batch_size]
+            chunk = rows[i : i + batch_size]
             yield chunk, cache["h"][torch.as_tensor([where[int(r)] for r in chunk])]
         return
     for ok, arrays, bad in batches(rows, parts.paths, pictures, batch_size, epoch, workers):
@@ -446,8 +511,10 @@ def _features_from_file(features, backbone, parts, test_size, seed) -> dict:
         _check_same_backbone(SimpleNamespace(backbone=backbone.spec()), ff)
         for key, want in (("test_size", test_size), ("seed", seed)):
             if float(ff.attrs.get(key, -1)) != float(want):
-                raise TransferkitError(f"{features}: was extracted with --{key.replace('_', '-')} "
-                                       f"{ff.attrs.get(key)}, not {want}; the splits would differ")
+                raise TransferkitError(
+                    f"{features}: was extracted with --{key.replace('_', '-')} "
+                    f"{ff.attrs.get(key)}, not {want}; the splits would differ"
+                )
         if ff.label_names != parts.class_names:
             raise TransferkitError(f"{features}: its classes differ from {parts.root}'s")
         X, _ = ff.load()
@@ -459,8 +526,9 @@ def _features_from_file(features, backbone, parts, test_size, seed) -> dict:
     return out
 
 
-def _model_file(tn, net, backbone, probe_arrays, probe_record, parts, settings, history, best, failures,
-                counts, test, stopped_early):
+def _model_file(
+    tn, net, backbone, probe_arrays, probe_record, parts, settings, history, best, failures, counts, test, stopped_early
+):
     """The trained-model file: the fine-tuned network's weights, the head with its tuned weights, and the record."""
     import torch
 
@@ -475,16 +543,31 @@ def _model_file(tn, net, backbone, probe_arrays, probe_record, parts, settings, 
     arrays["intercept"] = tn.head.bias.detach().numpy().astype(np.float32)
     head = HEADS["logreg"].from_state(arrays, probe_record["info"])
     spec = backbone.spec()
-    spec.update(weights="finetuned", weights_sha256=state_dict_sha256(net),
-                weights_source=f"fine-tuned from {backbone.weights_source}",
-                base_weights_sha256=backbone.weights_sha256)
-    record = {"finetune": {k: v for k, v in settings.items() if k not in ("preprocess", "weights_sha256")},
-              "data": settings["data"], "test_size": settings["test_size"], "seed": settings["seed"],
-              "n_train": counts["train"], "n_val": counts["val"], "n_test": counts["test"],
-              "best_epoch": best["epoch"], "stopped_early": bool(stopped_early),
-              "history": {**{k: [r[k] for r in history] for k in history[0]}, "best_epoch": best["epoch"]},
-              "probe_test_accuracy": probe_record["test"].get("accuracy"),
-              "test_accuracy": test.get("accuracy"),
-              "skipped": [[parts.rel_paths[r], why] for r, why in sorted(failures.items())]}
-    return TrainedModel(head=head, class_names=list(parts.class_names), backbone=spec, training=record,
-                        backbone_state=net_state_arrays(net))
+    spec.update(
+        weights="finetuned",
+        weights_sha256=state_dict_sha256(net),
+        weights_source=f"fine-tuned from {backbone.weights_source}",
+        base_weights_sha256=backbone.weights_sha256,
+    )
+    record = {
+        "finetune": {k: v for k, v in settings.items() if k not in ("preprocess", "weights_sha256")},
+        "data": settings["data"],
+        "test_size": settings["test_size"],
+        "seed": settings["seed"],
+        "n_train": counts["train"],
+        "n_val": counts["val"],
+        "n_test": counts["test"],
+        "best_epoch": best["epoch"],
+        "stopped_early": bool(stopped_early),
+        "history": {**{k: [r[k] for r in history] for k in history[0]}, "best_epoch": best["epoch"]},
+        "probe_test_accuracy": probe_record["test"].get("accuracy"),
+        "test_accuracy": test.get("accuracy"),
+        "skipped": [[parts.rel_paths[r], why] for r, why in sorted(failures.items())],
+    }
+    return TrainedModel(
+        head=head,
+        class_names=list(parts.class_names),
+        backbone=spec,
+        training=record,
+        backbone_state=net_state_arrays(net),
+    )

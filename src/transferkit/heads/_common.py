@@ -11,6 +11,8 @@ from sklearn.model_selection import StratifiedKFold
 
 from ..errors import TransferkitError
 
+LOG_FLOOR = float(np.log(1e-300))  # log of a zero probability (k-NN votes), kept finite
+
 
 def check_xy(X, y) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=np.float32)

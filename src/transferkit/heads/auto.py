@@ -47,7 +47,7 @@ class AutoHead(ClassifierMixin, BaseEstimator):
         self.head_params = head_params
 
     def fit(self, X, y, progress=None):
-        from . import make_head
+        from .registry import make_fixed_head as make_head
 
         results, heads = [], []
         for kind in self.candidates:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import softmax
+from ._common import LOG_FLOOR, softmax
 
 T_BOUNDS = (0.05, 20.0)
-LOG_FLOOR = float(np.log(1e-300))  # log of a zero probability (k-NN votes), kept finite
 
 
 def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:

@@ -84,8 +84,14 @@ class KNNHead(ClassifierMixin, BaseEstimator):
                     brier[f, j] = np.mean(np.sum((p - onehot) ** 2, axis=1))
             mean = acc.mean(0)
             best = pick_best(mean, brier.mean(0))
-            self.cv_results_ = {"param": "k", "k": ks, "mean_accuracy": mean.tolist(), "std_accuracy": acc.std(0).tolist(),
-                                "mean_brier": brier.mean(0).tolist(), "folds": n_folds(self.cv)}
+            self.cv_results_ = {
+                "param": "k",
+                "k": ks,
+                "mean_accuracy": mean.tolist(),
+                "std_accuracy": acc.std(0).tolist(),
+                "mean_brier": brier.mean(0).tolist(),
+                "folds": n_folds(self.cv),
+            }
             self.cv_score_ = float(mean[best])
         else:
             check_folds(y, 1)
@@ -115,10 +121,18 @@ class KNNHead(ClassifierMixin, BaseEstimator):
         return CosineKNN(self.train_, self.train_labels_, len(self.classes_), self.k_, self.vote_weights_)
 
     def to_state(self):
-        arrays = {"train": self.train_, "train_labels": self.train_labels_, "vote_weights": self.vote_weights_,
-                  "classes": np.asarray(self.classes_).astype(np.int64)}
-        info = {"params": json_params(self.get_params()), "k": self.k_, "cv_results": self.cv_results_,
-                "cv_score": self.cv_score_}
+        arrays = {
+            "train": self.train_,
+            "train_labels": self.train_labels_,
+            "vote_weights": self.vote_weights_,
+            "classes": np.asarray(self.classes_).astype(np.int64),
+        }
+        info = {
+            "params": json_params(self.get_params()),
+            "k": self.k_,
+            "cv_results": self.cv_results_,
+            "cv_score": self.cv_score_,
+        }
         return arrays, info
 
     @classmethod

@@ -32,8 +32,15 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from . import scaling as scalings
-from ._common import (check_folds, check_xy, json_params, n_folds, n_workers, pick_within_noise, sample_weights,
-                      stratified_folds)
+from ._common import (
+    check_folds,
+    check_xy,
+    json_params,
+    n_workers,
+    pick_within_noise,
+    sample_weights,
+    stratified_folds,
+)
 
 # Log-spaced, one value per decade; includes the grid of the classic Keras transfer-learning tutorial
 # recipe, 0.1, 1, 10, 100, 1000, 10000.

@@ -1,5 +1,5 @@
-"""A small neural-network head: the classic Keras transfer-learning tutorial's head (Dense, BatchNorm, Dropout 0.5, softmax, Adam),
-with early stopping and its training curves kept in the model file.
+"""A small neural-network head: the classic Keras transfer-learning tutorial's head (Dense, BatchNorm, Dropout 0.5,
+softmax, Adam), with early stopping and its training curves kept in the model file.
 
 A stratified ``validation_fraction`` of the train split is held out; after every epoch the loss and
 accuracy on the rows trained on (averaged over the epoch's minibatches, in training mode, as Keras
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ._common import (check_folds, check_xy, holdout, json_params, n_folds, sample_weights, softmax, stratified_folds)
+from ._common import check_folds, check_xy, holdout, json_params, n_folds, sample_weights, softmax, stratified_folds
 from .streaming import ArraySource
 from .torch_modules import MLPNet, Softmax, torch_threads
 
@@ -55,9 +55,21 @@ class MLPHead(ClassifierMixin, BaseEstimator):
 
     kind = "mlp"
 
-    def __init__(self, hidden=(256,), dropout=0.5, batch_norm=True, lr=1e-3, weight_decay=0.0, batch_size=64,
-                 max_epochs=100, patience=10, validation_fraction=0.1, class_weight=None, cv=None,
-                 random_state=42):
+    def __init__(
+        self,
+        hidden=(256,),
+        dropout=0.5,
+        batch_norm=True,
+        lr=1e-3,
+        weight_decay=0.0,
+        batch_size=64,
+        max_epochs=100,
+        patience=10,
+        validation_fraction=0.1,
+        class_weight=None,
+        cv=None,
+        random_state=42,
+    ):
         self.hidden = hidden
         self.dropout = dropout
         self.batch_norm = batch_norm
@@ -82,8 +94,12 @@ class MLPHead(ClassifierMixin, BaseEstimator):
             for tr, te in stratified_folds(y_enc, self.cv, self.random_state):
                 fold = MLPHead(**{**self.get_params(), "cv": None}).fit(X[tr], y[tr])
                 scores.append(float(np.mean(fold.predict(X[te]) == y[te])))
-            self.cv_results_ = {"param": None, "mean_accuracy": [float(np.mean(scores))],
-                                "std_accuracy": [float(np.std(scores))], "folds": n_folds(self.cv)}
+            self.cv_results_ = {
+                "param": None,
+                "mean_accuracy": [float(np.mean(scores))],
+                "std_accuracy": [float(np.std(scores))],
+                "folds": n_folds(self.cv),
+            }
             self.cv_score_ = float(np.mean(scores))
         else:
             self.cv_results_, self.cv_score_ = {"folds": 0}, None
@@ -131,7 +147,11 @@ class MLPHead(ClassifierMixin, BaseEstimator):
                     X = torch.from_numpy(X)
                     yb_all = torch.from_numpy(y_enc[pos])
                     for s in range(0, len(pos), self.batch_size):
-                        xb, yb, wb = X[s : s + self.batch_size], yb_all[s : s + self.batch_size], weights[pos[s : s + self.batch_size]]
+                        xb, yb, wb = (
+                            X[s : s + self.batch_size],
+                            yb_all[s : s + self.batch_size],
+                            weights[pos[s : s + self.batch_size]],
+                        )
                         if len(yb) < 2 and self.batch_norm:
                             continue  # BatchNorm cannot train on a single row
                         logits = net(xb)
@@ -203,18 +223,29 @@ class MLPHead(ClassifierMixin, BaseEstimator):
         arrays["classes"] = np.asarray(self.classes_).astype(np.int64)
         params = json_params(self.get_params())
         params["hidden"] = list(_hidden(self.hidden))
-        info = {"params": params, "history": self.history_, "n_epochs": self.n_epochs_,
-                "best_epoch": self.best_epoch_, "stopped_early": self.stopped_early_,
-                "n_validation": self.n_validation_, "cv_results": self.cv_results_, "cv_score": self.cv_score_,
-                "n_features": int(self.net_.mean.shape[0])}
+        info = {
+            "params": params,
+            "history": self.history_,
+            "n_epochs": self.n_epochs_,
+            "best_epoch": self.best_epoch_,
+            "stopped_early": self.stopped_early_,
+            "n_validation": self.n_validation_,
+            "cv_results": self.cv_results_,
+            "cv_score": self.cv_score_,
+            "n_features": int(self.net_.mean.shape[0]),
+        }
         return arrays, info
 
     @classmethod
     def from_state(cls, arrays, info):
         head = cls(**info["params"])
         head.classes_ = arrays["classes"]
-        net = MLPNet(info["n_features"], _hidden(head.hidden), len(head.classes_), float(head.dropout), bool(head.batch_norm))
-        net.load_state_dict({k.removeprefix("net."): torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("net.")})
+        net = MLPNet(
+            info["n_features"], _hidden(head.hidden), len(head.classes_), float(head.dropout), bool(head.batch_norm)
+        )
+        net.load_state_dict(
+            {k.removeprefix("net."): torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("net.")}
+        )
         head.net_ = net.eval()
         head.history_, head.n_epochs_, head.best_epoch_ = info["history"], info["n_epochs"], info["best_epoch"]
         head.stopped_early_, head.n_validation_ = info["stopped_early"], info["n_validation"]
@@ -223,7 +254,11 @@ class MLPHead(ClassifierMixin, BaseEstimator):
 
     def describe(self) -> dict:
         h = self.history_
-        return {"head": self.kind, "hidden": list(_hidden(self.hidden)), "epochs": self.n_epochs_,
-                "best_epoch": self.best_epoch_,
-                "val_accuracy": h["val_accuracy"][self.best_epoch_ - 1] if h["val_accuracy"] else None,
-                "cv_accuracy": self.cv_score_}
+        return {
+            "head": self.kind,
+            "hidden": list(_hidden(self.hidden)),
+            "epochs": self.n_epochs_,
+            "best_epoch": self.best_epoch_,
+            "val_accuracy": h["val_accuracy"][self.best_epoch_ - 1] if h["val_accuracy"] else None,
+            "cv_accuracy": self.cv_score_,
+        }

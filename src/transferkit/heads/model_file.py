@@ -91,7 +91,7 @@ class TrainedModel:
 
     def predict(self, inputs, **kwargs):
         """Label image files or folders: see :func:`transferkit.predict`."""
-        from ..api import predict
+        from ..prediction import predict
 
         return predict(self, inputs, **kwargs)
 
@@ -106,7 +106,7 @@ def load_model(path: str | Path) -> TrainedModel:
     """Load a model saved by :meth:`TrainedModel.save` (no code is executed)."""
     from safetensors import SafetensorError, safe_open
 
-    from . import HEADS
+    from .registry import HEADS
 
     path = Path(path)
     if not path.exists():
@@ -118,7 +118,9 @@ def load_model(path: str | Path) -> TrainedModel:
         with safe_open(str(path), framework="numpy") as fh:
             meta = fh.metadata() or {}
             arrays = {k.removeprefix("head."): fh.get_tensor(k) for k in fh.keys() if not k.startswith("backbone.")}
-            backbone_state = {k.removeprefix("backbone."): fh.get_tensor(k) for k in fh.keys() if k.startswith("backbone.")}
+            backbone_state = {
+                k.removeprefix("backbone."): fh.get_tensor(k) for k in fh.keys() if k.startswith("backbone.")
+            }
     except (SafetensorError, OSError, ValueError) as exc:
         raise TransferkitError(f"{path}: {model_schema.why_not_safetensors(path, exc)}") from None
     record = model_schema.parse_metadata(meta, path, MODEL_FORMAT, MODEL_FORMAT_VERSION)
@@ -135,10 +137,25 @@ def load_model(path: str | Path) -> TrainedModel:
     n_features = model_schema.head_input_dim(kind, arrays, record["head"])
     model_schema.check_probe(head, n_features, n_classes, path)
     calibration = record.get("calibration")
-    if calibration is not None and not (isinstance(calibration, dict) and calibration.get("method") == "temperature"
-                                        and isinstance(calibration.get("temperature"), (int, float))
-                                        and calibration["temperature"] > 0):
+    if calibration is not None and not (
+        isinstance(calibration, dict)
+        and calibration.get("method") == "temperature"
+        and isinstance(calibration.get("temperature"), (int, float))
+        and calibration["temperature"] > 0
+    ):
         raise TransferkitError(f"{path}: its calibration record is not understood by this transferkit version")
-    return TrainedModel(head=head, class_names=record["class_names"], backbone=record["backbone"],
-                        training=record.get("training", {}), path=path, backbone_state=backbone_state or None,
-                        n_features=n_features, calibration=calibration)
+    return TrainedModel(
+        head=head,
+        class_names=record["class_names"],
+        backbone=record["backbone"],
+        training=record.get("training", {}),
+        path=path,
+        backbone_state=backbone_state or None,
+        n_features=n_features,
+        calibration=calibration,
+    )
+
+
+def as_model(model: TrainedModel | str | os.PathLike) -> TrainedModel:
+    """``model`` itself, or the model saved at that path."""
+    return model if isinstance(model, TrainedModel) else load_model(model)

@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import clone
 
-from ._common import check_folds, stratified_folds
-from .calibration import LOG_FLOOR
+from ._common import LOG_FLOOR, check_folds, stratified_folds
 
 
 def with_chosen_params(head):

@@ -210,12 +210,26 @@ def fit_linear_stream(head, source) -> None:
                                   head.scale_, head.class_weight, **opts)
     objective = [h[0] for h in hist]
     record["objective"] = objective
-    record["last_change"] = abs(objective[-1] - objective[-2]) / max(abs(objective[-1]), 1e-12) if len(objective) > 1 else None
+    record["last_change"] = (
+        abs(objective[-1] - objective[-2]) / max(abs(objective[-1]), 1e-12) if len(objective) > 1 else None
+    )
     polished = None
     if head.polish_iter:
-        Wp, bp, polished = lbfgs_stream(source, y_enc, K, head.C_, loss, head.mean_, head.scale_, head.class_weight,
-                                        W[0], b[0], max_iter=head.polish_iter, tol=head.tol,
-                                        scaling=head.scaling_)
+        Wp, bp, polished = lbfgs_stream(
+            source,
+            y_enc,
+            K,
+            head.C_,
+            loss,
+            head.mean_,
+            head.scale_,
+            head.class_weight,
+            W[0],
+            b[0],
+            max_iter=head.polish_iter,
+            tol=head.tol,
+            scaling=head.scaling_,
+        )
         record["polish"] = polished
         W, b = Wp.unsqueeze(0), bp.unsqueeze(0)
     head.sgd_ = record

@@ -109,7 +109,11 @@ class FileSource(_Source):
         start = 0
         for run in np.split(rows, breaks):
             lo, hi = int(run[0]), int(run[-1]) + 1
-            block = self.dsets[0][lo:hi] if len(self.dsets) == 1 else np.concatenate([ds[lo:hi] for ds in self.dsets], axis=1)
+            block = (
+                self.dsets[0][lo:hi]
+                if len(self.dsets) == 1
+                else np.concatenate([ds[lo:hi] for ds in self.dsets], axis=1)
+            )
             out[start : start + len(run)] = block[run - lo]
             start += len(run)
         return out

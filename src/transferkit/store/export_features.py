@@ -41,7 +41,8 @@ from .reader import FeatureFile, _decode_str
 FORMATS = (".npy", ".npz", ".parquet", ".csv")
 EXPORT_FORMAT = "transferkit-features-export"
 # Buffers per chunk of rows each format holds at once, in units of the chunk's feature bytes: the
-# read window and its copy, plus the Arrow arrays for Parquet, or the floats as text (two copies, ~15x the bytes each) for CSV.
+# read window and its copy, plus the Arrow arrays for Parquet, or the floats as text (two copies, ~15x the bytes
+# each) for CSV.
 _COPIES = {".npy": 3, ".npz": 3, ".parquet": 5, ".csv": 32}
 
 
@@ -69,8 +70,9 @@ def outputs_for(output: Path) -> list[Path]:
     return [output]
 
 
-def export_features(features: str | Path, output: str | Path, *, layer=None, overwrite: bool = False,
-                    max_memory: str | int = "256MB") -> FeatureExportResult:
+def export_features(
+    features: str | Path, output: str | Path, *, layer=None, overwrite: bool = False, max_memory: str | int = "256MB"
+) -> FeatureExportResult:
     """Write the rows of ``features`` to ``output`` in the format its extension names (see the module docstring).
 
     ``layer``: which layer(s) of the file (None: its first; several names are concatenated in that order).
@@ -78,8 +80,10 @@ def export_features(features: str | Path, output: str | Path, *, layer=None, ove
     output = Path(output)
     fmt = output.suffix.lower()
     if fmt not in FORMATS:
-        raise TransferkitError(f"{output}: unknown export format {output.suffix or '(no extension)'!r}; "
-                               f"name the output {', '.join('*' + f for f in FORMATS)}")
+        raise TransferkitError(
+            f"{output}: unknown export format {output.suffix or '(no extension)'!r}; "
+            f"name the output {', '.join('*' + f for f in FORMATS)}"
+        )
     if output.is_dir():
         raise TransferkitError(f"{output}: is a folder; -o names the file to write")
     if output.parent and not output.parent.exists():
@@ -107,8 +111,16 @@ def export_features(features: str | Path, output: str | Path, *, layer=None, ove
             raise
     for tmp, target in zip(temps, targets):
         fsio.replace(tmp, target)
-    return FeatureExportResult(path=output, format=fmt[1:], n_rows=source.n, n_features=source.dim, dtype=str(source.dtype),
-                        files=targets, seconds=time.perf_counter() - start, chunk_rows=source.chunk_rows)
+    return FeatureExportResult(
+        path=output,
+        format=fmt[1:],
+        n_rows=source.n,
+        n_features=source.dim,
+        dtype=str(source.dtype),
+        files=targets,
+        seconds=time.perf_counter() - start,
+        chunk_rows=source.chunk_rows,
+    )
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -129,8 +141,12 @@ class _Rows:
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]]:
         for lo in range(0, self.n, self.chunk_rows):
             hi = min(self.n, lo + self.chunk_rows)
-            yield (self._read(lo, hi), self.ff._read(schema.LABELS, slice(lo, hi)).astype(np.int32),
-                   self.ff._read(schema.SPLIT, slice(lo, hi)).astype(np.uint8), self.paths(lo, hi))
+            yield (
+                self._read(lo, hi),
+                self.ff._read(schema.LABELS, slice(lo, hi)).astype(np.int32),
+                self.ff._read(schema.SPLIT, slice(lo, hi)).astype(np.uint8),
+                self.paths(lo, hi),
+            )
 
     def paths(self, lo: int, hi: int) -> list[str]:
         return _decode_str(self.ff._read(schema.PATHS, slice(lo, hi)))
@@ -140,15 +156,23 @@ class _Rows:
             yield self.ff._read(name, slice(lo, min(self.n, lo + self.chunk_rows))).astype(dtype)
 
     def describe(self) -> dict:
-        return {"format": EXPORT_FORMAT, "rows": self.n, "features": self.dim, "dtype": str(self.dtype),
-                "layers": self.layers, "class_names": self.class_names, "split_names": list(SPLIT_NAMES),
-                "provenance": self.provenance}
+        return {
+            "format": EXPORT_FORMAT,
+            "rows": self.n,
+            "features": self.dim,
+            "dtype": str(self.dtype),
+            "layers": self.layers,
+            "class_names": self.class_names,
+            "split_names": list(SPLIT_NAMES),
+            "provenance": self.provenance,
+        }
 
 
 # -- NumPy ----------------------------------------------------------------------------------------------
 def _npy_header(fh, dtype, shape) -> None:
-    np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                              "fortran_order": False, "shape": tuple(shape)})
+    np.lib.format.write_array_header_1_0(
+        fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
+    )
 
 
 def _stream_npy(fh, dtype, shape, parts: Iterator[np.ndarray]) -> None:
@@ -181,11 +205,20 @@ def _write_npy(rows: _Rows, temps: list[Path]) -> None:
 
 
 def _write_npz(rows: _Rows, temps: list[Path]) -> None:
-    width = max([1] + [len(p) for lo in range(0, rows.n, rows.chunk_rows)
-                       for p in rows.paths(lo, min(rows.n, lo + rows.chunk_rows))])
+    width = max(
+        [1]
+        + [
+            len(p)
+            for lo in range(0, rows.n, rows.chunk_rows)
+            for p in rows.paths(lo, min(rows.n, lo + rows.chunk_rows))
+        ]
+    )
     info = rows.describe()
-    small = {"class_names": np.array(rows.class_names, dtype=str), "split_names": np.array(SPLIT_NAMES, dtype=str),
-             "provenance": np.array(json.dumps(info["provenance"], ensure_ascii=False, default=str))}
+    small = {
+        "class_names": np.array(rows.class_names, dtype=str),
+        "split_names": np.array(SPLIT_NAMES, dtype=str),
+        "provenance": np.array(json.dumps(info["provenance"], ensure_ascii=False, default=str)),
+    }
     with zipfile.ZipFile(temps[0], "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         with zf.open("features.npy", "w", force_zip64=True) as fh:
             _stream_npy(fh, rows.dtype, (rows.n, rows.dim), (f for f, _, _, _ in rows.chunks()))
@@ -194,9 +227,15 @@ def _write_npz(rows: _Rows, temps: list[Path]) -> None:
         with zf.open("split.npy", "w", force_zip64=True) as fh:
             _stream_npy(fh, np.uint8, (rows.n,), rows.column(schema.SPLIT, np.uint8))
         with zf.open("paths.npy", "w", force_zip64=True) as fh:
-            _stream_npy(fh, f"<U{width}", (rows.n,), (np.array(rows.paths(lo, min(rows.n, lo + rows.chunk_rows)),
-                                                               dtype=f"<U{width}")
-                                                      for lo in range(0, rows.n, rows.chunk_rows)))
+            _stream_npy(
+                fh,
+                f"<U{width}",
+                (rows.n,),
+                (
+                    np.array(rows.paths(lo, min(rows.n, lo + rows.chunk_rows)), dtype=f"<U{width}")
+                    for lo in range(0, rows.n, rows.chunk_rows)
+                ),
+            )
         for name, arr in small.items():
             with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, arr, allow_pickle=False)
@@ -208,8 +247,9 @@ def _pyarrow():
         import pyarrow
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        raise TransferkitError("writing .parquet needs pyarrow: pip install 'transferkit[parquet]' "
-                               "(or pip install pyarrow)") from None
+        raise TransferkitError(
+            "writing .parquet needs pyarrow: pip install 'transferkit[parquet]' (or pip install pyarrow)"
+        ) from None
     return pyarrow
 
 
@@ -219,17 +259,30 @@ def _write_parquet(rows: _Rows, temps: list[Path]) -> None:
 
     names = np.array(rows.class_names, dtype=object)
     split_names = np.array(SPLIT_NAMES, dtype=object)
-    schema_ = pa.schema([("path", pa.string()), ("label", pa.int32()), ("label_name", pa.string()),
-                         ("split", pa.string()), ("features", pa.list_(pa.float32(), rows.dim))],
-                        metadata={"transferkit": json.dumps(rows.describe(), ensure_ascii=False, default=str)})
+    schema_ = pa.schema(
+        [
+            ("path", pa.string()),
+            ("label", pa.int32()),
+            ("label_name", pa.string()),
+            ("split", pa.string()),
+            ("features", pa.list_(pa.float32(), rows.dim)),
+        ],
+        metadata={"transferkit": json.dumps(rows.describe(), ensure_ascii=False, default=str)},
+    )
     # dictionary pages only where values repeat: on the float vectors they are wasted work and memory
     with pq.ParquetWriter(temps[0], schema_, use_dictionary=["label_name", "split"]) as writer:
         for feats, labels, split, paths in rows.chunks():
             flat = pa.array(np.ascontiguousarray(feats, dtype=np.float32).reshape(-1))
-            table = pa.Table.from_arrays([
-                pa.array(paths, pa.string()), pa.array(labels, pa.int32()), pa.array(names[labels], pa.string()),
-                pa.array(split_names[split], pa.string()), pa.FixedSizeListArray.from_arrays(flat, rows.dim),
-            ], schema=schema_)
+            table = pa.Table.from_arrays(
+                [
+                    pa.array(paths, pa.string()),
+                    pa.array(labels, pa.int32()),
+                    pa.array(names[labels], pa.string()),
+                    pa.array(split_names[split], pa.string()),
+                    pa.FixedSizeListArray.from_arrays(flat, rows.dim),
+                ],
+                schema=schema_,
+            )
             writer.write_table(table)  # one row group per chunk
             del flat, table
 
@@ -243,6 +296,8 @@ def _write_csv(rows: _Rows, temps: list[Path]) -> None:
         out.writerow(["path", "label", "label_name", "split", *(f"f{i}" for i in range(rows.dim))])
         for feats, labels, split, paths in rows.chunks():
             text = np.char.mod(fmt, feats.astype(np.float32))
-            out.writerows([p, int(lab), names[lab], SPLIT_NAMES[s], *t]
-                          for p, lab, s, t in zip(paths, labels, split, text.tolist()))
+            out.writerows(
+                [p, int(lab), names[lab], SPLIT_NAMES[s], *t]
+                for p, lab, s, t in zip(paths, labels, split, text.tolist())
+            )
             del text

@@ -111,11 +111,5 @@ def select(infos: list[dict], layers, origin) -> list[dict]:
     return [by_name[n] for n in names]
 
 
-def datasets(h5: h5py.File, chosen: list[dict]) -> list[h5py.Dataset]:
-    if GROUP not in h5:
-        return [h5[schema.FEATURES]]
-    return [h5[GROUP][info["name"]] for info in chosen]
-
-
 def _str(v):
     return v.decode("utf-8") if isinstance(v, bytes) else v

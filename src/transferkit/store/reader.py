@@ -24,7 +24,6 @@ from .budget import parse_size, rows_for_budget
 from .working import DamagedFileError
 
 
-
 def _decode_str(values, origin=None) -> list[str]:
     try:
         return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
@@ -58,18 +57,22 @@ class FeatureFile:
             if isinstance(fmt, bytes):
                 fmt = fmt.decode("utf-8", "replace")
             if fmt != schema.FORMAT:
-                raise TransferkitError(f"{self.path}: not a transferkit feature file (no format='{schema.FORMAT}' attribute)")
+                raise TransferkitError(
+                    f"{self.path}: not a transferkit feature file (no format='{schema.FORMAT}' attribute)"
+                )
             self._progress = working.read_progress(self.h5) if working.is_working(self.h5) else None
             required = (schema.FEATURES, schema.LABELS, schema.PATHS, schema.SPLIT, schema.LABEL_NAMES)
             missing = [n for n in required if n not in self.h5]
             if missing:
                 raise DamagedFileError(f"{self.path}: damaged feature file: missing dataset(s) {', '.join(missing)}")
-            self.attrs  # read once, so damaged attributes fail here, in one line
+            self.attrs  # noqa: B018 (read once, so damaged attributes fail here, in one line)
             for name in required:  # open each once, so a damaged header fails here, in one line
                 try:
-                    self.h5[name].shape
+                    self.h5[name].shape  # noqa: B018 (the read is the check)
                 except (OSError, RuntimeError, KeyError, ValueError) as exc:
-                    raise DamagedFileError(f"{self.path}: damaged feature file: cannot open {name!r} ({_short(exc)})") from None
+                    raise DamagedFileError(
+                        f"{self.path}: damaged feature file: cannot open {name!r} ({_short(exc)})"
+                    ) from None
         except TransferkitError:
             self.h5.close()
             raise
@@ -90,7 +93,9 @@ class FeatureFile:
         try:
             items = list(self.h5.attrs.items())
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-            raise DamagedFileError(f"{self.path}: damaged feature file: cannot read its attributes ({_short(exc)})") from None
+            raise DamagedFileError(
+                f"{self.path}: damaged feature file: cannot read its attributes ({_short(exc)})"
+            ) from None
         out = {}
         for key, value in items:
             if isinstance(value, bytes):
@@ -106,7 +111,9 @@ class FeatureFile:
                 try:
                     value = json.loads(value)  # several layers: one name / pool each
                 except ValueError:
-                    raise DamagedFileError(f"{self.path}: damaged feature file: attribute {key!r} is not JSON") from None
+                    raise DamagedFileError(
+                        f"{self.path}: damaged feature file: attribute {key!r} is not JSON"
+                    ) from None
             out[key] = value
         return out
 
@@ -121,8 +128,13 @@ class FeatureFile:
         p = self._progress
         if p is None:
             return None
-        return {"rows": p.rows, "skipped": p.skipped, "inputs_done": p.next_input,
-                "inputs_total": int(self.h5[working.GROUP][working.PLAN_LABELS].shape[0]), "sessions": p.sessions}
+        return {
+            "rows": p.rows,
+            "skipped": p.skipped,
+            "inputs_done": p.next_input,
+            "inputs_total": int(self.h5[working.GROUP][working.PLAN_LABELS].shape[0]),
+            "sessions": p.sessions,
+        }
 
     def resume_hint(self) -> str:
         """The command that finishes this file: the settings it was started with, then ``--resume``."""
@@ -167,11 +179,14 @@ class FeatureFile:
         try:
             result = check_checksums(self.h5)
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-            raise DamagedFileError(f"{self.path}: damaged feature file: its data cannot be read ({_short(exc)})") from None
+            raise DamagedFileError(
+                f"{self.path}: damaged feature file: its data cannot be read ({_short(exc)})"
+            ) from None
         if result.bad:
             raise DamagedFileError(
                 f"{self.path}: damaged feature file: {len(result.bad)} block(s) differ from the checksums taken when "
-                f"it was finished ({'; '.join(result.bad[:3])}); extract it again before you {action} it")
+                f"it was finished ({'; '.join(result.bad[:3])}); extract it again before you {action} it"
+            )
 
     def backbone_spec(self, layers=None) -> dict:
         """The backbone that made the features of ``layers`` (None: the ``features`` dataset's layer)."""
@@ -235,15 +250,19 @@ class FeatureFile:
             self._n_classes = int(self.h5[schema.LABEL_NAMES].shape[0])
         bad = np.flatnonzero((labels < 0) | (labels >= self._n_classes))
         if len(bad):
-            raise DamagedFileError(f"{self.path}: damaged feature file: row {first_row + int(bad[0])} has label "
-                                   f"{int(labels[bad[0]])}, outside 0..{self._n_classes - 1} ({len(bad)} such rows here)")
+            raise DamagedFileError(
+                f"{self.path}: damaged feature file: row {first_row + int(bad[0])} has label "
+                f"{int(labels[bad[0]])}, outside 0..{self._n_classes - 1} ({len(bad)} such rows here)"
+            )
         return labels
 
     def _checked_split(self, split: np.ndarray, first_row: int = 0) -> np.ndarray:
         bad = np.flatnonzero(~np.isin(split, VALID_SPLITS))
         if len(bad):
-            raise DamagedFileError(f"{self.path}: damaged feature file: row {first_row + int(bad[0])} has split value "
-                                   f"{int(split[bad[0]])}, not one of {', '.join(map(str, VALID_SPLITS))}")
+            raise DamagedFileError(
+                f"{self.path}: damaged feature file: row {first_row + int(bad[0])} has split value "
+                f"{int(split[bad[0]])}, not one of {', '.join(map(str, VALID_SPLITS))}"
+            )
         return split
 
     @property
@@ -309,8 +328,14 @@ class FeatureFile:
             pos += len(f)
         return X, y
 
-    def iter_chunks(self, split: str | None = None, chunk_rows: int | None = None, *,
-                    max_memory: str | int | float | None = None, layers=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_chunks(
+        self,
+        split: str | None = None,
+        chunk_rows: int | None = None,
+        *,
+        max_memory: str | int | float | None = None,
+        layers=None,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (features float32, labels int64) of ``split`` in file order, ``chunk_rows`` rows at a
         time (the last chunk may be shorter).
 
@@ -403,6 +428,8 @@ def _why_unreadable(path: Path, exc: BaseException) -> str:
     if head != b"\x89HDF\r\n\x1a\n":
         return "not an HDF5 file, so not a transferkit feature file"
     if "truncated file" in text:
-        return (f"truncated HDF5 file ({size} bytes; its header expects more): it was cut short, e.g. by an "
-                "interrupted copy; copy it again, or extract again with --overwrite")
+        return (
+            f"truncated HDF5 file ({size} bytes; its header expects more): it was cut short, e.g. by an "
+            "interrupted copy; copy it again, or extract again with --overwrite"
+        )
     return f"damaged HDF5 file, cannot be opened ({_short(exc)})"

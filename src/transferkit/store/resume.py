@@ -33,10 +33,18 @@ from .working import Plan, WorkingFile, create_working_file
 
 # Settings that change what the rows contain, with the option a user sets them by.
 GUARDED = {
-    "model": "--model", "weights_sha256": "--weights", "layer": "--layer", "pool": "--pool",
-    "preprocess": "the model's preprocessing", "engine": "--engine", "batch_size": "--batch-size",
-    "split_source": "split layout (split folders, a split column, or neither)", "test_size": "--test-size", "seed": "--seed",
-    "precision": "--precision", "calibration": "--precision int8 (its calibration images)",
+    "model": "--model",
+    "weights_sha256": "--weights",
+    "layer": "--layer",
+    "pool": "--pool",
+    "preprocess": "the model's preprocessing",
+    "engine": "--engine",
+    "batch_size": "--batch-size",
+    "split_source": "split layout (split folders, a split column, or neither)",
+    "test_size": "--test-size",
+    "seed": "--seed",
+    "precision": "--precision",
+    "calibration": "--precision int8 (its calibration images)",
 }
 
 
@@ -48,8 +56,15 @@ class DatasetChangedError(TransferkitError):
     """Files were added to or removed from the dataset since the file was started."""
 
 
-def resolve_mode(output: Path, *, overwrite: bool = False, resume: bool = False, update: bool = False,
-                 dtype: str | None = None, compression: str | None = None) -> str:
+def resolve_mode(
+    output: Path,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    update: bool = False,
+    dtype: str | None = None,
+    compression: str | None = None,
+) -> str:
     """'new', 'overwrite', 'resume' or 'update'; refuses to touch an existing file without a flag.
     Cheap: called before the dataset is listed or a model loaded."""
     check_storage_options(dtype, compression)
@@ -80,8 +95,10 @@ def describe_existing(path: Path) -> tuple[str, str]:
     try:
         with FeatureFile(path) as ff:
             if ff.complete:
-                return (f"a complete feature file, {ff.n_rows} rows",
-                        "pass --update to add new images and drop removed ones, or --overwrite to replace it")
+                return (
+                    f"a complete feature file, {ff.n_rows} rows",
+                    "pass --update to add new images and drop removed ones, or --overwrite to replace it",
+                )
             p = ff.progress
             done = f"{p['inputs_done']} of {p['inputs_total']} images done" if p else f"{ff.n_rows} rows"
             return f"an incomplete feature file, {done}", "pass --resume to finish it, or --overwrite to start over"
@@ -115,12 +132,15 @@ def check_settings(path: Path, file_attrs: dict, attrs: dict, action: str) -> No
         if same:
             continue
         if isinstance(old, dict) and isinstance(new, dict):
-            diffs = [f"{k} {old.get(k)!r} vs {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+            diffs = [
+                f"{k} {old.get(k)!r} vs {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+            ]
             detail = f"its {key} differs ({'; '.join(diffs)}, file vs this run)"
         else:
             detail = f"it was extracted with {key} {old!r}, this run asks for {new!r}"
         raise SettingsMismatchError(
-            f"{path}: cannot {action}: {detail}; rerun with the file's {flag} to {action} it, or pass --overwrite to start over"
+            f"{path}: cannot {action}: {detail}; rerun with the file's {flag} to {action} it, or pass --overwrite to "
+            "start over"
         )
 
 
@@ -136,9 +156,22 @@ def _pairs_text(added: list, removed: list) -> str:
 class ExtractionRun:
     """One extraction session against ``output`` (see the module docstring)."""
 
-    def __init__(self, output: str | Path, *, mode: str, dataset, labels, split, attrs: dict, feature_dim: int,
-                 dtype: str | None = None, compression: str | None = None, buffer_rows: int = 1000,
-                 test_size: float = 0.25, seed: int = 42):
+    def __init__(
+        self,
+        output: str | Path,
+        *,
+        mode: str,
+        dataset,
+        labels,
+        split,
+        attrs: dict,
+        feature_dim: int,
+        dtype: str | None = None,
+        compression: str | None = None,
+        buffer_rows: int = 1000,
+        test_size: float = 0.25,
+        seed: int = 42,
+    ):
         check_storage_options(dtype, compression)
         self.output = Path(output)
         self.mode = mode
@@ -163,19 +196,32 @@ class ExtractionRun:
     def __enter__(self) -> "ExtractionRun":
         fsio.remove_quietly(temp_path(self.output))  # left by a run killed mid-create or mid-finish
         if self.mode in ("new", "overwrite"):
-            plan = Plan([s.path for s in self.dataset.samples], self.labels.astype(np.int32),
-                        self.split.astype(np.uint8), list(self.dataset.class_names))
+            plan = Plan(
+                [s.path for s in self.dataset.samples],
+                self.labels.astype(np.int32),
+                self.split.astype(np.uint8),
+                list(self.dataset.class_names),
+            )
             self._create(plan, self.dtype or "float32", self.attrs)
             self.n_added = len(plan)
         else:
             self._open_existing()
         return self
 
-    def _create(self, plan: Plan, dtype: str, attrs: dict, copy_done: Callable[[WorkingFile], None] | None = None) -> None:
+    def _create(
+        self, plan: Plan, dtype: str, attrs: dict, copy_done: Callable[[WorkingFile], None] | None = None
+    ) -> None:
         tmp = temp_path(self.output)
         try:
-            isolate.run(create_working_file, tmp, plan, feature_dim=self.feature_dim, dtype=dtype, attrs=attrs,
-                        compression=self.compression)
+            isolate.run(
+                create_working_file,
+                tmp,
+                plan,
+                feature_dim=self.feature_dim,
+                dtype=dtype,
+                attrs=attrs,
+                compression=self.compression,
+            )
             if copy_done is not None:
                 wf = WorkingFile.open(tmp, buffer_rows=1 << 62)
                 try:
@@ -257,8 +303,14 @@ class ExtractionRun:
         if ff.progress is not None:
             g = ff.h5[working.GROUP]
             start = ff.progress["inputs_done"]
-            pending = [(p, names[lab], int(s)) for p, lab, s in zip(
-                _decode_str(g[working.PLAN_PATHS][start:]), g[working.PLAN_LABELS][start:], g[working.PLAN_SPLIT][start:])]
+            pending = [
+                (p, names[lab], int(s))
+                for p, lab, s in zip(
+                    _decode_str(g[working.PLAN_PATHS][start:]),
+                    g[working.PLAN_LABELS][start:],
+                    g[working.PLAN_SPLIT][start:],
+                )
+            ]
         pending_kept = [(p, c, s) for p, c, s in pending if (p, c) in now]
         covered = {pair for pair, k in zip(row_pairs, keep) if k}
         covered |= {(p, now_paths[p]) for p, _ in skipped}
@@ -270,7 +322,8 @@ class ExtractionRun:
             gone = [p for (p, _), k in zip(row_pairs, keep) if not k] + [p for p, _ in ff.skipped if p not in now_paths]
             raise DatasetChangedError(
                 f"{self.output}: is complete, but the dataset changed since it was extracted "
-                f"({_pairs_text([p for p, _ in new], gone)}); pass --update to extract only the new files and drop removed ones"
+                f"({_pairs_text([p for p, _ in new], gone)}); pass --update to extract only the new files and drop "
+                "removed ones"
             )
         if ff.complete and not new and not self.n_removed:
             self.status = "up to date"
@@ -282,14 +335,25 @@ class ExtractionRun:
         if len(new) and self.attrs.get("split_source", STRATIFIED) != STRATIFIED:  # the dataset says each file's split
             new_split = self.split[[now[pair] for pair in new]].astype(np.uint8)
         kept_rows = np.flatnonzero(keep)
-        paths = ([row_paths[i] for i in kept_rows] + [p for p, _ in skipped]
-                 + [p for p, _, _ in pending_kept] + [p for p, _ in new])
-        labels = ([index[row_pairs[i][1]] for i in kept_rows] + [index[now_paths[p]] for p, _ in skipped]
-                  + [index[c] for _, c, _ in pending_kept] + list(new_labels))
-        split = (list(row_split[kept_rows]) + [0] * len(skipped) + [s for _, _, s in pending_kept] + list(new_split))
+        paths = (
+            [row_paths[i] for i in kept_rows]
+            + [p for p, _ in skipped]
+            + [p for p, _, _ in pending_kept]
+            + [p for p, _ in new]
+        )
+        labels = (
+            [index[row_pairs[i][1]] for i in kept_rows]
+            + [index[now_paths[p]] for p, _ in skipped]
+            + [index[c] for _, c, _ in pending_kept]
+            + list(new_labels)
+        )
+        split = list(row_split[kept_rows]) + [0] * len(skipped) + [s for _, _, s in pending_kept] + list(new_split)
         plan = Plan(paths, np.asarray(labels, np.int32), np.asarray(split, np.uint8), list(self.dataset.class_names))
-        attrs = {**self.attrs, "created": ff.attrs.get("created", ""),
-                 "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        attrs = {
+            **self.attrs,
+            "created": ff.attrs.get("created", ""),
+            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
         if self.compression is None:
             self.compression = _file_compression(ff)
         n_kept, n_done = len(kept_rows), len(kept_rows) + len(skipped)
@@ -329,8 +393,12 @@ class ExtractionRun:
         covered = [*positions, *(p for p, _ in failures)]
         if not covered:
             return
-        self.wf.add([self.start + p for p in positions], features,
-                    [(self.start + p, reason) for p, reason in failures], next_input=self.start + max(covered) + 1)
+        self.wf.add(
+            [self.start + p for p in positions],
+            features,
+            [(self.start + p, reason) for p, reason in failures],
+            next_input=self.start + max(covered) + 1,
+        )
 
     def progress(self, callback: Callable[[int, int], None] | None):
         """Wrap a ``(done, total)`` progress callback so that it counts the images done before."""
@@ -388,10 +456,12 @@ class ExtractionRun:
         if stage == "finish":
             return fsio.OutOfSpaceError(
                 f"{self.output}: cannot finish the feature file: {why}; all {rows} rows are safe in it ({state}, "
-                f"marked incomplete); make room for about {need} more and run the same command with --resume")
+                f"marked incomplete); make room for about {need} more and run the same command with --resume"
+            )
         return fsio.OutOfSpaceError(
             f"{self.output}: extraction stopped: {why}; the file keeps its {rows} committed rows ({state}, marked "
-            f"incomplete); make room and run the same command with --resume to continue")
+            f"incomplete); make room and run the same command with --resume to continue"
+        )
 
 
 def _file_compression(ff: FeatureFile) -> str | None:

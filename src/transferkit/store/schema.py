@@ -37,7 +37,18 @@ FORMAT = "transferkit-features"
 FORMAT_VERSION = 1
 
 FEATURES, LABELS, LABEL_NAMES, PATHS, SPLIT, SKIPPED = "features", "labels", "label_names", "paths", "split", "skipped"
-REQUIRED_ATTRS = ("format", "format_version", "model", "weights_sha256", "layer", "pool", "preprocess", "versions", "created", "complete")
+REQUIRED_ATTRS = (
+    "format",
+    "format_version",
+    "model",
+    "weights_sha256",
+    "layer",
+    "pool",
+    "preprocess",
+    "versions",
+    "created",
+    "complete",
+)
 
 _VERSIONED = ("transferkit", "torch", "torchvision", "timm", "numpy", "h5py", "pillow", "scikit-learn", "onnxruntime")
 

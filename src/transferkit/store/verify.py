@@ -53,10 +53,17 @@ def verify_features(path: str | Path, max_memory: str | int = "256MB") -> Verifi
         attrs = ff.attrs
         stratified = (attrs.get("split_source") or STRATIFIED) == STRATIFIED  # else the dataset brought the split
         missing = [k for k in PROVENANCE if k not in attrs and (stratified or k not in ("test_size", "seed"))]
-        v.add("provenance attributes", not missing, f"missing: {', '.join(missing)}" if missing else f"{len(PROVENANCE)} present")
+        v.add(
+            "provenance attributes",
+            not missing,
+            f"missing: {', '.join(missing)}" if missing else f"{len(PROVENANCE)} present",
+        )
         version = attrs.get("format_version")
-        v.add("format version", isinstance(version, int) and 1 <= version <= schema.FORMAT_VERSION,
-              f"{version} (this transferkit reads up to {schema.FORMAT_VERSION})")
+        v.add(
+            "format version",
+            isinstance(version, int) and 1 <= version <= schema.FORMAT_VERSION,
+            f"{version} (this transferkit reads up to {schema.FORMAT_VERSION})",
+        )
 
         h5 = ff.h5
         n = ff.n_rows
@@ -67,20 +74,30 @@ def verify_features(path: str | Path, max_memory: str | int = "256MB") -> Verifi
         same = all(len(s) == 1 and s[0] == expect for s in lengths.values())
         if working.is_working(h5):
             same = same and n <= expect
-        v.add("shapes", shape_ok and same,
-              f"features {feats.shape}, " + ", ".join(f"{k} {s}" for k, s in lengths.items()))
+        v.add(
+            "shapes", shape_ok and same, f"features {feats.shape}, " + ", ".join(f"{k} {s}" for k, s in lengths.items())
+        )
         v.add("feature dtype", feats.dtype in (np.float16, np.float32, np.float64), str(feats.dtype))
 
         names = ff.label_names
         v.add("label names", len(names) >= 1 and len(set(names)) == len(names), f"{len(names)} classes")
         labels = ff._read(schema.LABELS, slice(0, n)).astype(np.int64)  # raw, as ff.labels refuses bad ones
         bad = int(((labels < 0) | (labels >= len(names))).sum())
-        v.add("label range", bad == 0, f"{bad} labels outside 0..{len(names) - 1}" if bad else f"all in 0..{len(names) - 1}")
+        v.add(
+            "label range",
+            bad == 0,
+            f"{bad} labels outside 0..{len(names) - 1}" if bad else f"all in 0..{len(names) - 1}",
+        )
         split = ff._read(schema.SPLIT, slice(0, n))  # raw: ff.split refuses values out of range
         bad = int((~np.isin(split, VALID_SPLITS)).sum())
         names_of = [f"{code} ({name})" for code, name in zip(VALID_SPLITS, SPLIT_NAMES)]
-        v.add("split values", bad == 0, f"{bad} rows not {', '.join(names_of[:-1])} or {names_of[-1]}" if bad else
-              ", ".join(f"{int((split == code).sum())} {name}" for code, name in zip(VALID_SPLITS, SPLIT_NAMES)))
+        v.add(
+            "split values",
+            bad == 0,
+            f"{bad} rows not {', '.join(names_of[:-1])} or {names_of[-1]}"
+            if bad
+            else ", ".join(f"{int((split == code).sum())} {name}" for code, name in zip(VALID_SPLITS, SPLIT_NAMES)),
+        )
         try:
             paths = ff.paths
         except DamagedFileError as exc:
@@ -89,17 +106,28 @@ def verify_features(path: str | Path, max_memory: str | int = "256MB") -> Verifi
         if paths is not None:
             dupes = len(paths) - len(set(paths))
             empty = sum(1 for p in paths if not p)
-            v.add("paths", dupes == 0 and empty == 0, f"{dupes} duplicated, {empty} empty" if dupes or empty else f"{len(paths)} unique")
+            v.add(
+                "paths",
+                dupes == 0 and empty == 0,
+                f"{dupes} duplicated, {empty} empty" if dupes or empty else f"{len(paths)} unique",
+            )
 
         skipped = ff.skipped
         if ff.complete and "n_images" in attrs:
             total = n + len(skipped)
-            v.add("counts", total == attrs["n_images"],
-                  f"{n} rows + {len(skipped)} skipped = {total}, n_images = {attrs['n_images']}")
+            v.add(
+                "counts",
+                total == attrs["n_images"],
+                f"{n} rows + {len(skipped)} skipped = {total}, n_images = {attrs['n_images']}",
+            )
         elif ff.progress is not None:
             p = ff.progress
-            v.add("counts", p["rows"] + p["skipped"] <= p["inputs_done"] <= p["inputs_total"],
-                  f"{p['rows']} rows + {p['skipped']} skipped of {p['inputs_done']} inputs done, {p['inputs_total']} planned")
+            v.add(
+                "counts",
+                p["rows"] + p["skipped"] <= p["inputs_done"] <= p["inputs_total"],
+                f"{p['rows']} rows + {p['skipped']} skipped of {p['inputs_done']} inputs done, {p['inputs_total']} "
+                "planned",
+            )
 
         nonfinite, first = 0, None
         offset = 0
@@ -119,8 +147,18 @@ def verify_features(path: str | Path, max_memory: str | int = "256MB") -> Verifi
             if not sums.present:
                 v.add("checksums", True, "absent (the file was written before transferkit stored checksums)")
             else:
-                v.add("checksums", not sums.bad, f"{len(sums.bad)} damaged block(s): {'; '.join(sums.bad[:5])}"
-                      if sums.bad else f"{sums.checked} blocks match")
-        v.add("finite features", nonfinite == 0,
-              f"{nonfinite} rows with NaN or Inf (first: row {first}, {paths[first] if paths else '?'!r})" if nonfinite else f"{n} rows, no NaN/Inf")
+                v.add(
+                    "checksums",
+                    not sums.bad,
+                    f"{len(sums.bad)} damaged block(s): {'; '.join(sums.bad[:5])}"
+                    if sums.bad
+                    else f"{sums.checked} blocks match",
+                )
+        v.add(
+            "finite features",
+            nonfinite == 0,
+            f"{nonfinite} rows with NaN or Inf (first: row {first}, {paths[first] if paths else '?'!r})"
+            if nonfinite
+            else f"{n} rows, no NaN/Inf",
+        )
         return v

@@ -8,9 +8,9 @@ opens. So the working file never changes its metadata after it is created:
   sized for the whole plan (one row per input image) and its storage is allocated up front
   (contiguous layout, early allocation, no fill: a sparse file, so unwritten rows take no disk).
 * While rows are extracted, only raw bytes inside those datasets are written (``pwrite`` at their
-  offsets; HDF5 writes nothing): the rows, then — after an fsync — a small progress record (rows, skipped files, next input) in one of two slots
-  with a sequence number and a checksum. A torn write spoils only the slot being written; readers take
-  the valid slot with the highest sequence number. Rows past the committed count are ignored.
+  offsets; HDF5 writes nothing): the rows, then — after an fsync — a small progress record (rows, skipped files,
+  next input) in one of two slots with a sequence number and a checksum. A torn write spoils only the slot being
+  written; readers take the valid slot with the highest sequence number. Rows past the committed count are ignored.
 
 SIGKILL at any moment therefore leaves a file that opens, says how far it got, and is marked
 incomplete; ``--resume`` continues from the last committed input. The finished file (see
@@ -87,7 +87,9 @@ def read_progress(h5: h5py.File) -> Progress:
         slots = h5[GROUP][PROGRESS][()]
         capacity = h5[GROUP][PLAN_LABELS].shape[0]
     except (KeyError, OSError, RuntimeError, ValueError) as exc:
-        raise DamagedFileError(f"{where}: damaged feature file: its progress record cannot be read ({_short(exc)})") from None
+        raise DamagedFileError(
+            f"{where}: damaged feature file: its progress record cannot be read ({_short(exc)})"
+        ) from None
     valid = [p for p in (Progress.decode(row) for row in slots) if p is not None]
     valid = [p for p in valid if 0 <= p.rows and 0 <= p.skipped and p.rows + p.skipped <= p.next_input <= capacity]
     if not valid:
@@ -129,8 +131,9 @@ def _allocated(f: h5py.Group, name: str, shape: tuple, dtype) -> h5py.Dataset:
     return f.create_dataset(name, shape=shape, dtype=dtype, dcpl=dcpl, track_times=False)
 
 
-def create_working_file(path: Path, plan: Plan, *, feature_dim: int, dtype: str, attrs: dict,
-                        compression: str | None = None) -> None:
+def create_working_file(
+    path: Path, plan: Plan, *, feature_dim: int, dtype: str, attrs: dict, compression: str | None = None
+) -> None:
     """Write a complete working file for ``plan`` at ``path`` (a temporary name) and fsync it.
 
     This writes HDF5 metadata; run it through :func:`.isolate.run` so that a failure cannot leave the
@@ -173,8 +176,12 @@ class WorkingFile:
     """
 
     _COLUMNS = {  # what is written, dataset path
-        "features": schema.FEATURES, "labels": schema.LABELS, "paths": schema.PATHS, "split": schema.SPLIT,
-        "skipped_input": f"{GROUP}/{SKIPPED_INPUT}", "skipped_reason": f"{GROUP}/{SKIPPED_REASON}",
+        "features": schema.FEATURES,
+        "labels": schema.LABELS,
+        "paths": schema.PATHS,
+        "split": schema.SPLIT,
+        "skipped_input": f"{GROUP}/{SKIPPED_INPUT}",
+        "skipped_reason": f"{GROUP}/{SKIPPED_REASON}",
         "progress": f"{GROUP}/{PROGRESS}",
     }
 
@@ -196,7 +203,9 @@ class WorkingFile:
                     ds = h5[name]
                     offset = ds.id.get_offset()
                     if offset is None or ds.chunks is not None or ds.compression:
-                        raise DamagedFileError(f"{self.path}: damaged feature file: {name!r} has no preallocated storage")
+                        raise DamagedFileError(
+                            f"{self.path}: damaged feature file: {name!r} has no preallocated storage"
+                        )
                     self._where[key] = (int(offset), ds.dtype, ds.shape)
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
             raise DamagedFileError(f"{self.path}: cannot open the feature file to resume it ({_short(exc)})") from None
@@ -230,7 +239,9 @@ class WorkingFile:
         if inputs:
             features = np.asarray(features)
             if features.shape != (len(inputs), self.feature_dim):
-                raise ValueError(f"expected features of shape ({len(inputs)}, {self.feature_dim}), got {features.shape}")
+                raise ValueError(
+                    f"expected features of shape ({len(inputs)}, {self.feature_dim}), got {features.shape}"
+                )
             self._features.append(features)
             self._inputs.extend(inputs)
         self._skips.extend((int(i), str(r)) for i, r in failures)
@@ -270,8 +281,13 @@ class WorkingFile:
                 self._write("skipped_reason", old.skipped, np.array([_reason_bytes(r) for _, r in self._skips]))
             self._sync()
             checkpoint("data")
-            new = Progress(rows=old.rows + n, skipped=old.skipped + k, next_input=self.next_input,
-                           sessions=self.sessions, seq=old.seq + 1)
+            new = Progress(
+                rows=old.rows + n,
+                skipped=old.skipped + k,
+                next_input=self.next_input,
+                sessions=self.sessions,
+                seq=old.seq + 1,
+            )
             self._write("progress", new.seq % 2, new.encode()[None, :])
             self._sync()
         except BaseException:
@@ -304,8 +320,6 @@ class WorkingFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-    abandon = close
 
 
 def _pwrite(fd: int, data, position: int) -> int:

@@ -42,7 +42,6 @@ class FeatureWriter:
         self._buf: dict[str, list] = {"features": [], "labels": [], "paths": [], "split": []}
         self._skipped: list[tuple[str, str]] = []
         self.rows_written = 0
-        self.n_skipped = 0
         self.f = h5py.File(self.path, "w")
         try:
             self._create(label_names, attrs, dtype, compression, expected_rows)
@@ -81,7 +80,6 @@ class FeatureWriter:
 
     def add_skipped(self, path: str, reason: str) -> None:
         self._skipped.append((path, reason))
-        self.n_skipped += 1
 
     @property
     def buffered_rows(self) -> int:
