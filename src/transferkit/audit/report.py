@@ -45,12 +45,12 @@ def as_json(result: AuditResult) -> dict:
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` under a temporary name, then rename: never a half-written file under ``path``."""
+    from ..store.fsio import atomic_write_text
+
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise TransferkitError(f"{path.parent}: output folder does not exist")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, text)
     return path
 
 

@@ -88,18 +88,25 @@ def _jsonable(value):
     return str(value)
 
 
-def write_json(path, doc) -> None:
-    """Write ``doc`` as JSON to the file ``path``, or to standard output when ``path`` is ``-``."""
-    import json
+def write_text(path, text: str) -> None:
+    """Write ``text`` to standard output when ``path`` is ``-``, else to the file ``path`` whole or not at
+    all (a temporary file renamed into place), like every other output."""
     import sys
 
-    text = json.dumps(doc, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
+    from ..store.fsio import atomic_write_text
+
     if str(path) == STDOUT:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        atomic_write_text(path, text)
+
+
+def write_json(path, doc) -> None:
+    """Write ``doc`` as JSON to the file ``path``, or to standard output when ``path`` is ``-``."""
+    import json
+
+    write_text(path, json.dumps(doc, indent=2, ensure_ascii=False, default=_jsonable) + "\n")
 
 
 @contextlib.contextmanager

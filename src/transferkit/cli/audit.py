@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from ..errors import TransferkitError
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 from ._output import print_table
 
 
@@ -100,20 +99,20 @@ def audit(
     _print(result)
     for path, what in ((csv_out, "findings"), (html, "HTML page")):
         if path:
-            console.print(f"[green]wrote[/] {escape(str(path))} ({what})", highlight=False)
+            console.print(f"[green]wrote[/] {esc(path)} ({what})", highlight=False)
 
 
 def _print(result) -> None:
     s = result.summary
     d = s["duplicates"]
     console.print(
-        f"[bold]{escape(str(result.features))}[/]: {s['rows']} images ({s['train']} train, {s['test']} test), "
+        f"[bold]{esc(result.features)}[/]: {s['rows']} images ({s['train']} train, {s['test']} test), "
         f"{s['classes']} classes; largest/smallest class {s['imbalance']['ratio']:.2f}×",
         highlight=False,
     )
     console.print(
         f"label issues: {s['counts']['label_issue']} ({100 * s['label_issues']['share']:.1f} % of the images; "
-        f"{s['settings']['folds']}-fold out-of-fold probabilities of {escape(s['settings']['head'])})",
+        f"{s['settings']['folds']}-fold out-of-fold probabilities of {esc(s['settings']['head'])})",
         highlight=False,
     )
     console.print(

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 from ._output import messages_to_stderr, write_json
 
 
@@ -47,7 +46,7 @@ def evaluate(
     if json_out:
         write_json(json_out, m)
         if str(json_out) != "-":
-            console.print(f"[green]wrote[/] {escape(str(json_out))}")
+            console.print(f"[green]wrote[/] {esc(json_out)}")
 
 
 def _evaluate_and_print(model, features, split, html, images_root):
@@ -74,5 +73,5 @@ def _evaluate_and_print(model, features, split, html, images_root):
     console.print(Text(per_class_table(m)))
     if html is not None:
         n_errors = m["n_test"] - sum(row[i] for i, row in enumerate(m["confusion_matrix"]))
-        console.print(f"[green]wrote[/] {escape(str(m['html']))} ({n_errors} misclassified images)")
+        console.print(f"[green]wrote[/] {esc(m['html'])} ({n_errors} misclassified images)")
     return m

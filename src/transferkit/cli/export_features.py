@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 
-from ._app import app, console, friendly
+from ._app import app, console, esc, friendly
 
 
 @app.command("export-features")
@@ -35,11 +34,11 @@ def export_features(
     from .. import api
     from ..store.fsio import human_bytes
 
-    with console.status(f"exporting {escape(str(features))} to {escape(output.suffix or str(output))}…"):
+    with console.status(f"exporting {esc(features)} to {esc(output.suffix or output)}…"):
         r = api.export_features(features, output, layer=layer or None, overwrite=overwrite, max_memory=max_memory)
     size = human_bytes(r.n_bytes)
     console.print(
-        f"[green]wrote[/] {escape(str(r.path))}: {r.n_rows} rows x {r.n_features} features ({r.dtype}, {r.format}), "
+        f"[green]wrote[/] {esc(r.path)}: {r.n_rows} rows x {r.n_features} features ({r.dtype}, {r.format}), "
         f"{size} in {r.seconds:.1f} s",
         highlight=False,
     )

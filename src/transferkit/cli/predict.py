@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -14,9 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..data.walk import printable
-from ..store.fsio import atomic_write_text
 from ._app import app, console, err, esc, friendly, print_skipped
-from ._output import print_table
+from ._output import print_table, write_text
 
 STDOUT = Path("-")
 
@@ -163,7 +161,7 @@ def write_csv(path: Path, r, k: int) -> None:
         w.writerow([p.path] + [v for lab, prob in zip(p.labels, p.probabilities) for v in (lab, f"{prob:.6f}")] + [""])
     for s, why in r.skipped:
         w.writerow([s] + [""] * (2 * k) + [why])
-    _write(path, fh.getvalue())
+    write_text(path, fh.getvalue())
 
 
 def write_json(path: Path, r, model: Path, k: int) -> None:
@@ -180,11 +178,5 @@ def write_json(path: Path, r, model: Path, k: int) -> None:
         ensure_ascii=False,
         allow_nan=False,
     )
-    _write(path, text + "\n")
+    write_text(path, text + "\n")
 
-
-def _write(path: Path, text: str) -> None:
-    if path == STDOUT:
-        sys.stdout.write(text)
-    else:
-        atomic_write_text(path, text)
