@@ -133,12 +133,12 @@ def extract(
     ),
 ):
     """Turn every image into a feature vector and store them, with labels and provenance, in HDF5."""
-    from .. import api
     from ..backbones.registry import parse_image_size
+    from ..extraction import extract as run_extract
     from ..progress import progress_bar
 
     with progress_bar("extract", console) as bar, _says_how_to_resume(output):
-        r = api.extract(
+        r = run_extract(
             data,
             output,
             model=model,
