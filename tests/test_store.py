@@ -76,7 +76,7 @@ def test_an_exception_leaves_the_written_rows_and_an_incomplete_mark(tmp_path):
     with open_features(path) as ff:
         assert not ff.complete
         assert ff.n_rows == 6  # buffered rows were still flushed
-        with pytest.raises(IncompleteFileError, match="incomplete feature file .*--resume"):
+        with pytest.raises(IncompleteFileError, match="incomplete feature file .*resume=True"):
             ff.require_complete("train on")
 
 

@@ -77,7 +77,7 @@ def test_working_file_serves_only_committed_rows(tmp_path):
         np.testing.assert_array_equal(ff.load()[0], feats[:12])
         assert ff.paths == plan.paths[:12]
         np.testing.assert_array_equal(ff.labels, plan.labels[:12])
-        with pytest.raises(IncompleteFileError, match=r"12 of 40 images done.*--resume"):
+        with pytest.raises(IncompleteFileError, match=r"12 of 40 images done.*resume=True"):
             ff.require_complete("train on")
 
 

@@ -5,8 +5,34 @@ class TransferkitError(Exception):
     """A problem with the user's input or files, described in one line that names the file."""
 
 
+class SettingError(TransferkitError):
+    """A problem that another value of one setting fixes: ``setting`` is its Python argument name and
+    ``value`` the value to try. The text says ``use cv=2``; the CLI words it as the flag, ``use --cv 2``."""
+
+    def __init__(self, problem: str, setting: str, value):
+        self.problem, self.setting, self.value = problem, setting, value
+        super().__init__(f"{problem}; use {setting}={value!r}")
+
+
 class IncompleteFileError(TransferkitError):
-    """A feature file whose extraction did not finish."""
+    """A feature file whose extraction did not finish. Carries what a message needs to say how to finish
+    it: ``path``, ``done`` (how far it got), ``action`` (what the caller wanted to do with it), ``data``
+    (the dataset it was started on) and ``request`` (the settings it was started with, by Python argument
+    name). The text names the Python call; the CLI words the same data as a command line."""
+
+    def __init__(self, path, done: str, action: str, data: str, request: dict):
+        self.path, self.done, self.action, self.data, self.request = path, done, action, data, request
+        super().__init__(self.worded(self.python_call()))
+
+    def python_call(self) -> str:
+        args = ", ".join([repr(self.data), repr(str(self.path)), *(f"{k}={v!r}" for k, v in self.request.items())])
+        return f"transferkit.extract({args}, resume=True)"
+
+    def worded(self, how_to_resume: str) -> str:
+        return (
+            f"{self.path}: incomplete feature file ({self.done}); its extraction did not finish. "
+            f"Resume it with `{how_to_resume}` before you {self.action} it"
+        )
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:

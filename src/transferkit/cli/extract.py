@@ -232,6 +232,7 @@ def _says_how_to_resume(output: Path):
 
 def _kept(output: Path) -> str | None:
     from ..store import open_features
+    from ._words import resume_command
 
     try:
         with open_features(output) as ff:
@@ -239,7 +240,7 @@ def _kept(output: Path) -> str | None:
             if p is not None:
                 return (
                     f"{p['inputs_done']} of {p['inputs_total']} images done and kept in {output}; "
-                    f"finish with `{ff.resume_hint()}`"
+                    f"finish with `{resume_command(ff)}`"
                 )
     except Exception:
         pass

@@ -136,39 +136,21 @@ class FeatureFile:
             "sessions": p.sessions,
         }
 
-    def resume_hint(self) -> str:
-        """The command that finishes this file: the settings it was started with, then ``--resume``."""
-        import shlex
-
+    def extraction_request(self) -> tuple[str, dict]:
+        """The dataset and the settings (by Python argument name) the extraction was started with: what
+        it takes to resume it (the CLI words them as a ``transferkit extract`` command line)."""
         a = self.attrs
-        words = ["transferkit", "extract", str(a.get("data") or a.get("dataset_root") or "DATA"), "-o", str(self.path)]
         try:
             request = json.loads(a.get("request") or "{}")
         except (TypeError, ValueError):
             request = {}
-        for key, value in request.items():
-            if key == "layer":
-                for name in [value] if isinstance(value, str) else value:
-                    words += ["--layer", name]
-            elif key == "pool":
-                pools = [value] if isinstance(value, str) else list(dict.fromkeys(value))
-                words += ["--pool", pools[0]] if len(pools) == 1 else []
-            elif key == "image_size":
-                words += ["--image-size", str(value) if isinstance(value, int) else "x".join(map(str, value))]
-            elif key == "crop":
-                words += [] if value else ["--no-crop"]
-            else:
-                words += ["--" + key.replace("_", "-"), str(value)]
-        return shlex.join([*words, "--resume"])
+        return str(a.get("data") or a.get("dataset_root") or "DATA"), request
 
     def require_complete(self, action: str = "use") -> None:
         if not self.complete:
             p = self.progress
             done = f"{p['inputs_done']} of {p['inputs_total']} images done" if p else f"{self.n_rows} rows written"
-            raise IncompleteFileError(
-                f"{self.path}: incomplete feature file ({done}); its extraction did not finish. "
-                f"Resume it with `{self.resume_hint()}` before you {action} it"
-            )
+            raise IncompleteFileError(self.path, done, action, *self.extraction_request())
 
     def require_intact(self, action: str = "use") -> None:
         """Recompute the data checksums stored when the file was finished and refuse damaged data (HDF5
