@@ -37,5 +37,5 @@ class IncompleteFileError(TransferkitError):
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of ``str(exc)`` (at most ``limit`` characters), or the exception's type name."""
-    text = (str(exc).splitlines() or [""])[0][:limit]
+    text = (str(exc).strip().splitlines() or [""])[0][:limit]
     return text or type(exc).__name__

@@ -20,7 +20,7 @@ from functools import partial
 
 import torch
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
 from .loaded import LoadedNet
 from .pooling import POOLS, effective_pool, pool_tensor
 
@@ -82,7 +82,7 @@ def probe(loaded: LoadedNet, input_size: tuple[int, int]) -> Probe:
                 net(x)
     except RuntimeError as exc:
         raise TransferkitError(
-            f"the network fails on a {input_size[0]}x{input_size[1]} input ({str(exc).splitlines()[0][:160]}); "
+            f"the network fails on a {input_size[0]}x{input_size[1]} input ({first_line(exc, 160)}); "
             "try another --image-size"
         ) from None
     finally:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backbones.weights import state_dict_sha256
+from ..errors import first_line
 from .pipeline import available_cpus
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def export_onnx(module, input_size: tuple[int, int], path: Path) -> dict:
                 do_constant_folding=True,
             )
     except Exception as exc:  # the exporter raises many types; all mean "cannot export"
-        raise ExportError(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise ExportError(f"{type(exc).__name__}: {first_line(exc)}") from exc
     facts = {"padding_layers_frozen": n_frozen, "export_seconds": round(time.perf_counter() - t0, 2)}
     try:
         import onnx

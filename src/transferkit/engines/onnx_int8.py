@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
 from .onnx_engine import OnnxEngine, _session, _version
 from .onnx_index import code_sha256
 from .pipeline import iter_batches
@@ -163,7 +163,7 @@ def quantise(fp32_path: Path, out: Path, files: Sequence[Path], preprocess, thre
                 if reader.n >= MIN_CALIBRATION:
                     raise TransferkitError(
                         f"{Path(fp32_path).name}: ONNX Runtime cannot quantise this graph "
-                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                        f"({first_line(exc)}); "
                         "use --precision fp32"
                     ) from exc
     if reader.n < MIN_CALIBRATION:

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from ..data.split import SPLITS, VALID_SPLITS  # name -> value; the values a file may hold
-from ..errors import IncompleteFileError, TransferkitError
+from ..errors import IncompleteFileError, TransferkitError, first_line
 from ..filekind import not_a_regular_file
 from . import layers as _layers
 from . import schema, working
@@ -71,21 +71,23 @@ class FeatureFile:
                     self.h5[name].shape  # noqa: B018 (the read is the check)
                 except (OSError, RuntimeError, KeyError, ValueError) as exc:
                     raise DamagedFileError(
-                        f"{self.path}: damaged feature file: cannot open {name!r} ({_short(exc)})"
+                        f"{self.path}: damaged feature file: cannot open {name!r} ({first_line(exc)})"
                     ) from None
         except TransferkitError:
             self.h5.close()
             raise
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:  # a damaged header
             self.h5.close()
-            raise DamagedFileError(f"{self.path}: damaged feature file ({_short(exc)})") from None
+            raise DamagedFileError(f"{self.path}: damaged feature file ({first_line(exc)})") from None
 
     def _read(self, name: str, sel=slice(None)):
         """``dataset[sel]`` with HDF5 errors turned into a one-line error naming the file."""
         try:
             return self.h5[name][sel]
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-            raise DamagedFileError(f"{self.path}: damaged feature file: cannot read {name!r} ({_short(exc)})") from None
+            raise DamagedFileError(
+                f"{self.path}: damaged feature file: cannot read {name!r} ({first_line(exc)})"
+            ) from None
 
     # -- provenance ------------------------------------------------------------------------------
     @property
@@ -94,7 +96,7 @@ class FeatureFile:
             items = list(self.h5.attrs.items())
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             raise DamagedFileError(
-                f"{self.path}: damaged feature file: cannot read its attributes ({_short(exc)})"
+                f"{self.path}: damaged feature file: cannot read its attributes ({first_line(exc)})"
             ) from None
         out = {}
         for key, value in items:
@@ -162,7 +164,7 @@ class FeatureFile:
             result = check_checksums(self.h5)
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             raise DamagedFileError(
-                f"{self.path}: damaged feature file: its data cannot be read ({_short(exc)})"
+                f"{self.path}: damaged feature file: its data cannot be read ({first_line(exc)})"
             ) from None
         if result.bad:
             raise DamagedFileError(
@@ -382,9 +384,6 @@ def open_features(path: str | Path) -> FeatureFile:
     return FeatureFile(path)
 
 
-def _short(exc: BaseException) -> str:
-    return str(exc).split("\n")[0][:200]
-
 
 def _split_code(split: str | None) -> int | None:
     if split is None:
@@ -414,4 +413,4 @@ def _why_unreadable(path: Path, exc: BaseException) -> str:
             f"truncated HDF5 file ({size} bytes; its header expects more): it was cut short, e.g. by an "
             "interrupted copy; copy it again, or extract again with --overwrite"
         )
-    return f"damaged HDF5 file, cannot be opened ({_short(exc)})"
+    return f"damaged HDF5 file, cannot be opened ({first_line(exc)})"
