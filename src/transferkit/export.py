@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomicfile import atomic_path, atomic_write_text
 from .backbones import PreprocessConfig
 from .errors import TransferkitError
 from .heads import TrainedModel
@@ -102,8 +103,7 @@ def export_onnx(
     h, w = preprocess.input_size
     probe = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 3, h, w)).astype(np.float32))
 
-    tmp = output.with_name(output.name + ".tmp")
-    try:
+    with atomic_path(output) as tmp:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice and tracer warnings
             torch.onnx.export(
@@ -131,13 +131,8 @@ def export_onnx(
                     f"{output}: the exported graph differs from PyTorch by {diff:.2e} (> {tolerance:g}); not written"
                 )
             info["check"] = {"max_abs_diff": diff, "tolerance": tolerance, "probe": "3 random N(0,1) images"}
-        tmp.replace(output)
-    finally:
-        tmp.unlink(missing_ok=True)
     info["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    side_tmp = sidecar.with_name(sidecar.name + ".tmp")
-    side_tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    side_tmp.replace(sidecar)
+    atomic_write_text(sidecar, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return ExportResult(
         path=output,
         sidecar=sidecar,

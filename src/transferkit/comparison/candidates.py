@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..atomicfile import atomic_path
 from ..errors import TransferkitError
 
 PIXELS = "pixels"
@@ -111,12 +112,10 @@ def image_key(root: str | os.PathLike, rel: str) -> str:
 
 def write_manifest(path: Path, keys: Sequence[str], labels: Sequence[str]) -> Path:
     """A CSV manifest (absolute paths) so that ``extract()`` sees exactly the chosen images."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path, sync=False) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "label"])
         w.writerows(zip(keys, labels))
-    os.replace(tmp, path)
     return path
 
 

@@ -22,12 +22,12 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..atomicfile import atomic_path, atomic_write_text
 from ..backbones.weights import state_dict_sha256
 from ..errors import first_line
 from .pipeline import available_cpus
@@ -205,10 +205,8 @@ class OnnxEngine:
 
     def _export(self, backbone, folder: Path, desc: dict, verify: bool) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=folder)
-        os.close(fd)
-        tmp = Path(tmp)
-        try:
+        # a unique temporary name: a concurrent run may be exporting the same graph; it sees a whole file or none
+        with atomic_path(self.path, unique=True, sync=False) as tmp:
             facts = export_onnx(backbone.features, self.input_size, tmp)
             if verify:
                 x = probe_batch(self.input_size)
@@ -223,11 +221,9 @@ class OnnxEngine:
                 if not diff <= tol:
                     raise ExportError(f"exported graph differs from PyTorch by {diff:.3g} (allowed {tol:.3g})")
                 facts["max_abs_diff"] = diff
-            (folder / f"{self.path.stem}.json").write_text(json.dumps({**desc, **facts}, indent=2, sort_keys=True))
-            os.replace(tmp, self.path)  # atomic: a concurrent run sees a whole file or none
-            log.info("exported %s to %s (%s)", backbone.name, self.path, facts)
-        finally:
-            tmp.unlink(missing_ok=True)
+            meta = json.dumps({**desc, **facts}, indent=2, sort_keys=True)
+            atomic_write_text(folder / f"{self.path.stem}.json", meta, unique=True, sync=False)
+        log.info("exported %s to %s (%s)", backbone.name, self.path, facts)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         if len(images) == 0:

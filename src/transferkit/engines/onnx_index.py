@@ -23,9 +23,9 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from ..atomicfile import atomic_write_text
 from ..backbones.backbone import Backbone
 from ..backbones.preprocess import PreprocessConfig
 from .onnx_engine import EXPORT_FORMAT, _version, cache_dir
@@ -127,9 +127,6 @@ def record(key: str, backbone: Backbone, onnx_path: Path) -> None:
     path = _entry_path(key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".part", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(entry, fh, indent=2, sort_keys=True, default=str)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(entry, indent=2, sort_keys=True, default=str), unique=True, sync=False)
     except OSError:
         pass

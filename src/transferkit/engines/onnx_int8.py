@@ -36,6 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..atomicfile import atomic_path, atomic_write_text
 from ..errors import TransferkitError, first_line
 from .onnx_engine import OnnxEngine, _session, _version
 from .onnx_index import code_sha256
@@ -219,19 +220,12 @@ class Int8OnnxEngine(OnnxEngine):
         self._input = self.session.get_inputs()[0].name
 
     def _build(self, files, preprocess, workers, desc: dict, meta: Path) -> dict:
-        fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=self.path.parent)
-        os.close(fd)
-        tmp = Path(tmp)
-        try:
+        with atomic_path(self.path, unique=True, sync=False) as tmp:  # concurrent runs: whole file or none
             facts = {**desc, **quantise(self.fp32_path, tmp, files, preprocess, self.threads, workers)}
-            meta_tmp = meta.with_suffix(".json.part")
-            meta_tmp.write_text(json.dumps(facts, indent=2, sort_keys=True))
-            os.replace(tmp, self.path)  # the graph first: a json beside it means both are whole
-            os.replace(meta_tmp, meta)
-            log.info("quantised %s to %s (%s)", self.fp32_path.name, self.path, facts)
-            return facts
-        finally:
-            tmp.unlink(missing_ok=True)
+        # the graph first: a json beside it means both are whole
+        atomic_write_text(meta, json.dumps(facts, indent=2, sort_keys=True), unique=True, sync=False)
+        log.info("quantised %s to %s (%s)", self.fp32_path.name, self.path, facts)
+        return facts
 
     def describe(self) -> dict:
         return {**super().describe(), "calibration": self.calibration}

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomicfile import atomic_write_text
 from ..data.split import SPLITS, describe_split_source
 from ..errors import TransferkitError
 from .png import png_data_uri
@@ -103,9 +104,7 @@ def write_report(
     data = collect(model, features, split=split, images_root=images_root, proba=proba, metrics=metrics,
                    thumbnail_size=thumbnail_size, workers=workers)
     text = render_html(data)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, text)
     return path
 
 
