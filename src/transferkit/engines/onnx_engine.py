@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ import numpy as np
 from ..atomicfile import atomic_path, atomic_write_text
 from ..backbones.weights import state_dict_sha256
 from ..errors import first_line
+from ..versions import ONNX_GRAPH, library_versions
 from .pipeline import available_cpus
 
 log = logging.getLogger(__name__)
@@ -69,13 +69,6 @@ def cache_dir() -> Path:
     return base / "onnx"
 
 
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "-"
-
-
 def cache_key(backbone, input_size: tuple[int, int]) -> tuple[str, dict]:
     """(hex key, the JSON-able description it hashes)."""
     desc = {
@@ -88,7 +81,7 @@ def cache_key(backbone, input_size: tuple[int, int]) -> tuple[str, dict]:
         "layer": backbone.layer,
         "pool": backbone.pool,
         "input_size": [int(v) for v in input_size],
-        "versions": {d: _version(d) for d in ("transferkit", "torch", "timm", "onnx", "onnxslim", "onnxruntime")},
+        "versions": library_versions(ONNX_GRAPH, missing="-"),
     }
     key = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:32]
     return f"{backbone.name.replace('/', '_')}-{key}", desc

@@ -28,10 +28,10 @@ from pathlib import Path
 from ..atomicfile import atomic_write_text
 from ..backbones.backbone import Backbone
 from ..backbones.preprocess import PreprocessConfig
-from .onnx_engine import EXPORT_FORMAT, _version, cache_dir
+from ..versions import ONNX_INDEX, library_versions
+from .onnx_engine import EXPORT_FORMAT, cache_dir
 
 INDEX_FORMAT = 1
-_VERSIONED = ("transferkit", "torch", "torchvision", "timm", "onnx", "onnxslim", "onnxruntime")
 # The code that decides what graph a request becomes.
 _CODE = ("backbones", "engines/onnx_engine.py", "engines/static_pad.py")
 
@@ -85,7 +85,7 @@ def request_key(name: str, weights: str | None, asked: dict) -> tuple[str, tuple
         "model": name,
         "weights": identity,
         "request": asked,
-        "versions": {d: _version(d) for d in _VERSIONED},
+        "versions": library_versions(ONNX_INDEX, missing="-"),
         "code": code_sha256(),
     }
     key = hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:32]

@@ -38,7 +38,8 @@ import numpy as np
 
 from ..atomicfile import atomic_path, atomic_write_text
 from ..errors import TransferkitError, first_line
-from .onnx_engine import OnnxEngine, _session, _version
+from ..versions import INT8_GRAPH, library_versions
+from .onnx_engine import OnnxEngine, _session
 from .onnx_index import code_sha256
 from .pipeline import iter_batches
 
@@ -89,7 +90,7 @@ def int8_key(fp32_path: Path, calibration_sha256: str, preprocess) -> tuple[str,
         "calibration_sha256": calibration_sha256,
         "preprocess": preprocess.to_dict(),
         "settings": SETTINGS,
-        "versions": {d: _version(d) for d in ("onnx", "onnxruntime")},
+        "versions": library_versions(INT8_GRAPH, missing="-"),
         "code": code_sha256(_CODE),
     }
     key = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:24]
