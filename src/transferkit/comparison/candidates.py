@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..atomicfile import atomic_path
+from ..backbones.backbone import spec_difference
 from ..errors import TransferkitError
 
 PIXELS = "pixels"
@@ -133,13 +133,6 @@ class Reusable:
     rows: np.ndarray  # row of each wanted image in the file, -1 where the file recorded it as unreadable
 
 
-def _same_spec(file_spec: dict, spec: dict) -> bool:
-    return all(
-        json.dumps(file_spec.get(k), sort_keys=True) == json.dumps(spec.get(k), sort_keys=True)
-        for k in ("model", "weights_sha256", "layer", "pool", "preprocess")
-    )
-
-
 def match_feature_file(
     path: Path, spec: dict, keys: Sequence[str], newest_image_mtime: float, int8: bool = False
 ) -> Reusable | None:
@@ -156,7 +149,7 @@ def match_feature_file(
         try:
             if (
                 not ff.complete
-                or not _same_spec(ff.backbone_spec(), spec)
+                or spec_difference(ff.backbone_spec(), spec) is not None
                 or (ff.attrs.get("precision") == "int8") != int8
             ):
                 return None
