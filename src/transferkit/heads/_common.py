@@ -89,15 +89,22 @@ def holdout(y: np.ndarray, fraction: float, random_state) -> tuple[np.ndarray, n
     return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
 
 
-def sample_weights(y_enc: np.ndarray, n_classes: int, class_weight) -> np.ndarray:
-    """Per-row weights: ones, or scikit-learn's "balanced" n / (n_classes * count(class))."""
+def class_weights(y_enc: np.ndarray, n_classes: int, class_weight) -> np.ndarray:
+    """Per-class weights: ones, or scikit-learn's "balanced" n / (n_classes * count(class)) (0 for a
+    class with no rows)."""
     if class_weight is None:
-        return np.ones(len(y_enc), np.float64)
+        return np.ones(n_classes, np.float64)
     if class_weight != "balanced":
         raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}")
     counts = np.bincount(y_enc, minlength=n_classes).astype(np.float64)
-    per_class = np.where(counts > 0, len(y_enc) / (n_classes * np.maximum(counts, 1)), 0.0)
-    return per_class[y_enc]
+    return np.where(counts > 0, len(y_enc) / (n_classes * np.maximum(counts, 1)), 0.0)
+
+
+def sample_weights(y_enc: np.ndarray, n_classes: int, class_weight) -> np.ndarray:
+    """Per-row weights: each row's :func:`class_weights`."""
+    if class_weight is None:
+        return np.ones(len(y_enc), np.float64)
+    return class_weights(y_enc, n_classes, class_weight)[y_enc]
 
 
 def n_workers(n_jobs, n_tasks: int) -> int:

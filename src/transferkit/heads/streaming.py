@@ -95,7 +95,7 @@ class FileSource(_Source):
         self.n_features = sum(int(ds.shape[1]) for ds in self.dsets)
         if chunk_rows is None:
             budget = _budget.parse_size(max_memory) if max_memory is not None else 256 * 2**20
-            chunk_rows = chunk_rows_for(budget, self.n_features)
+            chunk_rows = training_chunk_rows(budget, self.n_features)
         self.chunk_rows = int(chunk_rows)
         # At least 16 blocks per chunk, so that every chunk mixes rows from all over the file.
         self.block_rows = int(max(1, min(block_rows, self.chunk_rows // 16)))
@@ -119,11 +119,12 @@ class FileSource(_Source):
         return out
 
 
-def chunk_rows_for(budget_bytes: int, n_features: int) -> int:
-    """Rows per chunk for a budget. Measured (benchmarks/bench_out_of_core.py): reading a chunk (the
-    slices read, the chunk, its shuffled and standardised copies) plus the torch intermediates of a
-    minibatch pass or a float64 polish slice peak at about eight chunk-sized float32 buffers; twelve
-    leave room for allocator slack."""
+def training_chunk_rows(budget_bytes: int, n_features: int) -> int:
+    """Rows per chunk for out-of-core training within a budget (more copies than
+    :meth:`FeatureFile.chunk_rows_for`, which budgets reading alone). Measured
+    (benchmarks/bench_out_of_core.py): reading a chunk (the slices read, the chunk, its shuffled and
+    standardised copies) plus the torch intermediates of a minibatch pass or a float64 polish slice
+    peak at about eight chunk-sized float32 buffers; twelve leave room for allocator slack."""
     return _budget.rows_for_budget(budget_bytes, 4 * n_features, copies=12, minimum=64)
 
 
