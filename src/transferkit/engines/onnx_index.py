@@ -33,7 +33,7 @@ from .onnx_engine import EXPORT_FORMAT, cache_dir
 
 INDEX_FORMAT = 1
 # The code that decides what graph a request becomes.
-_CODE = ("backbones", "engines/onnx_engine.py", "engines/static_pad.py")
+_CODE = ("backbones", "engines/onnx_engine.py", "engines/onnx_export.py", "engines/static_pad.py")
 
 
 @functools.cache  # the code does not change while the process runs
