@@ -17,7 +17,8 @@ from . import audit  # noqa: F401
 from . import compare  # noqa: F401
 from . import export  # noqa: F401
 from . import export_features  # noqa: F401
-from . import misc  # noqa: F401
+from . import models  # noqa: F401
+from . import demo  # noqa: F401
 # isort: on
 from ._app import app, main
 

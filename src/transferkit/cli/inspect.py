@@ -23,7 +23,7 @@ def inspect(
     ),
 ):
     """Show provenance, rows per class and split, skipped files and completeness of a feature file."""
-    from ..inspect import describe_features
+    from ..inspection import describe_features
     from ..store.working import DamagedFileError
     from ._words import extract_command
 
