@@ -297,6 +297,20 @@ class FeatureFile:
 
         return dim, read
 
+    def read_rows(self, positions, layers=None) -> np.ndarray:
+        """Features (float32, ``len(positions)`` x the layers' dims) of the file rows ``positions``
+        (ascending), of ``layers`` as in :meth:`load`. Rows close together are read with one slice
+        covering them (h5py reads only that slice); a gap of more than 32 rows starts a new read."""
+        rows = np.asarray(positions, np.int64)
+        dim, read = self._feature_source(layers)
+        out = np.empty((len(rows), dim), np.float32)
+        start = 0
+        for run in np.split(rows, np.flatnonzero(np.diff(rows) > 32) + 1) if len(rows) else []:
+            lo, hi = int(run[0]), int(run[-1]) + 1
+            out[start : start + len(run)] = read(lo, hi)[run - lo]
+            start += len(run)
+        return out
+
     def load(self, split: str | None = None, layers=None) -> tuple[np.ndarray, np.ndarray]:
         """Features (float32) and labels of ``split``, in memory; ``layers`` as in :meth:`select_layers`
         (several layers are concatenated in the order given)."""
