@@ -195,14 +195,12 @@ def compare(
 def _backbone_features(
     res, keys, cache, digest, newest, source, reuse, batch_size, workers, device, seed, progress, say, precision="auto"
 ):
-    from ..backbones import create_backbone
+    from ..engines.factory import backbone_spec
     from ..extraction import extract
     from ..store import open_features
 
     cand = res.candidate
-    backbone = create_backbone(cand.model, weights=cand.weights, layer=cand.layer, pool=cand.pool)
-    spec = backbone.spec()
-    del backbone
+    spec = backbone_spec(cand.model, weights=cand.weights, layer=cand.layer, pool=cand.pool)
     int8 = str(precision).strip().lower() == "int8"
     target = cache / f"{cand.slug}__{digest}{'-int8' if int8 else ''}.h5"
     # also the feature files of the current folder: `transferkit extract DATA -o f.h5` then `compare DATA`

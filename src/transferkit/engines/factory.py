@@ -182,6 +182,24 @@ def cpu_only_machine() -> bool:
     return False
 
 
+def backbone_spec(model: str, *, weights=None, layer=None, pool=None) -> dict:
+    """What a feature file of this request records about its backbone (:meth:`Backbone.spec`). When an
+    earlier run exported this backbone, the ONNX cache's index knows it and PyTorch is never imported
+    (see :func:`backbone_and_engine`); otherwise the network is built to find out."""
+    import os
+
+    from ..backbones.registry import create_backbone, normalise_weights
+    from . import onnx_index
+
+    weights = normalise_weights(weights)
+    if os.environ.get("TRANSFERKIT_ONNX_INDEX", "1") != "0":
+        keyed = onnx_index.request_key(model, weights, onnx_index.request(layer, pool))
+        found = onnx_index.lookup(*keyed) if keyed else None
+        if found:
+            return found[0].spec()
+    return create_backbone(model, weights=weights, layer=layer, pool=pool).spec()
+
+
 def backbone_and_engine(
     model: str,
     *,
