@@ -14,6 +14,15 @@ class SettingError(TransferkitError):
         super().__init__(f"{problem}; use {setting}={value!r}")
 
 
+class SettingValueError(TransferkitError):
+    """A value of one setting that cannot work: ``setting`` (its Python argument name), ``value`` as given
+    and the ``problem``. The text reads ``pool='gem': ...``; the CLI words it as ``--pool gem: ...``."""
+
+    def __init__(self, setting: str, value, problem: str):
+        self.setting, self.value, self.problem = setting, value, problem
+        super().__init__(f"{setting}={value!r}: {problem}")
+
+
 class IncompleteFileError(TransferkitError):
     """A feature file whose extraction did not finish. Carries what a message needs to say how to finish
     it: ``path``, ``done`` (how far it got), ``action`` (what the caller wanted to do with it), ``data``

@@ -20,7 +20,7 @@ from functools import partial
 
 import torch
 
-from ..errors import TransferkitError, first_line
+from ..errors import SettingValueError, TransferkitError, first_line
 from .loaded import LoadedNet
 from .pooling import POOLS, effective_pool, pool_tensor
 
@@ -135,7 +135,7 @@ def choose_layers(loaded: LoadedNet, p: Probe, layer, pool, model_name: str) -> 
     for name, want in zip(names, pools):
         own = name == "pre_logits" and want == loaded.own_pool
         if want is not None and want not in POOLS + ("none",) and not own:
-            raise TransferkitError(f"--pool {want}: unknown pooling; choose from {', '.join(POOLS)}")
+            raise SettingValueError("pool", want, f"unknown pooling; choose from {', '.join(POOLS)}")
         if (
             name == "pre_logits"
             and want not in (None, loaded.own_pool)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import TransferkitError
+from ..errors import SettingValueError, TransferkitError
 
 POOLS = ("avg", "max", "avgmax", "gem", "flatten", "cls", "mean", "cls+mean")
 GEM_P = 3.0
@@ -31,15 +31,15 @@ _TOKEN_ONLY = ("cls", "cls+mean")
 def effective_pool(pool: str | None, ndim: int, prefix: int, layer: str) -> str:
     """The pool actually applied to a layer with ``ndim``-D output (``none`` for vectors)."""
     if pool is not None and pool not in POOLS + ("none",):
-        raise TransferkitError(f"--pool {pool}: unknown pooling; choose from {', '.join(POOLS)}")
+        raise SettingValueError("pool", pool, f"unknown pooling; choose from {', '.join(POOLS)}")
     if ndim == 2:
         return "none"
     if ndim == 4:
         if pool is None or pool == "mean":
             return "avg"
         if pool in _TOKEN_ONLY:
-            raise TransferkitError(
-                f"--pool {pool}: layer {layer!r} outputs a spatial map (N, C, H, W), not a token sequence; "
+            raise SettingValueError(
+                "pool", pool, f"layer {layer!r} outputs a spatial map (N, C, H, W), not a token sequence; "
                 "use avg, max, avgmax, gem or flatten"
             )
         if pool == "none":
@@ -53,12 +53,12 @@ def effective_pool(pool: str | None, ndim: int, prefix: int, layer: str) -> str:
         if pool == "avg":
             return "mean"
         if pool in _TOKEN_ONLY and prefix == 0:
-            raise TransferkitError(
-                f"--pool {pool}: layer {layer!r} has no class token; use mean, max, avgmax or flatten"
+            raise SettingValueError(
+                "pool", pool, f"layer {layer!r} has no class token; use mean, max, avgmax or flatten"
             )
         if pool == "gem":
-            raise TransferkitError(
-                f"--pool gem: layer {layer!r} outputs tokens, which can be negative; use mean, cls or max"
+            raise SettingValueError(
+                "pool", "gem", f"layer {layer!r} outputs tokens, which can be negative; use mean, cls or max"
             )
         if pool == "none":
             raise TransferkitError(

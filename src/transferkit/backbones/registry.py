@@ -14,7 +14,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import TransferkitError
+from ..errors import SettingValueError, TransferkitError
 from .backbone import Backbone
 from .lite import LITE_MODELS, build_lite, lite_weights_path
 from .preprocess import MAX_INPUT_SIDE, PreprocessConfig
@@ -97,13 +97,13 @@ def resolve_preprocess(
             else tuple(int(v) for v in image_size)
         )
         if len(size) != 2 or min(size) < 8 or max(size) > MAX_INPUT_SIDE:
-            raise TransferkitError(
-                f"--image-size {image_size}: needs a size from 8 to {MAX_INPUT_SIDE} pixels (N or HxW)"
+            raise SettingValueError(
+                "image_size", image_size, f"needs a size from 8 to {MAX_INPUT_SIDE} pixels (N or HxW)"
             )
         changes["input_size"] = size
     if crop_pct is not None:
         if not 0 < crop_pct <= 1:
-            raise TransferkitError(f"--crop-pct {crop_pct}: must be in (0, 1]")
+            raise SettingValueError("crop_pct", crop_pct, "must be in (0, 1]")
         changes["crop_pct"] = float(crop_pct)
     if crop is not None:
         changes["crop"] = bool(crop)
@@ -151,7 +151,7 @@ def create_backbone(
 
     for want in [pool] if pool is None or isinstance(pool, str) else pool:
         if want is not None and want not in POOLS + ("none",) and not isinstance(pool, (list, tuple)):
-            raise TransferkitError(f"--pool {want}: unknown pooling; choose from {', '.join(POOLS)}")
+            raise SettingValueError("pool", want, f"unknown pooling; choose from {', '.join(POOLS)}")
 
     if preprocess is not None:
         pp = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig.from_dict(preprocess)
@@ -299,9 +299,9 @@ def parse_image_size(text: str | int | None) -> int | tuple[int, int] | None:
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise TransferkitError(f"--image-size {text}: write N or HxW, e.g. 224 or 192x256") from None
+        raise SettingValueError("image_size", text, "write N or HxW, e.g. 224 or 192x256") from None
     if len(values) == 1:
         return values[0]
     if len(values) == 2:
         return (values[0], values[1])
-    raise TransferkitError(f"--image-size {text}: write N or HxW, e.g. 224 or 192x256")
+    raise SettingValueError("image_size", text, "write N or HxW, e.g. 224 or 192x256")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shlex
 
-from ..errors import IncompleteFileError, SettingError
+from ..errors import IncompleteFileError, SettingError, SettingValueError
 
 
 def flag(setting: str) -> str:
@@ -43,6 +43,8 @@ def cli_message(exc: Exception) -> str:
     """``exc``'s message as the command line user should read it."""
     if isinstance(exc, IncompleteFileError):
         return exc.worded(extract_command(exc.data, exc.path, exc.request, "--resume"))
+    if isinstance(exc, SettingValueError):
+        return f"{flag(exc.setting)} {exc.value}: {exc.problem}"
     if isinstance(exc, SettingError):
         return f"{exc.problem}; use {flag(exc.setting)} {exc.value}"
     return str(exc)
