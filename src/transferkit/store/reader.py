@@ -425,6 +425,6 @@ def _why_unreadable(path: Path, exc: BaseException) -> str:
     if "truncated file" in text:
         return (
             f"truncated HDF5 file ({size} bytes; its header expects more): it was cut short, e.g. by an "
-            "interrupted copy; copy it again, or extract again with --overwrite"
+            "interrupted copy; copy it again, or extract it again"
         )
     return f"damaged HDF5 file, cannot be opened ({first_line(exc)})"
