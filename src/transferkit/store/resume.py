@@ -191,6 +191,7 @@ class ExtractionRun:
         self.todo: list[str] = []  # their paths, relative to the dataset root
         self.rows_before = 0
         self.n_added = self.n_removed = 0
+        self.finish_attrs: dict = {}  # added to the finished file's attributes (see finalize)
 
     # -- start -----------------------------------------------------------------------------------
     def __enter__(self) -> "ExtractionRun":
@@ -420,7 +421,7 @@ class ExtractionRun:
             finally:
                 wf.close()
             try:
-                finalize(self.output, compression=self.compression)
+                finalize(self.output, compression=self.compression, attrs=self.finish_attrs)
             except BaseException as err:
                 raise self._translate(err, "finish") from None
             return False
