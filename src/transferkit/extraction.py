@@ -22,7 +22,8 @@ from .errors import TransferkitError
 from .extract_result import ExtractResult
 from .store import open_features
 from .store.lock import holds_output_lock
-from .store.resume import ExtractionRun, resolve_mode
+from .store.mode import resolve_mode
+from .store.session import ExtractionRun
 
 
 # ----------------------------------------------------------------------------------------------
