@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -140,8 +141,9 @@ def extract(
                                 spec=backbone.spec(), engine=engine_used)
             report = RayReport(on_ray.shard_size, on_ray.cpus_per_worker, on_ray.gpus_per_worker)
             batches = ray_batches([str(p) for p in paths], setup, on_ray, run.progress(progress), report)
-        for positions, feats, failures in batches:
-            run.add(positions, feats, failures)
+        with contextlib.closing(batches):  # stops the Ray workers at once if the run fails or is interrupted
+            for positions, feats, failures in batches:
+                run.add(positions, feats, failures)
         if report is not None:
             run.finish_attrs["ray"] = json.dumps(report.to_dict())
     return _result(output, dataset, run, len(paths), time.perf_counter() - start, report)
