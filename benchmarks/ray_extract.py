@@ -2,7 +2,8 @@
 
 Runs on one machine: a local Ray cluster with as many CPUs as the machine (started once, outside the
 timings; its start-up time is reported separately). Every Ray timing includes what a user waits for:
-starting the worker actors, loading a backbone in each, the shards, writing parts and combining them.
+starting the worker actors, loading a backbone in each, the shards, and finishing the file (the same
+working file and finish as the single-process run: Ray only computes the batches).
 A tiny run (2 images per class) measures the fixed overhead separately.
 Prints one JSON line per round and a summary with ratios against the single-process run of the same
 round (the machine is shared and noisy, so compare ratios, not absolute figures).
@@ -63,7 +64,7 @@ def main() -> None:
         "ray_2_workers": dict(ray="auto", ray_workers=2, ray_cpus_per_worker=cpus / 2, ray_shard_size=args.shard_size),
     }
     # Fixed overhead: the same three ways on a tiny manifest (2 images per class), where the time is
-    # almost all start-up (actors, backbone loads, part files, combine) rather than images.
+    # almost all start-up (actors, backbone loads) rather than images.
     tiny = args.work / "tiny.csv"
     with open(tiny, "w") as fh:
         fh.write("path,label\n")
@@ -91,7 +92,10 @@ def main() -> None:
                 if name != "single":
                     with tk.open_features(args.work / f"{name}-{r}.h5") as ff:
                         assert ff.paths == ref.paths and (ff.split == ref.split).all()
-                        row[f"{name}_max_abs_diff"] = float(np.abs(ff.load()[0] - ref_feats).max())
+                        feats = ff.load()[0]
+                        row[f"{name}_max_abs_diff"] = float(np.abs(feats - ref_feats).max())
+                        same = np.array_equal(feats.view(np.uint8), ref_feats.view(np.uint8))
+                        row[f"{name}_bit_identical"] = bool(same)
         for name in configs:
             row[f"{name}_ratio"] = round(row[name] / row["single"], 2)
         row["round"] = r + 1
@@ -112,6 +116,7 @@ def main() -> None:
             name: [row[f"tiny_{name}_overhead_s"] for row in rounds] for name in configs
         },
         "max_abs_diff": max(row[k] for row in rounds for k in row if k.endswith("max_abs_diff")),
+        "bit_identical": all(row[k] for row in rounds for k in row if k.endswith("bit_identical")),
     }
     print(json.dumps(summary))
     if args.json:

@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 from extract_proc import assert_same_file
 
+from transferkit.cli._flags import worded
 from transferkit.data import discover, stratified_split
 from transferkit.store import open_features, testhook
-from transferkit.store.resume import ExtractionRun, resolve_mode
+from transferkit.store.mode import resolve_mode
+from transferkit.store.session import ExtractionRun
 
 DIM = 32
 BATCH, BUFFER = 2, 3
@@ -185,7 +187,7 @@ def _in_child_with_file_size_limit(fn, limit: int, report) -> int:
         try:
             fn()
         except Exception as exc:  # noqa: BLE001
-            report.write_text(f"{type(exc).__name__}: {exc}")
+            report.write_text(f"{type(exc).__name__}: {worded(exc)}")  # as the command line words it
             raise
 
     _, status = os.waitpid(in_child(limited), 0)

@@ -1,24 +1,21 @@
-"""The pieces of a distributed extraction that need no cluster: shards, part files, resume checks, combine.
+"""The pieces of a distributed extraction that need no cluster: shards, handing finished shards out in
+order, the worker, and the options Ray refuses up front.
 
 The worker class is plain Python, so here it runs in-process; tests/test_ray.py runs it on Ray.
 """
 
-import json
 import os
 
-import h5py
 import numpy as np
 import pytest
 
 import transferkit as tk
 from transferkit.backbones import create_backbone
-from transferkit.data import discover, stratified_split
-from transferkit.distributed import PartsDir, make_shards
-from transferkit.distributed.combine import combine_parts
+from transferkit.data import discover
+from transferkit.distributed import InOrder, make_shards, planned_engine
 from transferkit.distributed.spec import spec_sha256
 from transferkit.distributed.worker import ShardWorker
 from transferkit.errors import TransferkitError
-from transferkit.store import FeatureWriter
 
 
 def test_shards_are_contiguous_ranges_in_dataset_order():
@@ -30,80 +27,39 @@ def test_shards_are_contiguous_ranges_in_dataset_order():
         make_shards(10, 0)
 
 
-def _result(start, n, dim=3):
-    return {"index": np.arange(start, start + n), "features": np.full((n, dim), start, np.float32),
-            "failures": [(start + n, "empty file (0 bytes)")], "host": "h", "pid": 1, "seconds": 0.1}
+def test_finished_shards_are_handed_out_in_order_within_a_window():
+    order = InOrder(window=3)
+    assert order.may_send(2) and not order.may_send(3)  # shards 0..2 may be out at once
+    order.put(2, "c")
+    order.put(1, "b")
+    assert list(order.ready()) == [] and order.held == 2  # waiting for shard 0
+    order.put(0, "a")
+    assert list(order.ready()) == [(0, "a"), (1, "b"), (2, "c")] and order.held == 0
+    assert order.may_send(5) and not order.may_send(6)
+    with pytest.raises(ValueError, match="twice"):
+        order.put(1, "again")
 
 
-def test_parts_are_atomic_and_resume_refuses_other_settings(tmp_path):
-    out = tmp_path / "f.h5"
-    settings = {"model": "efficientnet_lite0", "seed": 42, "shard_size": 4, "preprocess": {"input_size": (224, 224)}}
-    parts = PartsDir(out)
-    parts.open(settings, resume=False)
-    shards = make_shards(10, 4)
-    parts.write(shards[0], _result(0, 3), 3, run_id="first")
-    assert parts.is_done(shards[0]) and not parts.is_done(shards[1])
-    assert sorted(p.name for p in parts.path.iterdir()) == ["lock", "manifest.json", "part-000000.h5"]
-    (parts.path / "part-000001.h5.tmp").write_bytes(b"half a part")  # what a killed driver leaves behind
-
-    with pytest.raises(TransferkitError, match="another extraction is writing"):
-        PartsDir(out).open(settings, resume=True)  # the lock is held (by this process's first handle)
-    parts.close()
-
-    for key, value, option in [("seed", 7, "--seed"), ("shard_size", 8, "--ray-shard-size")]:
-        with pytest.raises(TransferkitError, match=f"used {option} = .*, this run asks for {value}"):
-            PartsDir(out).open({**settings, key: value}, resume=True)
-    again = PartsDir(out)
-    again.open(json.loads(json.dumps(settings)), resume=True)  # tuples and lists compare equal via JSON
-    assert again.is_done(shards[0]) and not (again.path / "part-000001.h5.tmp").exists()
-    part = again.read(shards[0])
-    assert part["index"].tolist() == [0, 1, 2] and part["failures"] == [(3, "empty file (0 bytes)")]
-    again.remove()
-    assert not again.path.exists()
-
-
-def test_a_part_from_other_settings_does_not_count(tmp_path):
-    out = tmp_path / "f.h5"
-    parts = PartsDir(out)
-    parts.open({"seed": 1}, resume=False)
-    shard = make_shards(4, 4)[0]
-    parts.write(shard, _result(0, 4), 3, run_id="r")
-    with h5py.File(parts.part_path(shard), "r+") as f:
-        f.attrs["fingerprint"] = "something else"
-    assert not parts.is_done(shard)
-    parts.remove()
-
-
-def test_worker_shards_combined_equal_the_single_process_file(tmp_path, dataset_dir, extracted):
-    """Shard-by-shard extraction + combine reproduces the single-process file row for row (no Ray involved)."""
+def test_worker_shards_in_order_equal_the_single_process_rows(dataset_dir, extracted):
+    """Shard by shard, finishing in any order and handed out in order, the rows equal a local run's, bit for bit."""
     ds = discover(dataset_dir)
-    labels = np.array([s.label for s in ds.samples])
-    split = stratified_split(labels, 0.25, 42)
     spec = create_backbone("efficientnet_lite0").spec()  # what the driver would hand the workers
     with tk.open_features(extracted.path) as ref:
-        ref_feats, ref_labels = ref.load()
-        ref_paths, ref_split = ref.paths, ref.split
+        ref_feats, ref_paths = ref.load()[0], ref.paths
     worker = ShardWorker(backbone_kwargs={"name": "efficientnet_lite0"}, engine_kwargs={}, device="cpu", threads=1,
-                         decode_workers=1, batch_size=5, dataset_root=str(dataset_dir), spec_sha256=spec_sha256(spec))
+                         decode_workers=1, batch_size=3, dataset_root=str(dataset_dir), spec_sha256=spec_sha256(spec))
     assert worker.pid() == os.getpid()
-    out = tmp_path / "combined.h5"
-    parts = PartsDir(out)
-    parts.open({"seed": 42}, resume=False)
-    shards = make_shards(len(ds), 7)
     paths = [str(ds.absolute(s)) for s in ds.samples]
+    shards = make_shards(len(paths), 7)
+    order = InOrder(window=len(shards))
+    rows, index = [], []
     for shard in reversed(shards):  # finishing order does not matter
-        parts.write(shard, worker.run(shard.start, paths[shard.start:shard.stop]), 1280, run_id="r")
-    def make_writer(path, attrs):
-        return FeatureWriter(path, feature_dim=1280, label_names=ds.class_names, attrs=attrs, buffer_rows=6)
-
-    n_rows = combine_parts(parts, shards, out, make_writer=make_writer, attrs={"model": spec["model"], "seed": 42},
-                           labels=labels, split=split, rel_paths=[s.path for s in ds.samples])
-    parts.remove()
-    with tk.open_features(out) as ff:
-        assert ff.complete and n_rows == ff.n_rows == len(ref_paths)
-        feats, got_labels = ff.load()
-        assert ff.paths == ref_paths and (ff.split == ref_split).all() and (got_labels == ref_labels).all()
-        np.testing.assert_allclose(feats, ref_feats, atol=1e-5, rtol=0)
+        order.put(shard.index, worker.run(shard.start, paths[shard.start : shard.stop]))
+        for _, result in order.ready():
+            index.extend(result["index"].tolist())
+            rows.append(result["features"])
+    assert index == list(range(len(paths))) and [ds.samples[i].path for i in index] == ref_paths
+    assert np.array_equal(np.concatenate(rows).view(np.uint8), ref_feats.view(np.uint8))
 
 
 def test_worker_refuses_a_different_backbone_or_a_missing_dataset(tmp_path, dataset_dir):
@@ -115,15 +71,11 @@ def test_worker_refuses_a_different_backbone_or_a_missing_dataset(tmp_path, data
         ShardWorker(**kw, dataset_root=str(dataset_dir), spec_sha256="not the driver's").run(0, [])
 
 
-def test_unsupported_ray_options_and_leftover_parts_are_explained(tmp_path, dataset_dir):
-    # (a plain --resume is the crash-safe single-process resume, see test_resume.py)
-    with pytest.raises(TransferkitError, match="--update, --dtype and --compression are not supported with --ray"):
-        tk.extract(dataset_dir, tmp_path / "f.h5", ray="local", update=True)
-    out = tmp_path / "g.h5"
-    leftover = PartsDir(out)
-    leftover.open({"seed": 1}, resume=False)
-    leftover.close()
-    with pytest.raises(TransferkitError, match="pass --resume to continue it, or --overwrite"):
-        tk.extract(dataset_dir, out, ray="local")
+def test_what_the_workers_will_run_is_resolved_on_the_driver(tmp_path, dataset_dir):
+    assert planned_engine("auto", "auto", "int8", 0).name == "onnxruntime"
+    assert planned_engine("torch", "auto", "auto", 1).precision == "fp16"
+    with pytest.raises(TransferkitError, match="int8 runs with ONNX Runtime on CPU workers"):
+        planned_engine("auto", "auto", "int8", 1)
     with pytest.raises(TransferkitError, match="--ray-shard-size must be at least 1"):
-        tk.extract(dataset_dir, out, ray="local", ray_shard_size=0, overwrite=True)
+        tk.extract(dataset_dir, tmp_path / "f.h5", ray="local", ray_shard_size=0)
+    assert not (tmp_path / "f.h5").exists()

@@ -243,11 +243,11 @@ def test_cli_train_auto_prints_the_table(extracted, tmp_path):
 
 def test_the_cli_words_a_too_small_class_with_its_flag():
     """The head's error carries the setting (cv) and the value that works; the CLI names the flag."""
-    from transferkit.cli._words import cli_message
+    from transferkit.cli._flags import worded
 
     X, y, _, _ = data(True)
     y = y.copy()
     y[np.flatnonzero(y == 2)[2:]] = 0
     with pytest.raises(TransferkitError) as caught:
         make_head("logreg", cv=3).fit(X, y)
-    assert cli_message(caught.value).endswith("fewer than the 3 cross-validation folds; use --cv 2")
+    assert worded(caught.value).endswith("fewer than the 3 cross-validation folds; use --cv 2")

@@ -70,7 +70,7 @@ def test_unreadable_images_are_skipped_recorded_and_counted(tmp_path):
 def test_existing_output_is_not_clobbered(tmp_path, dataset_dir):
     out = tmp_path / "f.h5"
     out.write_bytes(b"precious")
-    with pytest.raises(TransferkitError, match=r"already exists .*; pass --overwrite"):
+    with pytest.raises(TransferkitError, match=r"already exists .*; pass overwrite=True"):
         tk.extract(dataset_dir, out)
     assert out.read_bytes() == b"precious"
 

@@ -50,10 +50,10 @@ def test_pool_refusals_are_one_line(pool, ndim, prefix, words):
 
 def test_a_bad_pool_names_the_argument_in_python_and_the_flag_on_the_command_line():
     from transferkit.backbones.pooling import effective_pool
-    from transferkit.cli._words import cli_message
+    from transferkit.cli._flags import worded
     from transferkit.errors import SettingValueError
 
     with pytest.raises(SettingValueError) as caught:
         effective_pool("median", 4, 0, "x")
     assert str(caught.value).startswith("pool='median': unknown pooling; choose from avg")
-    assert cli_message(caught.value).startswith("--pool median: unknown pooling; choose from avg")
+    assert worded(caught.value).startswith("--pool median: unknown pooling; choose from avg")

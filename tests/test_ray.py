@@ -1,8 +1,10 @@
 """Distributed extraction on a real local Ray cluster, started by these tests with `ray start --head`.
 
 The cluster runs in its own process group (so a SIGKILLed driver does not take it down) with 2 CPUs
-and a small fixed object store, and is stopped at the end. Compared against the single-process path
-on the same images: rows, paths, labels, split and skipped files equal, features within 1e-5.
+and a small fixed object store, and is stopped at the end. Ray only computes the batches; the file is
+the one working file of a local run, so every result is compared bit for bit with the single-process
+path on the same images: features, labels, paths, split and skipped files (also with --update, --dtype,
+--compression and int8, and after a SIGKILLed driver is resumed).
 """
 
 import json
@@ -17,10 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
-from conftest import add_bad_files, make_dataset, run_cli
+from conftest import add_bad_files, draw, make_dataset, run_cli
+from extract_proc import assert_same_file
 
 ray = pytest.importorskip("ray")
 import transferkit as tk  # noqa: E402
@@ -121,64 +122,70 @@ def reference(tmp_path_factory, data):
     return tk.extract(data, tmp_path_factory.mktemp("ref") / "ref.h5", batch_size=4)
 
 
-def assert_same_file(got: Path, ref: Path):
+def same_as_local(got: Path, ref: Path) -> dict:
+    """Bit for bit the local file's rows, with the same provenance; returns the file's record of the Ray run."""
+    assert_same_file(got, ref)
     with tk.open_features(got) as g, tk.open_features(ref) as r:
-        assert g.complete
-        assert g.paths == r.paths and g.label_names == r.label_names
-        assert (g.labels == r.labels).all() and (g.split == r.split).all()
-        assert g.skipped == r.skipped
-        np.testing.assert_allclose(g.load()[0], r.load()[0], atol=1e-5, rtol=0)
-        ga, ra = g.attrs, r.attrs
-        for key in (
-            "model",
-            "weights_sha256",
-            "layer",
-            "pool",
-            "preprocess",
-            "dataset_root",
-            "test_size",
-            "seed",
-            "n_images",
-            "batch_size",
-            "engine",
-            "format_version",
-        ):
-            assert ga[key] == ra[key], key
-        return json.loads(ga["ray"])
+        for key in ("model", "weights_sha256", "layer", "pool", "preprocess", "dataset_root", "test_size", "seed",
+                    "n_images", "batch_size", "engine", "precision", "format_version"):
+            assert g.attrs.get(key) == r.attrs.get(key), key
+        assert g.dtype == r.dtype and "ray" not in r.attrs
+        return json.loads(g.attrs["ray"]) if "ray" in g.attrs else {}
 
 
-def _parts(out: Path) -> list[Path]:
-    return sorted(out.with_name(out.name + ".parts").glob("part-*.h5"))
+def _progress(out: Path) -> int:
+    """Images the working file has committed (0 while it is not there or cannot be read yet)."""
+    try:
+        with tk.open_features(out) as ff:
+            return ff.progress["inputs_done"] if ff.progress else 0
+    except (TransferkitError, OSError):
+        return 0
 
 
 def test_equals_the_single_process_run_with_failing_images_inside_shards(cluster, data, reference, tmp_path):
     seen = []
-    r = tk.extract(
-        data,
-        tmp_path / "ray.h5",
-        batch_size=4,
-        ray=cluster,
-        ray_workers=2,
-        ray_shard_size=SHARD,
-        progress=lambda done, total: seen.append((done, total)),
-    )
-    info = assert_same_file(r.path, reference.path)
+    r = tk.extract(data, tmp_path / "ray.h5", batch_size=4, ray=cluster, ray_workers=2, ray_shard_size=SHARD,
+                   progress=lambda done, total: seen.append((done, total)))
+    info = same_as_local(r.path, reference.path)
     assert len(r.skipped) == 4 and {p.split("/")[-1] for p, _ in r.skipped} == {
-        "empty.jpg",
-        "not an image.png",
-        "truncated.jpg",
-        "bomb.png",
-    }
-    assert (r.n_rows, r.n_train, r.n_test, r.n_shards, r.workers) == (
-        reference.n_rows,
-        reference.n_train,
-        reference.n_test,
-        10,
-        2,
-    )
-    assert info["n_shards"] == 10 and info["shard_size"] == SHARD and info["runs"][0]["shards"] == 10
-    assert seen[0] == (0, 28) and seen[-1] == (28, 28)
-    assert not (tmp_path / "ray.h5.parts").exists()  # parts removed once the output is complete
+        "empty.jpg", "not an image.png", "truncated.jpg", "bomb.png"}
+    assert (r.n_rows, r.n_train, r.n_test) == (reference.n_rows, reference.n_train, reference.n_test)
+    assert r.ray["shards"] == 10 and r.ray["workers"] == 2 and info == r.ray and info["shard_size"] == SHARD
+    assert seen[0] == (0, 28) and seen[-1] == (28, 28) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ray.h5"]  # no parts, no lock, no temporary file left
+
+
+def test_update_dtype_compression_and_int8_equal_the_local_run(cluster, data, tmp_path):
+    """What a local run can do, a Ray run does alike: the same file, bit for bit."""
+    photos = tmp_path / "photos"
+    shutil.copytree(data, photos)
+    first = tmp_path / "first.h5"
+    tk.extract(photos, first, batch_size=4, dtype="float16", compression="gzip", ray=cluster, ray_shard_size=SHARD)
+    local = tmp_path / "local.h5"
+    tk.extract(photos, local, batch_size=4, dtype="float16", compression="gzip")
+    same_as_local(first, local)
+    with tk.open_features(first) as ff:
+        assert ff.h5["features"].compression == "gzip"
+
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    for i in range(4):  # new images, and one gone: --update extracts only the new ones, on Ray
+        draw("disc", rng).save(photos / "red disc" / f"new {i}.png")
+    (photos / "blue square" / "empty.jpg").unlink()
+    for out, ray in ((first, cluster), (local, None)):
+        r = tk.extract(photos, out, batch_size=4, update=True, ray=ray, ray_shard_size=SHARD)
+        assert (r.status, r.n_processed, r.n_added, r.n_removed) == ("updated", 4, 4, 1)
+    assert r.ray is None
+    same_as_local(first, local)
+
+    int8_ray, int8_local = tmp_path / "int8-ray.h5", tmp_path / "int8-local.h5"
+    with pytest.warns(UserWarning):  # the drawings' int8 quality warning (cosine < 0.99), twice
+        tk.extract(photos, int8_local, batch_size=4, precision="int8")
+        tk.extract(photos, int8_ray, batch_size=4, precision="int8", ray=cluster, ray_shard_size=SHARD)
+    same_as_local(int8_ray, int8_local)
+    with tk.open_features(int8_ray) as g, tk.open_features(int8_local) as r:
+        assert g.attrs["calibration"] == r.attrs["calibration"]
 
 
 def test_a_killed_worker_is_restarted_and_its_shards_retried(cluster, data, reference, tmp_path):
@@ -187,84 +194,57 @@ def test_a_killed_worker_is_restarted_and_its_shards_retried(cluster, data, refe
 
     def drive():
         try:
-            outcome["result"] = tk.extract(data, out, batch_size=4, ray=cluster, ray_workers=1, ray_shard_size=SHARD)
+            outcome["result"] = tk.extract(data, out, batch_size=4, buffer_rows=1, ray=cluster, ray_workers=1,
+                                           ray_shard_size=SHARD)
         except BaseException as exc:  # reported below
             outcome["error"] = exc
 
     driver = threading.Thread(target=drive)
     driver.start()
     deadline = time.monotonic() + 240
-    while not _parts(out):  # the worker is mid-run: one shard written, nine to go
+    while not _progress(out):  # the worker is mid-run: one shard in the file, nine to go
         assert driver.is_alive() and time.monotonic() < deadline, outcome
         time.sleep(0.05)
-    with h5py.File(_parts(out)[0], "r") as part:  # the part names the driver run, which names its actors
-        run_id = part.attrs["run_id"]
-    actor = ray.get_actor(f"extract-{run_id}-w0", namespace="transferkit")
+    (name,) = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("extract-")]
+    actor = ray.get_actor(name, namespace="transferkit")
     pid = ray.get(actor.pid.options(concurrency_group="control").remote(), timeout=60)
     os.kill(pid, signal.SIGKILL)
     driver.join(300)
     assert "error" not in outcome, outcome.get("error")
-    assert len(_parts(out)) == 0
-    info = assert_same_file(out, reference.path)
+    info = same_as_local(out, reference.path)
     # one worker, two processes: Ray restarted the killed actor, which finished the remaining shards
-    assert info["runs"][0]["shards"] == 10 and info["runs"][0]["worker_processes"] == 2
+    assert info["shards"] == 10 and info["workers"] == 1 and info["worker_processes"] == 2
 
 
-def test_a_killed_driver_resumes_redoing_only_unfinished_shards(cluster, data, reference, tmp_path):
+def test_a_killed_driver_resumes_without_redoing_committed_shards(cluster, data, reference, tmp_path):
     out = tmp_path / "ray.h5"
-    args = [
-        sys.executable,
-        "-m",
-        "transferkit",
-        "extract",
-        data,
-        "-o",
-        out,
-        "--batch-size",
-        "4",
-        "--ray",
-        cluster,
-        "--ray-workers",
-        "1",
-        "--ray-shard-size",
-        str(SHARD),
-    ]
+    args = [sys.executable, "-m", "transferkit", "extract", data, "-o", out, "--batch-size", "4", "--buffer-rows",
+            "1", "--ray", cluster, "--ray-workers", "1", "--ray-shard-size", str(SHARD)]
     driver = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 240
-    while len(_parts(out)) < 2:
+    while _progress(out) < 2 * SHARD:
         assert driver.poll() is None, driver.stdout.read().decode()
         assert time.monotonic() < deadline
         time.sleep(0.05)
     driver.kill()  # SIGKILL: no cleanup of any kind
     driver.wait()
     driver.stdout.close()
-    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in _parts(out)}
-    assert 2 <= len(before) < 10, before  # killed mid-run
-    assert not out.exists()
-    killed_runs = {h5py.File(p, "r").attrs["run_id"] for p in _parts(out)}
+    done = _progress(out)
+    assert 2 * SHARD <= done < 28, done  # killed mid-run
+    before = out.stat().st_mtime_ns
 
-    proc = run_cli(
-        "extract", data, "-o", out, "--batch-size", "4", "--ray", cluster, "--ray-shard-size", "4", "--resume"
-    )
-    assert proc.returncode == 1 and "used --ray-shard-size = 3, this run asks for 4" in proc.stderr
-    with pytest.raises(TransferkitError, match="pass --resume to continue it"):
-        tk.extract(data, out, batch_size=4, ray=cluster, ray_shard_size=SHARD)
-    # the refused attempts touched nothing
-    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in _parts(out)} == before
+    proc = run_cli("extract", data, "-o", out, "--batch-size", "3", "--ray", cluster, "--resume")
+    assert proc.returncode == 1 and "batch_size 4, this run asks for 3; rerun with the file's --batch-size" in (
+        proc.stderr)
+    proc = run_cli("extract", data, "-o", out, "--batch-size", "4", "--ray", cluster)
+    assert proc.returncode == 1
+    assert f"incomplete feature file, {done} of 28 images done); pass --resume to finish it" in proc.stderr
+    assert out.stat().st_mtime_ns == before  # the refused attempts touched nothing
 
     seen = []
-    r = tk.extract(
-        data,
-        out,
-        batch_size=4,
-        ray=cluster,
-        ray_workers=1,
-        ray_shard_size=SHARD,
-        resume=True,
-        progress=lambda done, total: seen.append(done),
-    )
-    info = assert_same_file(out, reference.path)
-    first, second = info["runs"]  # the killed run's parts were kept, the resumed run computed the rest
-    assert (first["shards"], second["shards"]) == (len(before), 10 - len(before))
-    assert {first["run_id"]} == killed_runs != {second["run_id"]}
-    assert r.shards_reused == len(before) and seen[0] == SHARD * len(before)
+    r = tk.extract(data, out, batch_size=4, ray=cluster, ray_workers=1, ray_shard_size=SHARD, resume=True,
+                   progress=lambda d, total: seen.append(d))
+    assert (r.status, r.n_processed, seen[0]) == ("resumed", 28 - done, done)
+    assert 0 < r.rows_before <= done
+    info = same_as_local(out, reference.path)
+    assert info["shards"] == -(-(28 - done) // SHARD)  # only what the killed run had not committed

@@ -15,6 +15,7 @@ from conftest import add_bad_files, make_dataset
 from extract_proc import BATCH, BUFFER, assert_same_file, launch, sigkill, wait_stopped
 
 import transferkit as tk
+from transferkit.cli._flags import resume_command, worded
 from transferkit.errors import IncompleteFileError, TransferkitError
 from transferkit.store import fsio
 from transferkit.store.lock import LockedError
@@ -108,16 +109,20 @@ def test_an_existing_file_is_never_clobbered(tmp_path, data, reference):
     out = tmp_path / "f.h5"
     out.write_bytes(reference.read_bytes())
     before = out.read_bytes()
-    with pytest.raises(TransferkitError, match=r"already exists \(a complete feature file, 12 rows\); pass --update"):
+    with pytest.raises(TransferkitError, match=r"exists \(a complete feature file, 12 rows\); pass update=True") as e:
         tk.extract(data, out)
+    assert e.value.state == "complete" and e.value.rows == 12  # the facts, for a caller to act on
+    assert "; pass --update to add new images and drop removed ones, or --overwrite to replace it" in worded(e.value)
     with pytest.raises(TransferkitError, match="cannot be combined"):
         tk.extract(data, out, overwrite=True, resume=True)
     other = tmp_path / "notes.h5"
     other.write_text("my notes")
-    with pytest.raises(TransferkitError, match=r"\(not a readable transferkit feature file\); pass --overwrite"):
+    with pytest.raises(TransferkitError, match=r"\(not a readable transferkit feature file\); pass overwrite=") as e:
         tk.extract(data, other)
-    with pytest.raises(TransferkitError, match="cannot resume: .*not an HDF5 file.*--overwrite"):
+    assert worded(e.value).endswith("pass --overwrite to replace it, or choose another -o")
+    with pytest.raises(TransferkitError, match="cannot resume: .*not an HDF5 file.*overwrite=True") as e:
         tk.extract(data, other, resume=True)
+    assert worded(e.value).endswith("; pass --overwrite to start over")
     assert out.read_bytes() == before and other.read_text() == "my notes"
 
 
@@ -127,9 +132,10 @@ def test_interrupted_run_keeps_its_rows_and_resume_of_a_complete_file_does_nothi
     with tk.open_features(out) as ff:
         assert ff.n_rows == 6 and not ff.complete  # the buffered 3rd batch was committed on the way out
     with pytest.raises(
-        TransferkitError, match=r"already exists \(an incomplete feature file, 6 of 16 images done\); pass --resume"
-    ):
+        TransferkitError, match=r"already exists \(an incomplete feature file, 6 of 16 images done\); pass resume=True"
+    ) as e:
         tk.extract(data, out, batch_size=BATCH)
+    assert "; pass --resume to finish it, or --overwrite to start over" in worded(e.value)
     r = tk.extract(data, out, batch_size=BATCH, buffer_rows=BUFFER, resume=True)
     assert (r.status, r.rows_before, r.n_processed) == ("resumed", 6, 10)
     assert_same_file(reference, out)
@@ -180,8 +186,6 @@ def test_the_printed_resume_command_carries_every_non_default_setting(tmp_path, 
             progress=interrupt,
             workers=1,
         )
-    from transferkit.cli._words import resume_command
-
     with tk.open_features(out) as ff:
         words = shlex.split(resume_command(ff))
     assert words[:5] == ["transferkit", "extract", str(data.resolve()), "-o", str(out)] and words[-1] == "--resume"
@@ -328,8 +332,10 @@ def test_the_cli_words_an_incomplete_file_as_the_command_that_resumes_it(tmp_pat
 
 
 def test_bad_storage_options_are_refused_before_any_work(tmp_path, data):
-    with pytest.raises(TransferkitError, match="--dtype must be one of float32, float16, got 'int8'"):
+    with pytest.raises(TransferkitError, match="^dtype must be one of float32, float16, got 'int8'") as e:
         tk.extract(data, tmp_path / "f.h5", dtype="int8")
-    with pytest.raises(TransferkitError, match="--compression must be one of none, lzf, gzip, got 'zstd'"):
+    assert worded(e.value) == "--dtype must be one of float32, float16, got 'int8'"
+    with pytest.raises(TransferkitError, match="^compression must be one of none, lzf, gzip, got 'zstd'") as e:
         tk.extract(data, tmp_path / "f.h5", compression="zstd")
+    assert worded(e.value) == "--compression must be one of none, lzf, gzip, got 'zstd'"
     assert not list(tmp_path.iterdir())

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from transferkit.cli import app
+from transferkit.cli._flags import worded
 from transferkit.errors import IncompleteFileError, TransferkitError
 from transferkit.store import FeatureFile, FeatureWriter, open_features
 from transferkit.store.finalize import finalize
@@ -161,8 +162,9 @@ def test_float16_overflow_is_a_clear_error(tmp_path):
     working_file(path, n=10, rows=0, dtype="float16")
     wf = WorkingFile.open(path, buffer_rows=100)
     wf.add([0], np.full((1, DIM), 1e6, np.float32))
-    with pytest.raises(TransferkitError, match="exceed the range of float16.*--dtype float32"):
+    with pytest.raises(TransferkitError, match="exceed the range of float16.*dtype='float32'") as e:
         wf.commit()
+    assert worded(e.value).endswith("; extract with --dtype float32")
     wf.close()
     with open_features(path) as ff:
         assert ff.n_rows == 0

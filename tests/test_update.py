@@ -4,6 +4,7 @@ settings is refused, naming the difference."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -13,8 +14,10 @@ from extract_proc import BATCH, BUFFER
 
 import transferkit as tk
 from transferkit.backbones import create_backbone
+from transferkit.cli._flags import worded
 from transferkit.engines import iter_batches
-from transferkit.store.resume import DatasetChangedError, SettingsMismatchError, check_settings
+from transferkit.store.session import DatasetChangedError
+from transferkit.store.settings import SettingsMismatchError, check_settings
 from transferkit.store.verify import verify_features
 
 
@@ -47,9 +50,12 @@ def test_update_extracts_only_new_files_and_keeps_existing_rows(tmp_path, origin
         draw("square", rng).save(data / "a new class" / name)
 
     with pytest.raises(
-        DatasetChangedError, match=r"dataset changed .*3 added \(e\.g\. 'a new class/one.png'\), 2 removed.*--update"
-    ):
+        DatasetChangedError, match=r"dataset changed .*3 added \(e\.g\. 'a new class/one.png'\), 2 removed.*update=True"
+    ) as e:
         tk.extract(data, out, batch_size=BATCH, resume=True)
+    assert sorted(e.value.added) == ["a new class/one.png", "a new class/two.png", "red disc/new disc.png"]
+    assert len(e.value.removed) == 2
+    assert "; pass --update to extract only the new files and drop removed ones" in worded(e.value)
     r = tk.extract(data, out, batch_size=BATCH, buffer_rows=BUFFER, update=True)
     assert (r.status, r.n_processed, r.n_added, r.n_removed, r.rows_before) == ("updated", 3, 3, 2, 11)
 
@@ -132,8 +138,9 @@ def test_resuming_with_other_settings_is_refused_naming_the_difference(tmp_path,
     options = {"batch_size": BATCH, "resume": True, **kwargs}
     if options.get("update"):
         del options["resume"]
-    with pytest.raises(SettingsMismatchError, match=message):
+    with pytest.raises(SettingsMismatchError) as e:
         tk.extract(data, out, **options)
+    assert re.search(message, worded(e.value)), worded(e.value)  # as the command line says it
     assert out.read_bytes() == before
 
 
@@ -158,5 +165,6 @@ def test_settings_guard_covers_layer_pool_weights_and_preprocessing(tmp_path):
         ("engine", "onnx", "engine 'torch', this run asks for 'onnx'"),
         ("preprocess", {"crop_pct": 1.0, "input_size": [224, 224]}, r"preprocess differs \(crop_pct 0.875 vs 1.0"),
     ]:
-        with pytest.raises(SettingsMismatchError, match=message):
+        with pytest.raises(SettingsMismatchError) as e:
             check_settings(tmp_path / "f.h5", file_attrs, {**same, key: value}, "resume")
+        assert re.search(message, worded(e.value)) and e.value.key == key, worded(e.value)

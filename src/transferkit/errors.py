@@ -13,6 +13,10 @@ class SettingError(TransferkitError):
         self.problem, self.setting, self.value = problem, setting, value
         super().__init__(f"{problem}; use {setting}={value!r}")
 
+    def render(self, word) -> str:
+        """The message with the setting worded by ``word`` (as in store/advice.py: ``"cv=2"`` -> ``--cv 2``)."""
+        return f"{self.problem}; use {word(f'{self.setting}={self.value}')}"
+
 
 class SettingValueError(TransferkitError):
     """A value of one setting that cannot work: ``setting`` (its Python argument name), ``value`` as given
@@ -21,6 +25,10 @@ class SettingValueError(TransferkitError):
     def __init__(self, setting: str, value, problem: str):
         self.setting, self.value, self.problem = setting, value, problem
         super().__init__(f"{setting}={value!r}: {problem}")
+
+    def render(self, word) -> str:
+        """The message with the setting worded by ``word`` (``"pool=gem"`` -> ``--pool gem``)."""
+        return f"{word(f'{self.setting}={self.value}')}: {self.problem}"
 
 
 class IncompleteFileError(TransferkitError):

@@ -1,5 +1,4 @@
-"""What ``extract`` returns (the local run and the Ray run, which adds its own fields). Its own module so that
-the distributed path can build one without importing the extraction verb that calls it."""
+"""What ``extract`` returns, whether its batches were computed here or on Ray."""
 
 from __future__ import annotations
 
@@ -29,6 +28,7 @@ class ExtractResult:
     notes: list[str] = field(default_factory=list)  # about the dataset (a class missing from a split, ...)
     warnings: list[str] = field(default_factory=list)  # likely misreadings of the dataset
     ignored: list[str] = field(default_factory=list)  # files and folders discovery passed over, with why
+    ray: dict | None = None  # a run on Ray: shards, workers, hosts (see distributed.RayReport)
 
     @property
     def images_per_second(self) -> float:

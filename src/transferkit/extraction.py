@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -17,11 +18,13 @@ from .data.layouts import dataset_split
 from .data.split import SPLITS, STRATIFIED
 from .engines import backbone_and_engine, resolve_batch_size
 from .engines.batches import ProgressCallback, feature_batches  # noqa: F401  (their former home: still importable here)
+from .engines.factory import INT8
 from .errors import TransferkitError
 from .extract_result import ExtractResult
-from .store import LayeredFeatureWriter, open_features
+from .store import open_features
 from .store.lock import holds_output_lock
-from .store.resume import ExtractionRun, resolve_mode
+from .store.mode import resolve_mode
+from .store.session import ExtractionRun
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,48 +95,88 @@ def extract(
     the rows of files still in the dataset and extracts only new ones. ``dtype`` "float16" halves the
     file; ``compression`` "lzf" or "gzip" shrinks it further. See docs/feature-store.md.
     ``ray``: run decoding and the backbone on a Ray cluster ("auto", "local" or an address; see
-    docs/distributed.md), in shards of ``ray_shard_size`` images; ``resume`` then continues an
-    interrupted distributed run, recomputing only its unfinished shards.
+    docs/distributed.md), in shards of ``ray_shard_size`` images handed back in order into the same
+    working file: everything above (resume, update, dtype, compression, int8) works alike, and the rows
+    equal a local run's.
     """
     output = Path(output)
-    if ray is None:
-        mode = resolve_mode(output, overwrite=overwrite, resume=resume, update=update, dtype=dtype,
-                            compression=compression)
-    else:
-        if update or dtype or compression:
-            raise TransferkitError("--update, --dtype and --compression are not supported with --ray yet; "
-                                   "run those without --ray")
-        if output.exists() and not overwrite and not resume:
-            raise TransferkitError(f"{output}: already exists; pass --overwrite to replace it, or choose another -o")
+    mode = resolve_mode(output, overwrite=overwrite, resume=resume, update=update, dtype=dtype,
+                        compression=compression)
+    on_ray = None
+    if ray is not None:
+        from .distributed import RayOptions, RayReport, WorkerSetup, ray_batches
+
+        on_ray = RayOptions(address=ray, workers=ray_workers, cpus_per_worker=ray_cpus_per_worker,
+                            gpus_per_worker=ray_gpus_per_worker, shard_size=ray_shard_size)
+        on_ray.validate()
     if output.parent and not output.parent.exists():
         raise TransferkitError(f"{output.parent}: output folder does not exist")
     resolve_batch_size(batch_size, None)  # bad values fail before any work
     dataset = discover(data)
     require_two_classes(dataset, str(data))
-    engine_request = engine
-    int8 = str(precision).strip().lower() == "int8"
-    if ray is not None and int8:
-        raise TransferkitError("--precision int8 is not supported with --ray yet; run it without --ray")
-    if ray is None:  # from the ONNX cache without PyTorch when an earlier run exported this backbone
-        calibration = [dataset.absolute(s) for s in dataset.samples] if int8 else None
-        backbone, engine = backbone_and_engine(model, weights=weights, layer=layer, pool=pool, image_size=image_size,
-                                               crop_pct=crop_pct, crop=crop, engine=engine, device=device,
-                                               precision=precision,
-                                               calibration=calibration)
-    else:  # the workers build the engine; the driver only resolves what they will run
-        from .distributed import planned_engine
-
-        backbone = create_backbone(
-            model, weights=weights, layer=layer, pool=pool, image_size=image_size, crop_pct=crop_pct, crop=crop
-        )
-        engine = planned_engine(engine, device, precision, ray_gpus_per_worker)
-    batch_size = resolve_batch_size(batch_size, engine, backbone.preprocess.input_size)
+    net = dict(weights=weights, layer=layer, pool=pool, image_size=image_size, crop_pct=crop_pct, crop=crop)
+    calibration = _calibration(dataset) if str(precision).strip().lower() == INT8 else None
+    backbone, engine_used = _backbone_and_engine(model, net, engine, device, precision, calibration, on_ray)
+    batch_size = resolve_batch_size(batch_size, engine_used, backbone.preprocess.input_size)
     labels = np.array([s.label for s in dataset.samples])
-    split_source = dataset.split_source or STRATIFIED
     split = dataset_split(dataset, test_size, seed)
+    request = _request(model=model, **{**net, "weights": None if backbone.weights == "default" else backbone.weights},
+                       batch_size=int(batch_size), test_size=test_size, seed=seed, engine=engine, device=device,
+                       precision=precision)
+    attrs = _attrs(dataset, data, backbone, engine_used, batch_size, test_size, seed, request)
+    report = None
+    start = time.perf_counter()
+    with ExtractionRun(output, mode=mode, dataset=dataset, labels=labels, split=split, attrs=attrs,
+                       feature_dim=backbone.feature_dim, dtype=dtype, compression=compression,
+                       buffer_rows=buffer_rows, test_size=test_size, seed=seed) as run:
+        paths = run.todo_paths(dataset.root)
+        if on_ray is None:
+            batches = feature_batches(paths, backbone.preprocess, engine_used, batch_size, workers,
+                                      run.progress(progress))
+        else:  # the same batches, computed shard by shard on Ray workers and handed over in order
+            setup = WorkerSetup(backbone_kwargs={"name": model, **net},
+                                engine_kwargs={"engine": engine, "precision": engine_used.precision,
+                                               "calibration": calibration},
+                                batch_size=batch_size, decode_workers=workers, dataset_root=str(dataset.root),
+                                spec=backbone.spec(), engine=engine_used)
+            report = RayReport(on_ray.shard_size, on_ray.cpus_per_worker, on_ray.gpus_per_worker)
+            batches = ray_batches([str(p) for p in paths], setup, on_ray, run.progress(progress), report)
+        with contextlib.closing(batches):  # stops the Ray workers at once if the run fails or is interrupted
+            for positions, feats, failures in batches:
+                run.add(positions, feats, failures)
+        if report is not None:
+            run.finish_attrs["ray"] = json.dumps(report.to_dict())
+    return _result(output, dataset, run, len(paths), time.perf_counter() - start, report)
+
+
+def _calibration(dataset) -> list:
+    """The images int8 is calibrated on (a deterministic sample: the same on the driver and every worker)."""
+    from .engines.onnx_int8 import calibration_sample
+
+    return [str(p) for p in calibration_sample([dataset.absolute(s) for s in dataset.samples])]
+
+
+def _backbone_and_engine(model, net: dict, engine: str, device: str, precision: str, calibration, on_ray):
+    """The backbone, and the engine that runs it (on Ray: what the workers will run, resolved here without
+    building it unless int8 must be calibrated, which the driver does once for every worker)."""
+    from .distributed import planned_engine
+
+    if on_ray is None or calibration is not None:
+        if on_ray is not None:
+            planned_engine(engine, device, precision, on_ray.gpus_per_worker)  # refuses int8 on GPU workers
+            device = "cpu"
+        # from the ONNX cache without PyTorch when an earlier run exported this backbone
+        return backbone_and_engine(model, **net, engine=engine, device=device, precision=precision,
+                                   calibration=calibration)
+    return create_backbone(model, **net), planned_engine(engine, device, precision, on_ray.gpus_per_worker)
+
+
+def _attrs(dataset, data, backbone, engine, batch_size: int, test_size: float, seed: int, request: dict) -> dict:
+    """The file's provenance: backbone, dataset, split, engine, and the settings as asked for."""
+    split_source = dataset.split_source or STRATIFIED
     # --test-size and --seed make the split only when the dataset does not bring one
     stratified = {"test_size": float(test_size), "seed": int(seed)} if split_source == STRATIFIED else {}
-    attrs = {
+    return {
         **backbone.spec(),
         "dataset_root": str(Path(dataset.root).resolve()),
         "data": str(Path(data).resolve()),  # the folder or CSV given, for the resume command
@@ -149,119 +192,31 @@ def extract(
         # the layers side by side in each row while extracting; finishing splits them into layers/<name>
         "layers": backbone.layers,
         # the settings as asked for, so an interrupted file can print the exact command that finishes it
-        "request": json.dumps(
-            _request(
-                model=model,
-                weights=None if backbone.weights == "default" else backbone.weights,
-                layer=layer,
-                pool=pool,
-                image_size=image_size,
-                crop_pct=crop_pct,
-                crop=crop,
-                batch_size=int(batch_size),
-                test_size=test_size,
-                seed=seed,
-                engine=engine_request,
-                device=device,
-                precision=precision,
-            )
-        ),
+        "request": json.dumps(request),
     }
-    if ray is not None:  # same dataset, split, backbone and provenance; shards computed on Ray workers
-        from .distributed import RayOptions, run_on_ray
 
-        options = RayOptions(
-            address=ray,
-            workers=ray_workers,
-            cpus_per_worker=ray_cpus_per_worker,
-            gpus_per_worker=ray_gpus_per_worker,
-            shard_size=ray_shard_size,
-        )
-        return _about_dataset(
-            run_on_ray(
-                dataset=dataset,
-                labels=labels,
-                split=split,
-                backbone=backbone,
-                attrs=attrs,
-                output=output,
-                options=options,
-                backbone_kwargs=dict(
-                    name=model,
-                    weights=weights,
-                    layer=layer,
-                    pool=pool,
-                    image_size=image_size,
-                    crop_pct=crop_pct,
-                    crop=crop,
-                ),
-                engine_kwargs=dict(engine=engine_request, precision=engine.precision),
-                make_writer=lambda path, file_attrs: LayeredFeatureWriter(
-                    path,
-                    layers=backbone.layers,
-                    feature_dim=backbone.feature_dim,
-                    label_names=dataset.class_names,
-                    attrs={k: v for k, v in file_attrs.items() if k != "layers"},
-                    buffer_rows=buffer_rows,
-                ),
-                batch_size=batch_size,
-                workers=workers,
-                overwrite=overwrite,
-                resume=resume,
-                progress=progress,
-            ),
-            dataset,
-        )
-    start = time.perf_counter()
-    with ExtractionRun(
-        output,
-        mode=mode,
-        dataset=dataset,
-        labels=labels,
-        split=split,
-        attrs=attrs,
-        feature_dim=backbone.feature_dim,
-        dtype=dtype,
-        compression=compression,
-        buffer_rows=buffer_rows,
-        test_size=test_size,
-        seed=seed,
-    ) as run:
-        paths = run.todo_paths(dataset.root)
-        for positions, feats, failures in feature_batches(
-            paths, backbone.preprocess, engine, batch_size, workers, run.progress(progress)
-        ):
-            run.add(positions, feats, failures)
-    seconds = time.perf_counter() - start
+
+def _result(output: Path, dataset, run: ExtractionRun, n_processed: int, seconds: float, report) -> ExtractResult:
     with open_features(output) as ff:
         written_split = ff.split
-        skipped = ff.skipped
-        n_rows = ff.n_rows
-    return _about_dataset(
-        ExtractResult(
+        return ExtractResult(
             path=output,
             n_images=len(dataset),
-            n_rows=n_rows,
-            skipped=skipped,
+            n_rows=ff.n_rows,
+            skipped=ff.skipped,
             seconds=seconds,
             class_counts=dataset.counts(),
-            n_train=int((written_split == 0).sum()),
-            n_test=int((written_split == 1).sum()),
+            n_train=int((written_split == SPLITS["train"]).sum()),
+            n_test=int((written_split == SPLITS["test"]).sum()),
+            n_val=int((written_split == SPLITS["val"]).sum()),
+            split_source=ff.attrs.get("split_source") or STRATIFIED,
             status=run.status,
-            n_processed=len(paths),
+            n_processed=n_processed,
             rows_before=run.rows_before,
             n_added=run.n_added,
             n_removed=run.n_removed,
+            notes=list(dataset.notes),
+            warnings=list(dataset.warnings),
             ignored=list(dataset.ignored),
-        ),
-        dataset,
-    )
-
-
-def _about_dataset(result: ExtractResult, dataset) -> ExtractResult:
-    """Fill in what the result says about the dataset: the val rows, where the split came from, notes."""
-    with open_features(result.path) as ff:
-        result.n_val = int((ff.split == SPLITS["val"]).sum())
-        result.split_source = ff.attrs.get("split_source") or STRATIFIED
-    result.notes, result.warnings = list(dataset.notes), list(dataset.warnings)
-    return result
+            ray=None if report is None else report.to_dict(),
+        )

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from ..errors import TransferkitError, first_line
 from . import _help  # noqa: F401  (help-text conventions: no <bool> on flags, plain DATA / MODEL)
-from ._words import cli_message
+from ._flags import worded
 
 app = typer.Typer(
     add_completion=False,
@@ -49,7 +49,7 @@ def friendly(fn):
         except (TransferkitError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
             if _state["debug"]:
                 raise
-            msg = cli_message(exc) if isinstance(exc, TransferkitError) else f"{exc.filename}: {exc.strerror}"
+            msg = worded(exc) if isinstance(exc, TransferkitError) else f"{exc.filename}: {exc.strerror}"
             err.print(f"[bold red]error:[/] {esc(msg)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:

@@ -76,8 +76,7 @@ def extract(
     resume: bool = typer.Option(
         False,
         "--resume",
-        help=("Finish an interrupted extraction of OUTPUT (same settings; with --ray only its unfinished shards); "
-              "start it if it is not there."),
+        help="Finish an interrupted extraction of OUTPUT (same settings); start it if it is not there.",
     ),
     update: bool = typer.Option(
         False,
@@ -129,7 +128,7 @@ def extract(
         "--ray-shard-size",
         min=1,
         rich_help_panel="Distributed (Ray)",
-        help="Images per shard: the unit of work, retry, resume and part file.",
+        help="Images per shard: the unit of work and retry.",
     ),
 ):
     """Turn every image into a feature vector and store them, with labels and provenance, in HDF5."""
@@ -183,10 +182,9 @@ def extract(
         f"{r.n_processed if r.n_processed is not None else r.n_images} images in {r.seconds:.1f} s "
         f"({r.images_per_second:.1f} img/s)"
     )
-    if getattr(r, "n_shards", None) is not None:  # a distributed run (transferkit.distributed)
-        reused = f", {r.shards_reused} kept from the interrupted run" if r.shards_reused else ""
+    if r.ray is not None and r.ray["shards"]:  # a distributed run (transferkit.distributed)
         console.print(
-            f"ray: {r.n_shards} shards on {r.workers} workers ({esc(', '.join(r.hosts) or '-')}){reused}",
+            f"ray: {r.ray['shards']} shards on {r.ray['workers']} workers ({esc(', '.join(r.ray['hosts']) or '-')})",
             highlight=False,
         )
     _print_dataset_notes(r)
@@ -232,7 +230,7 @@ def _says_how_to_resume(output: Path):
 
 def _kept(output: Path) -> str | None:
     from ..store import open_features
-    from ._words import resume_command
+    from ._flags import resume_command
 
     try:
         with open_features(output) as ff:

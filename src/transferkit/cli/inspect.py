@@ -25,7 +25,7 @@ def inspect(
     """Show provenance, rows per class and split, skipped files and completeness of a feature file."""
     from ..inspection import describe_features
     from ..store.working import DamagedFileError
-    from ._words import extract_command
+    from ._flags import extract_command
 
     checks = None
     if verify:

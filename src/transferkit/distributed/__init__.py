@@ -1,10 +1,13 @@
-"""Distributed extraction on a Ray cluster (optional: ``pip install transferkit[ray]``).
+"""Distributed extraction on a Ray cluster (optional: ``pip install transferkit[ray]``): a source of
+feature batches that :func:`transferkit.extract` drains into its one working file.
 
-Nothing here imports Ray at import time; :func:`run_on_ray` connects when it runs.
+Nothing here imports Ray at import time; :func:`ray_batches` connects when it runs.
 """
 
 from .engine_plan import planned_engine
-from .ray_extract import RayExtractResult, RayOptions, run_on_ray
-from .shards import PartsDir, Shard, make_shards
+from .order import InOrder
+from .ray_extract import RayOptions, RayReport, WorkerSetup, ray_batches
+from .shards import Shard, make_shards
 
-__all__ = ["planned_engine", "PartsDir", "RayExtractResult", "RayOptions", "Shard", "make_shards", "run_on_ray"]
+__all__ = ["InOrder", "planned_engine", "RayOptions", "RayReport", "Shard", "WorkerSetup", "make_shards",
+           "ray_batches"]

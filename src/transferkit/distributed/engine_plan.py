@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engines.factory import ENGINES, onnxruntime_available, resolve_precision
+from ..engines.factory import ENGINES, INT8, onnxruntime_available, resolve_precision
 from ..errors import TransferkitError
 
 
@@ -26,6 +26,11 @@ def planned_engine(engine: str, device: str, precision: str, gpus_per_worker: fl
         raise TransferkitError(f"--device {device}: with --ray the workers' device follows --ray-gpus-per-worker "
                                f"({worker_device} here)")
     precision = resolve_precision(precision, worker_device)
+    if precision == INT8:  # ONNX Runtime on the CPU only (engines/onnx_int8.py)
+        if engine == "torch" or worker_device != "cpu":
+            raise TransferkitError("--precision int8 runs with ONNX Runtime on CPU workers; use --engine auto (or "
+                                   "onnxruntime) and no --ray-gpus-per-worker")
+        return PlannedEngine("onnxruntime", worker_device, precision)
     if engine == "auto":
         on_cpu_fp32 = worker_device == "cpu" and precision == "fp32"
         engine = "onnxruntime" if on_cpu_fp32 and onnxruntime_available() else "torch"

@@ -1,22 +1,24 @@
-"""Run an extraction on a Ray cluster: shards of the image list go to actors that hold the backbone.
+"""Feature batches computed on a Ray cluster: shards of the image list go to actors that hold the backbone.
 
 Design (see docs/distributed.md):
 
-- The driver does everything that decides the result: it discovers the dataset, computes the split
-  (once, over all files, exactly as the single-process path), cuts the image list into contiguous
-  shards, and writes every part file and the final output. Workers only compute features.
-- Workers are plain Ray actors (``ShardWorker``), each holding one backbone, fed shard by shard
-  (two shards queued per actor, so an actor never waits for the driver between shards). Ray restarts
-  an actor whose process dies (``max_restarts``) and retries the shards it was running
+- Ray is only a source of feature batches. :func:`transferkit.extract` does everything else exactly as
+  for a local run: the mode (new, ``--resume``, ``--update``, ``--overwrite``), the dataset, the split,
+  the settings check, the lock, the crash-safe working file and the finished file
+  (:class:`transferkit.store.ExtractionRun`). :func:`ray_batches` takes the place of
+  :func:`transferkit.engines.batches.feature_batches`: it yields ``(positions, features, failures)``
+  in input order, one shard at a time, so the driver drains finished shards in order into the same
+  working file, and a killed driver resumes like a killed local run (committed rows are not redone).
+- Workers are plain Ray actors (:class:`.worker.ShardWorker`), each holding one backbone, fed shard by
+  shard (two shards queued per actor, so an actor never waits for the driver between shards). Ray
+  restarts an actor whose process dies (``max_restarts``) and retries the shards it was running
   (``max_task_retries``); the restarted actor reloads the backbone and carries on.
-- A finished shard travels back through the object store (a few MB) and becomes one part file,
-  written atomically by the driver. ``--resume`` after a dead driver recomputes only the shards
-  without a part file. Then the parts are copied, in order, into one ordinary feature file.
+- A finished shard travels back through the object store (a few MB). Shards that finish before the
+  ones ahead of them wait in the driver (:class:`.order.InOrder`), within a bounded window.
 
-Why actors and not Ray Data's ``map_batches``: the shard is our unit of retry, of resume and of
-output, and Ray Data chooses its own block boundaries and bundles rows into blocks as it likes, so
-"which shards are done" would be guesswork; its streaming executor also reserves CPUs for read and
-map tasks, which deadlocks a small cluster (two CPUs, two actors) unless actors get fractional CPUs.
+Why actors and not Ray Data's ``map_batches``: the shard is our unit of retry and of order, and Ray
+Data chooses its own block boundaries; its streaming executor also reserves CPUs for read and map
+tasks, which deadlocks a small cluster (two CPUs, two actors) unless actors get fractional CPUs.
 Plain actors on a queue have no such interplay, start faster, and keep the decode + inference
 pipeline of the single-process path inside every worker.
 """
@@ -25,26 +27,20 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 import uuid
-from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
-import numpy as np
-
-from ..errors import TransferkitError
-from ..extract_result import ExtractResult
-from ..store import open_features
-from .combine import combine_parts, run_summary
-from .shards import PartsDir, listing_sha256, make_shards
+from ..errors import TransferkitError, first_line
+from .order import InOrder
+from .shards import make_shards
 from .spec import spec_sha256
 from .worker import ShardWorker
 
 NAMESPACE = "transferkit"
 IN_FLIGHT_PER_WORKER = 2
+WINDOW_PER_WORKER = 8  # shards sent ahead of the first unfinished one, per worker (bounds what the driver holds)
 
 
 @dataclass
@@ -74,11 +70,32 @@ class RayOptions:
 
 
 @dataclass
-class RayExtractResult(ExtractResult):
-    n_shards: int = 0
-    shards_reused: int = 0  # finished by an earlier, interrupted run and kept
+class WorkerSetup:
+    """What every worker builds and runs, decided once on the driver."""
+
+    backbone_kwargs: dict  # create_backbone(**backbone_kwargs), as the driver did
+    engine_kwargs: dict  # engine, precision and (int8) calibration images, as the driver resolved them
+    batch_size: int
+    decode_workers: int | None
+    dataset_root: str
+    spec: dict  # the driver's backbone spec: a worker with another network refuses to run
+    engine: object  # the driver's (planned) engine: name, precision and, for int8, its calibration
+
+
+@dataclass
+class RayReport:
+    """What a Ray run did, for the result and the file's ``ray`` attribute."""
+
+    shard_size: int
+    cpus_per_worker: float
+    gpus_per_worker: float
+    shards: int = 0
     workers: int = 0
     hosts: list[str] = field(default_factory=list)
+    worker_processes: int = 0  # more than ``workers``: Ray restarted a worker that died
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
 
 
 def _listening(address: str, timeout: float = 5.0) -> bool:
@@ -160,192 +177,50 @@ def _worker_count(ray, options: RayOptions, n_todo: int) -> int:
     return max(1, min(n, n_todo))
 
 
-def run_on_ray(
-    *,
-    dataset,
-    labels: np.ndarray,
-    split: np.ndarray,
-    backbone,
-    attrs: dict,
-    output: Path,
+def ray_batches(
+    paths: Sequence[str],
+    setup: WorkerSetup,
     options: RayOptions,
-    backbone_kwargs: dict,
-    engine_kwargs: dict,
-    make_writer: Callable,
-    batch_size: int,
-    workers: int | None,
-    overwrite: bool,
-    resume: bool,
-    progress: Callable[[int, int], None] | None,
-) -> RayExtractResult:
-    """Extract ``dataset`` on Ray into ``output``.
-
-    Everything that decides the result comes from :func:`transferkit.extract`, computed once on the
-    driver: ``labels``, ``split``, the provenance ``attrs``, ``backbone_kwargs`` (what every worker passes
-    to ``create_backbone``), ``engine_kwargs`` (to the worker's engine), and ``make_writer(path, attrs)``,
-    the writer of the final file.
-    """
+    progress: Callable[[int, int], None] | None = None,
+    report: RayReport | None = None,
+):
+    """Yield ``(positions, features, failures)`` for ``paths`` shard by shard, in order, computed on Ray
+    (positions index ``paths``, as :func:`transferkit.engines.batches.feature_batches` yields them).
+    ``report`` (optional) is filled in with the shards, workers and hosts of the run."""
     options.validate()
-    start_time = time.perf_counter()
-    output = Path(output)
-    n = len(dataset)
-    rel_paths = [s.path for s in dataset.samples]
-    root = Path(dataset.root).resolve()
-    abs_paths = [str(root / p) for p in rel_paths]
-
-    parts = PartsDir(output)
-    if parts.path.exists() and not (resume or overwrite):
-        raise TransferkitError(
-            f"{parts.path}: an interrupted distributed extraction left its finished shards here; pass --resume to "
-            "continue it, or --overwrite to start over"
-        )
-    if resume and not parts.exists() and output.exists():
-        with open_features(output) as ff:
-            done = ff.complete
-        raise TransferkitError(
-            f"{output}: already complete, nothing to resume"
-            if done
-            else f"{output}: no finished shards to resume from ({parts.path} is missing); "
-            "pass --overwrite to start over"
-        )
-    settings = {
-        **attrs,
-        "shard_size": int(options.shard_size),
-        "listing_sha256": listing_sha256(rel_paths, labels, dataset.class_names),
-    }
-    parts.open(settings, resume=resume)
-    try:
-        if overwrite and output.exists():
-            output.unlink()
-        shards = make_shards(n, options.shard_size)
-        todo = [s for s in shards if not parts.is_done(s)]
-        reused = len(shards) - len(todo)
-        done_images = sum(s.size for s in shards) - sum(s.size for s in todo)
-        if progress:
-            progress(done_images, n)
-        n_workers = 0
-        if todo:
-            n_workers = _compute_shards(
-                todo,
-                parts,
-                abs_paths,
-                backbone,
-                options,
-                attrs=attrs,
-                backbone_kwargs=backbone_kwargs,
-                engine_kwargs=engine_kwargs,
-                batch_size=batch_size,
-                decode_workers=workers,
-                root=str(root),
-                done_images=done_images,
-                n_images=n,
-                progress=progress,
-            )
-        ray_attrs = {
-            "shard_size": int(options.shard_size),
-            "n_shards": len(shards),
-            "workers": n_workers,
-            "cpus_per_worker": options.cpus_per_worker,
-            "gpus_per_worker": options.gpus_per_worker,
-        }
-        runs = run_summary([parts.record(s) for s in shards])
-        ray_attrs["runs"] = runs
-        n_rows = combine_parts(
-            parts,
-            shards,
-            output,
-            make_writer=make_writer,
-            attrs={**attrs, "ray": ray_attrs},
-            labels=labels,
-            split=split,
-            rel_paths=rel_paths,
-        )
-    except BaseException:
-        if any(parts.path.glob("part-*.h5")):
-            parts.close()  # keep the finished shards for --resume
-        else:
-            parts.remove()  # nothing finished (e.g. no cluster reachable): leave no trace
-        raise
-    parts.remove()  # the output is complete: the parts are redundant now
-    seconds = time.perf_counter() - start_time
-    with open_features(output) as ff:
-        written_split, skipped = ff.split, ff.skipped
-    return RayExtractResult(
-        path=output,
-        n_images=n,
-        n_rows=n_rows,
-        skipped=skipped,
-        seconds=seconds,
-        class_counts=dataset.counts(),
-        n_train=int((written_split == 0).sum()),
-        n_test=int((written_split == 1).sum()),
-        n_shards=len(shards),
-        shards_reused=reused,
-        workers=n_workers,
-        hosts=sorted({h for r in runs for h in r["hosts"]}),
-    )
-
-
-def _compute_shards(
-    todo,
-    parts: PartsDir,
-    abs_paths,
-    backbone,
-    options: RayOptions,
-    *,
-    attrs,
-    backbone_kwargs,
-    engine_kwargs,
-    batch_size,
-    decode_workers,
-    root,
-    done_images,
-    n_images,
-    progress,
-) -> int:
-    """Run ``todo`` shards on Ray workers, writing each part as it arrives; return the number of workers."""
+    report = report if report is not None else RayReport(options.shard_size, options.cpus_per_worker,
+                                                         options.gpus_per_worker)
+    shards = make_shards(len(paths), options.shard_size)
+    report.shards = len(shards)
+    if not shards:
+        return
     run_id = uuid.uuid4().hex[:12]
     with ray_session(options.address) as ray:
         from ray.exceptions import RayActorError, RayTaskError
 
-        n_workers = _worker_count(ray, options, len(todo))
-        gpus = options.gpus_per_worker
-        threads = max(1, int(options.cpus_per_worker))
-        remote = ray.remote(concurrency_groups={"control": 1})(ShardWorker)
-        kwargs = dict(
-            backbone_kwargs=backbone_kwargs,
-            engine_kwargs=engine_kwargs,
-            device="cuda" if gpus > 0 else "cpu",
-            threads=threads,
-            decode_workers=decode_workers or threads,
-            batch_size=batch_size,
-            dataset_root=root,
-            spec_sha256=spec_sha256(backbone.spec()),
-        )
-        actors = [
-            remote.options(
-                name=f"extract-{run_id}-w{i}",
-                namespace=NAMESPACE,
-                num_cpus=options.cpus_per_worker,
-                num_gpus=gpus,
-                max_restarts=options.max_restarts,
-                max_task_retries=options.max_task_retries,
-                scheduling_strategy="SPREAD",
-            ).remote(**kwargs)
-            for i in range(n_workers)
-        ]
-        queue = deque(todo)
-        pending: dict = {}
+        n_workers = _worker_count(ray, options, len(shards))
+        report.workers = n_workers
+        actors = _start_workers(ray, setup, options, n_workers, run_id)
+        order = InOrder(WINDOW_PER_WORKER * n_workers)
+        pending: dict = {}  # object ref -> (shard, actor)
+        idle: list = []
+        next_shard = 0
+        done = 0
+        seen: set = set()
 
-        def submit(actor) -> None:
-            if queue:
-                shard = queue.popleft()
-                pending[actor.run.remote(shard.start, abs_paths[shard.start : shard.stop])] = (shard, actor)
+        def send(actor) -> bool:
+            nonlocal next_shard
+            if next_shard >= len(shards) or not order.may_send(next_shard):
+                return False
+            shard = shards[next_shard]
+            next_shard += 1
+            pending[actor.run.remote(shard.start, list(paths[shard.start : shard.stop]))] = (shard, actor)
+            return True
 
         try:
             for _ in range(IN_FLIGHT_PER_WORKER):
                 for actor in actors:
-                    submit(actor)
+                    send(actor)
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 shard, actor = pending.pop(ready[0])
@@ -357,24 +232,72 @@ def _compute_shards(
                     raise
                 except RayActorError as exc:
                     raise TransferkitError(
-                        f"shard {shard.index} (images {shard.start}-{shard.stop - 1}): its Ray worker died "
-                        f"{options.max_restarts + 1} times ({str(exc).splitlines()[0][:200]}); the finished shards are "
-                        f"kept in {parts.path}: rerun with --resume"
+                        f"shard {shard.index} (images {shard.start}-{shard.stop - 1} of this run): its Ray worker "
+                        f"died {options.max_restarts + 1} times ({first_line(exc)}); the rows before it are "
+                        "kept: rerun with --resume"
                     ) from None
-                if attrs.get("engine") and result.get("engine") not in (None, attrs["engine"]):
-                    raise TransferkitError(
-                        f"worker on {result.get('host')}: ran the {result['engine']} engine, not {attrs['engine']} "
-                        "as planned (an engine fallback on that node?); pass --engine explicitly"
-                    )
-                parts.write(shard, result, backbone.feature_dim, run_id)
-                done_images += shard.size
-                if progress:
-                    progress(done_images, n_images)
-                submit(actor)
+                _check_same_engine(result, setup.engine)
+                seen.add((result.get("host", ""), int(result.get("pid", -1))))
+                report.hosts, report.worker_processes = sorted({h for h, _ in seen}), len(seen)
+                order.put(shard.index, (shard, result))
+                if not send(actor):
+                    idle.append(actor)
+                for _, (s, r) in order.ready():
+                    done += s.size
+                    if progress:
+                        progress(done, len(paths))
+                    # the worker numbered its rows and failures from the shard's start: positions in ``paths``
+                    yield [int(i) for i in r["index"]], r["features"], [(int(i), why) for i, why in r["failures"]]
+                while idle and send(idle[-1]):
+                    idle.pop()
         finally:
             for actor in actors:
                 try:
                     ray.kill(actor, no_restart=True)
-                except Exception:  # already gone
+                except Exception:  # noqa: BLE001 - already gone
                     pass
-    return n_workers
+
+
+def _start_workers(ray, setup: WorkerSetup, options: RayOptions, n_workers: int, run_id: str) -> list:
+    gpus = options.gpus_per_worker
+    threads = max(1, int(options.cpus_per_worker))
+    remote = ray.remote(concurrency_groups={"control": 1})(ShardWorker)
+    kwargs = dict(
+        backbone_kwargs=setup.backbone_kwargs,
+        engine_kwargs=setup.engine_kwargs,
+        device="cuda" if gpus > 0 else "cpu",
+        threads=threads,
+        decode_workers=setup.decode_workers or threads,
+        batch_size=setup.batch_size,
+        dataset_root=setup.dataset_root,
+        spec_sha256=spec_sha256(setup.spec),
+    )
+    return [
+        remote.options(
+            name=f"extract-{run_id}-w{i}",
+            namespace=NAMESPACE,
+            num_cpus=options.cpus_per_worker,
+            num_gpus=gpus,
+            max_restarts=options.max_restarts,
+            max_task_retries=options.max_task_retries,
+            scheduling_strategy="SPREAD",
+        ).remote(**kwargs)
+        for i in range(n_workers)
+    ]
+
+
+def _check_same_engine(result: dict, engine) -> None:
+    """A worker must run the engine the file records (no silent fallback; int8: the same quantised graph)."""
+    name = getattr(engine, "name", None)
+    if name and result.get("engine") not in (None, name):
+        raise TransferkitError(
+            f"worker on {result.get('host')}: ran the {result['engine']} engine, not {name} as planned (an engine "
+            "fallback on that node?); pass --engine explicitly"
+        )
+    want = getattr(engine, "calibration", None)
+    got = result.get("calibration")
+    if want is not None and (got or {}).get("graph") != want.get("graph"):
+        raise TransferkitError(
+            f"worker on {result.get('host')}: its int8 graph ({(got or {}).get('graph')}) is not the driver's "
+            f"({want.get('graph')}); install the same transferkit, onnx and onnxruntime on every node"
+        )

@@ -87,6 +87,7 @@ class ShardWorker:
             "features": np.concatenate(feats) if feats else np.empty((0, dim), np.float32),
             "failures": failures,
             "engine": getattr(self.engine, "name", None),
+            "calibration": getattr(self.engine, "calibration", None),  # int8: which quantised graph ran
             "host": self.host,
             "pid": os.getpid(),
             "seconds": time.perf_counter() - t0,

@@ -24,13 +24,14 @@ def temp_path(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
-def finalize(path: Path, compression: str | None = None) -> None:
+def finalize(path: Path, compression: str | None = None, attrs: dict | None = None) -> None:
     """Rewrite the finished working file at ``path`` as a complete feature file, atomically, with
-    ``compression`` (None: the one chosen when the extraction started)."""
+    ``compression`` (None: the one chosen when the extraction started) and ``attrs`` added to its own
+    (what only the session that finishes the file knows, e.g. how a Ray run went)."""
     tmp = temp_path(path)
     fsio.remove_quietly(tmp)
     try:
-        isolate.run(write_finished, path, tmp, compression)
+        isolate.run(write_finished, path, tmp, compression, attrs)
     except BaseException:
         fsio.remove_quietly(tmp)
         raise
@@ -38,7 +39,7 @@ def finalize(path: Path, compression: str | None = None) -> None:
     fsio.replace(tmp, path)
 
 
-def write_finished(path: Path, tmp: Path, compression: str | None = None) -> None:
+def write_finished(path: Path, tmp: Path, compression: str | None = None, extra_attrs: dict | None = None) -> None:
     """Write the finished form of the working file ``path`` to ``tmp`` and fsync it (in a child:
     this writes HDF5 metadata, see :mod:`.isolate`)."""
     with FeatureFile(path) as src:
@@ -51,6 +52,7 @@ def write_finished(path: Path, tmp: Path, compression: str | None = None) -> Non
         layers = src.h5.attrs.get("layers")
         layers = json.loads(layers) if layers is not None else None
         attrs["resumes"] = max(0, progress["sessions"] - 1)
+        attrs.update(extra_attrs or {})
         if compression is None:
             compression = src.h5[working.GROUP].attrs.get("compression", "none")
             if isinstance(compression, bytes):

@@ -14,6 +14,7 @@ never runs the parent's exit handlers. Where ``fork`` is not available the step 
 from __future__ import annotations
 
 import errno as errno_module
+import gc
 import json
 import os
 import signal
@@ -35,6 +36,10 @@ def run(fn, *args, **kwargs) -> None:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child (covered through its effects)
         global _report_fd
+        # Never collect the parent's garbage here: a cycle holding e.g. an ONNX Runtime session would be
+        # finalised in a process without that library's threads, and can hang there for ever (seen: a
+        # futex wait in pthread_cond_destroy). The child runs one step and leaves with os._exit.
+        gc.disable()
         try:
             os.close(read_end)
             _report_fd = write_end

@@ -38,6 +38,7 @@ import numpy as np
 from ..data.split import SPLIT_NAMES
 from ..errors import TransferkitError
 from . import fsio, isolate, schema
+from .advice import AdvisedError
 from .testhook import checkpoint
 
 GROUP = "_resume"
@@ -50,6 +51,14 @@ _STR = h5py.string_dtype("utf-8")
 
 class DamagedFileError(TransferkitError):
     """A feature file that cannot be read as what it claims to be."""
+
+
+class NoProgressRecordError(DamagedFileError, AdvisedError):
+    """A working file whose progress records are all torn or missing."""
+
+
+class FeatureRangeError(AdvisedError):
+    """Features too large for the file's dtype (float16)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,9 @@ def read_progress(h5: h5py.File) -> Progress:
     valid = [p for p in (Progress.decode(row) for row in slots) if p is not None]
     valid = [p for p in valid if 0 <= p.rows and 0 <= p.skipped and p.rows + p.skipped <= p.next_input <= capacity]
     if not valid:
-        raise DamagedFileError(f"{where}: damaged feature file: no valid progress record; start again with --overwrite")
+        raise NoProgressRecordError(
+            "{path}: damaged feature file: no valid progress record; start again with {o[overwrite!]}", path=where
+        )
     return max(valid, key=lambda p: p.seq)
 
 
@@ -268,9 +279,9 @@ class WorkingFile:
                 with np.errstate(over="ignore"):
                     stored = feats.astype(self.dtype, copy=False)
                 if stored.dtype != feats.dtype and not np.isfinite(stored).all() and np.isfinite(feats).all():
-                    raise TransferkitError(
-                        f"{self.path}: features exceed the range of {self.dtype} (largest {np.abs(feats).max():.4g}); "
-                        "extract with --dtype float32"
+                    raise FeatureRangeError(
+                        "{path}: features exceed the range of {dtype} (largest {largest:.4g}); extract with "
+                        "{o[dtype=float32]}", path=self.path, dtype=str(self.dtype), largest=float(np.abs(feats).max())
                     )
                 self._write("features", old.rows, stored)
                 self._write("labels", old.rows, self.plan_labels[idx])
