@@ -20,9 +20,9 @@ from functools import partial
 
 import torch
 
-from ..errors import SettingValueError, TransferkitError, first_line
+from ..errors import TransferkitError, first_line
 from .loaded import LoadedNet
-from .pooling import POOLS, effective_pool, pool_tensor
+from .pooling import POOLS, effective_pool, pool_tensor, unknown_pool
 
 
 class _Enough(Exception):
@@ -135,7 +135,7 @@ def choose_layers(loaded: LoadedNet, p: Probe, layer, pool, model_name: str) -> 
     for name, want in zip(names, pools):
         own = name == "pre_logits" and want == loaded.own_pool
         if want is not None and want not in POOLS + ("none",) and not own:
-            raise SettingValueError("pool", want, f"unknown pooling; choose from {', '.join(POOLS)}")
+            raise unknown_pool(want)
         if (
             name == "pre_logits"
             and want not in (None, loaded.own_pool)

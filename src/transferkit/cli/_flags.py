@@ -1,5 +1,5 @@
 """The CLI's words for what the lower layers report as data: the options their errors advise (see
-store/advice.py, and errors.SettingError / SettingValueError) as flags, and the `transferkit extract`
+errors.AdvisedError) as flags, and the `transferkit extract`
 command line that resumes an incomplete file. The lower layers raise errors with data and placeholders;
 only here do they become flags."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shlex
 
-from ..errors import IncompleteFileError
+from ..errors import AdvisedError, IncompleteFileError
 
 # Flags that are not simply "--" + the setting's name with dashes.
 FLAGS = {"output": "-o", "weights_sha256": "--weights", "calibration": "--precision int8 (its calibration images)"}
@@ -15,7 +15,7 @@ FLAGS = {"output": "-o", "weights_sha256": "--weights", "calibration": "--precis
 
 def flag(option: str) -> str:
     """``overwrite!`` -> ``--overwrite``; ``dtype=float32`` -> ``--dtype float32``; ``test_size`` -> ``--test-size``."""
-    from ..store.advice import DESCRIBED  # at error time only: the store is not imported at start-up
+    from ..errors import DESCRIBED
 
     if option in DESCRIBED:
         return DESCRIBED[option]
@@ -28,8 +28,7 @@ def worded(exc: BaseException) -> str:
     """The message of ``exc`` as the command line should print it."""
     if isinstance(exc, IncompleteFileError):
         return exc.worded(extract_command(exc.data, exc.path, exc.request, "--resume"))
-    render = getattr(exc, "render", None)  # an AdvisedError or a SettingError (duck-typed: no store import here)
-    return render(flag) if callable(render) else str(exc)
+    return exc.render(flag) if isinstance(exc, AdvisedError) else str(exc)
 
 
 def extract_command(data: str, output, request: dict, *extra: str) -> str:

@@ -9,7 +9,7 @@ import os
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from ..errors import SettingError, TransferkitError
+from ..errors import AdvisedError, TransferkitError
 
 LOG_FLOOR = float(np.log(1e-300))  # log of a zero probability (k-NN votes), kept finite
 
@@ -28,7 +28,7 @@ def check_xy(X, y) -> tuple[np.ndarray, np.ndarray]:
 def check_folds(y: np.ndarray, cv, class_names=None, what: str = "cross-validation folds", setting: str = "cv") -> None:
     """One clear error when a class is too small for ``cv`` stratified folds (or, for a predefined
     split, missing from its fitting part). ``setting``: the caller's argument that sets the folds, named
-    in the error (a :class:`SettingError`, which the CLI words as its flag)."""
+    in the error (an :class:`AdvisedError`, which the CLI words as its flag)."""
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise TransferkitError("the train split has only one class; a classifier needs at least two")
@@ -49,7 +49,7 @@ def check_folds(y: np.ndarray, cv, class_names=None, what: str = "cross-validati
             name = name.item()
         problem = f"class {name!r} has {smallest} training example(s), fewer than the {cv} {what}"
         if smallest >= 2:
-            raise SettingError(problem, setting, smallest)
+            raise AdvisedError("{problem}; use {o[" + setting + "=@smallest]}", problem=problem, smallest=smallest)
         raise TransferkitError(f"{problem}; add images to it or remove that class")
 
 
