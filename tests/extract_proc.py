@@ -1,5 +1,5 @@
 """Helpers for tests that run a real `transferkit extract` subprocess, freeze it at a named point
-(TRANSFERKIT_TEST_STOP_AT, see transferkit.store.testhook) and SIGKILL it there."""
+(TRANSFERKIT_TEST_STOP_AT, see transferkit.store._testhook) and SIGKILL it there."""
 
 from __future__ import annotations
 

@@ -77,3 +77,14 @@ def test_features_are_the_pooled_pre_logits(lite0):
 def test_unknown_model_names_the_offline_alternatives():
     with pytest.raises(TransferkitError, match="unknown model.*efficientnet_lite0"):
         create_backbone("resnet9000")
+
+
+def test_spec_difference_names_the_first_key_that_changes_the_features():
+    from transferkit.backbones.backbone import spec_difference
+
+    spec = {"model": "m", "weights_sha256": "ab", "layer": "x", "pool": "avg", "preprocess": {"input_size": (8, 8)},
+            "weights_source": "here"}
+    stored = {**spec, "preprocess": {"input_size": [8, 8]}, "weights_source": "elsewhere"}  # as a file stores it
+    assert spec_difference(spec, stored) is None
+    assert spec_difference(spec, {**stored, "pool": "max"}) == "pool"
+    assert spec_difference(spec, {**stored, "layer": ["x", "y"], "weights_sha256": "cd"}) == "weights_sha256"

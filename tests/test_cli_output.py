@@ -81,7 +81,7 @@ def test_models_and_their_layers_are_whole_names_in_a_pipe():
 @pytest.mark.slow
 def test_predict_and_inspect_print_whole_paths_and_class_names_in_a_pipe(extracted, trained, dataset_dir):
     import transferkit as tk
-    from transferkit.inspect import describe_features
+    from transferkit.inspection import describe_features
 
     out = piped("predict", trained.path, dataset_dir.resolve()).stdout  # absolute: long paths
     paths = [p.__dict__ for p in tk.predict(trained.path, [dataset_dir.resolve()], top_k=1).predictions]

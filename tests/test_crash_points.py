@@ -21,7 +21,8 @@ from extract_proc import assert_same_file
 
 from transferkit.cli._flags import worded
 from transferkit.data import discover, stratified_split
-from transferkit.store import open_features, testhook
+from transferkit.store import _testhook as testhook
+from transferkit.store import open_features
 from transferkit.store.mode import resolve_mode
 from transferkit.store.session import ExtractionRun
 

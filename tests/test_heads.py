@@ -176,7 +176,7 @@ def test_class_smaller_than_folds_is_one_clear_error(kind):
     X, y, _, _ = data(True)
     y = y.copy()
     y[np.flatnonzero(y == 2)[2:]] = 0  # class 2 keeps two rows
-    with pytest.raises(TransferkitError, match=r"class 2 has 2 training example\(s\), fewer than the 3 .*use --cv 2"):
+    with pytest.raises(TransferkitError, match=r"class 2 has 2 training example\(s\), fewer than the 3 .*use cv=2"):
         make_head(kind, cv=3).fit(X, y)
 
 
@@ -239,3 +239,15 @@ def test_cli_train_auto_prints_the_table(extracted, tmp_path):
     assert all(row["cv_accuracy"] is not None for row in model.training["auto"])  # single C / k: still scored
     bad = run_cli("train", extracted.path, "-o", out, "--head", "knn", "--max-memory", "1KB", "--overwrite")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "needs it in memory" in bad.stderr
+
+
+def test_the_cli_words_a_too_small_class_with_its_flag():
+    """The head's error carries the setting (cv) and the value that works; the CLI names the flag."""
+    from transferkit.cli._flags import worded
+
+    X, y, _, _ = data(True)
+    y = y.copy()
+    y[np.flatnonzero(y == 2)[2:]] = 0
+    with pytest.raises(TransferkitError) as caught:
+        make_head("logreg", cv=3).fit(X, y)
+    assert worded(caught.value).endswith("fewer than the 3 cross-validation folds; use --cv 2")

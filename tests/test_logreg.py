@@ -61,7 +61,7 @@ def test_convergence_problems_are_counted_not_hidden():
 def test_too_few_examples_for_the_folds_suggests_fewer_folds():
     X = np.random.default_rng(0).normal(size=(12, 3))
     y = np.array([0] * 10 + [1] * 2)
-    with pytest.raises(TransferkitError, match=r"class 1 has 2 training example\(s\), fewer than the 3 .*--cv 2"):
+    with pytest.raises(TransferkitError, match=r"class 1 has 2 training example\(s\), fewer than the 3 .*cv=2"):
         LogisticHead(cv=3).fit(X, y)
 
 

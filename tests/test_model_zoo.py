@@ -248,7 +248,10 @@ def test_overrides_are_applied_and_recorded():
     assert pp.input_size == (96, 128) and pp.crop_pct == 1.0 and pp.mean == base.mean
     nc = resolve_preprocess(base, image_size=64, crop=False)
     assert nc.crop is False and nc.resize_and_crop(Image.new("RGB", (300, 100))).size == (64, 64)
-    with pytest.raises(TransferkitError, match="crop-pct"):
+    with pytest.raises(TransferkitError, match=r"crop_pct=1\.5: must be in \(0, 1\]") as caught:
         resolve_preprocess(base, crop_pct=1.5)
+    from transferkit.cli._flags import worded
+
+    assert worded(caught.value) == "--crop-pct 1.5: must be in (0, 1]"
     b = create_backbone("efficientnet_lite0", image_size=(96, 128), crop_pct=1.0)
     assert b.spec()["preprocess"]["input_size"] == [96, 128] and b.spec()["preprocess"]["crop_pct"] == 1.0

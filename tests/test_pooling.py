@@ -46,3 +46,14 @@ def test_pool_refusals_are_one_line(pool, ndim, prefix, words):
     with pytest.raises(TransferkitError, match=words) as exc:
         effective_pool(pool, ndim, prefix, "blocks.3")
     assert "\n" not in str(exc.value)
+
+
+def test_a_bad_pool_names_the_argument_in_python_and_the_flag_on_the_command_line():
+    from transferkit.backbones.pooling import effective_pool
+    from transferkit.cli._flags import worded
+    from transferkit.errors import AdvisedError
+
+    with pytest.raises(AdvisedError) as caught:
+        effective_pool("median", 4, 0, "x")
+    assert str(caught.value).startswith("pool='median': unknown pooling; choose from avg")
+    assert worded(caught.value).startswith("--pool median: unknown pooling; choose from avg")

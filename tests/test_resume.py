@@ -15,7 +15,7 @@ from conftest import add_bad_files, make_dataset
 from extract_proc import BATCH, BUFFER, assert_same_file, launch, sigkill, wait_stopped
 
 import transferkit as tk
-from transferkit.cli._flags import worded
+from transferkit.cli._flags import resume_command, worded
 from transferkit.errors import IncompleteFileError, TransferkitError
 from transferkit.store import fsio
 from transferkit.store.lock import LockedError
@@ -75,7 +75,7 @@ def test_sigkill_at_any_point_then_resume_gives_the_uninterrupted_file(tmp_path,
         with tk.open_features(out) as ff:  # readable, incomplete, exactly the committed rows
             assert not ff.complete
             assert ff.n_rows == rows and len(ff.paths) == rows and len(ff.split) == rows
-        with pytest.raises(IncompleteFileError, match="incomplete feature file.*--resume"):
+        with pytest.raises(IncompleteFileError, match="incomplete feature file.*resume=True"):
             tk.train(out)
         assert out.with_name(out.name + ".lock").exists()  # left behind by the killed run ...
         r = tk.extract(data, out, batch_size=BATCH, buffer_rows=BUFFER, resume=True)  # ... and no obstacle
@@ -187,7 +187,7 @@ def test_the_printed_resume_command_carries_every_non_default_setting(tmp_path, 
             workers=1,
         )
     with tk.open_features(out) as ff:
-        words = shlex.split(ff.resume_hint())
+        words = shlex.split(resume_command(ff))
     assert words[:5] == ["transferkit", "extract", str(data.resolve()), "-o", str(out)] and words[-1] == "--resume"
     flags = dict(zip(words[5:-1:2], words[6:-1:2]))
     assert flags == {
@@ -307,8 +307,28 @@ def test_full_disk_stops_with_one_line_and_resume_finishes_once_there_is_room(tm
 def test_evaluate_refuses_an_incomplete_file(tmp_path, data, trained):
     out = tmp_path / "f.h5"
     _interrupted(data, out)
-    with pytest.raises(IncompleteFileError, match=r"6 of 16 images done.*--resume` before you evaluate on it"):
+    with pytest.raises(IncompleteFileError, match=r"6 of 16 images done.*resume=True\)` before you evaluate on it"):
         tk.evaluate(trained.model, out)
+
+
+def test_the_cli_words_an_incomplete_file_as_the_command_that_resumes_it(tmp_path, data):
+    """The store's error carries the settings; the Python text names the call, the CLI the command line."""
+    import shlex
+
+    out = tmp_path / "f.h5"
+    _interrupted(data, out)
+    with pytest.raises(IncompleteFileError) as caught:
+        tk.train(out)
+    assert f"Resume it with `transferkit.extract({str(data.resolve())!r}, {str(out)!r}, " in str(caught.value)
+    args = [sys.executable, "-m", "transferkit", "train", str(out), "-o", str(tmp_path / "m.safetensors")]
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 1
+    start = shlex.join(["transferkit", "extract", str(data.resolve()), "-o", str(out)])  # a path with a space
+    assert f"Resume it with `{start} " in done.stderr
+    assert "--resume` before you train on it" in done.stderr
+    shown = subprocess.run([sys.executable, "-m", "transferkit", "inspect", "--json", str(out)], capture_output=True)
+    command = json.loads(shown.stdout)["resume_command"]
+    assert command.startswith(start + " ") and command.endswith(" --resume")
 
 
 def test_bad_storage_options_are_refused_before_any_work(tmp_path, data):

@@ -76,7 +76,7 @@ def test_an_exception_leaves_the_written_rows_and_an_incomplete_mark(tmp_path):
     with open_features(path) as ff:
         assert not ff.complete
         assert ff.n_rows == 6  # buffered rows were still flushed
-        with pytest.raises(IncompleteFileError, match="incomplete feature file .*--resume"):
+        with pytest.raises(IncompleteFileError, match="incomplete feature file .*resume=True"):
             ff.require_complete("train on")
 
 
@@ -118,3 +118,15 @@ def test_hdf5_that_is_not_a_feature_file(tmp_path):
         open_features(path)
     with pytest.raises(TransferkitError, match="no such file"):
         open_features(tmp_path / "missing.h5")
+
+
+def test_read_rows_reads_scattered_rows_in_runs(tmp_path):
+    path = tmp_path / "f.h5"
+    X, y, paths, split = _rows(200)
+    with FeatureWriter(path, feature_dim=5, label_names=["a", "b", "c"], attrs=SPEC, buffer_rows=64) as w:
+        w.add(X, y, paths, split)
+    rows = np.array([0, 1, 5, 40, 41, 120, 199])  # three runs: gaps over 32 rows start a new read
+    with open_features(path) as ff:
+        np.testing.assert_array_equal(ff.read_rows(rows), X[rows])
+        np.testing.assert_array_equal(ff.read_rows(rows, layers="pre_logits"), X[rows])
+        assert ff.read_rows([]).shape == (0, 5)

@@ -78,7 +78,7 @@ def test_working_file_serves_only_committed_rows(tmp_path):
         np.testing.assert_array_equal(ff.load()[0], feats[:12])
         assert ff.paths == plan.paths[:12]
         np.testing.assert_array_equal(ff.labels, plan.labels[:12])
-        with pytest.raises(IncompleteFileError, match=r"12 of 40 images done.*--resume"):
+        with pytest.raises(IncompleteFileError, match=r"12 of 40 images done.*resume=True"):
             ff.require_complete("train on")
 
 
@@ -110,7 +110,7 @@ def test_appending_rows_changes_no_byte_outside_the_datasets_storage(tmp_path):
                (f["features"], f["labels"], f["paths"], f["split"], f[GROUP]["skipped_input"],
                 f[GROUP]["skipped_reason"], f[GROUP][PROGRESS])]
     before = np.frombuffer(path.read_bytes(), np.uint8)
-    wf = WorkingFile(path, buffer_rows=6, durable=False)
+    wf = WorkingFile(path, buffer_rows=6, _durable=False)
     for i in range(25):
         wf.add([i], feats[i : i + 1], failures=[(39, "x")] if i == 24 else ())
     wf.commit()

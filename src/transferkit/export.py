@@ -1,10 +1,9 @@
 """Export a trained model as ONE ONNX graph: preprocessed images (N×3×H×W float32) -> class probabilities.
 
 The graph is the backbone (cut at the recorded layer and pooling) followed by the head's torch form
-(``head.to_torch()``), with a dynamic batch dimension. The tf_ EfficientNets compute TF "same" padding
-from the input shape at run time; onnxslim folds that shape arithmetic into constants (the input size
-is fixed), which leaves a plain Conv graph. The export is checked against PyTorch with ONNX Runtime
-before it is kept.
+(``head.to_torch()``), with a dynamic batch dimension, exported by the same pipeline as the feature
+cache (:mod:`transferkit.engines.onnx_export`: "same" padding made constant for the fixed input size,
+onnxslim, and a check against PyTorch with ONNX Runtime before the file is kept).
 
 Next to ``model.onnx`` goes ``model.onnx.json``: the preprocessing (as numbers and as steps in words),
 the class names in output order, the input/output names and shapes and the provenance, i.e. what a
@@ -16,22 +15,20 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
+from .atomicfile import atomic_path, atomic_write_text
 from .backbones import PreprocessConfig
+from .engines.onnx_export import OPSET, PROBE, ExportError, MismatchError, export_graph
 from .errors import TransferkitError
 from .heads import TrainedModel
 
 EXPORT_FORMAT = "transferkit-onnx"
 EXPORT_FORMAT_VERSION = 1
 INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
-DEFAULT_OPSET = 17
-TOLERANCE = 1e-4
+DEFAULT_OPSET = OPSET
 
 
 @dataclass
@@ -57,13 +54,14 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     check: bool = True,
     slim: bool = True,
-    tolerance: float = TOLERANCE,
+    tolerance: float | None = None,
     overwrite: bool = False,
 ) -> ExportResult:
     """Write ``output`` (.onnx) and ``output + ".json"`` for ``model``; see the module docstring.
 
     ``check``: run the graph with ONNX Runtime on a probe batch and refuse the export when a
-    probability differs from PyTorch's by more than ``tolerance``.
+    probability differs from PyTorch's by more than ``tolerance`` (None: the rule every export
+    follows, see :mod:`transferkit.engines.onnx_export`: 1e-4 for probabilities).
     """
     import torch
 
@@ -99,53 +97,35 @@ def export_onnx(
 
         head_net = TemperatureScaled(head_net, model.calibration["temperature"])
     net = torch.nn.Sequential(backbone.features, head_net).eval()  # images -> features -> probabilities
-    h, w = preprocess.input_size
-    probe = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 3, h, w)).astype(np.float32))
-
-    tmp = output.with_name(output.name + ".tmp")
-    try:
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice and tracer warnings
-            torch.onnx.export(
-                net,
-                (probe[:2],),
-                str(tmp),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                opset_version=opset,
-                do_constant_folding=True,
-                dynamo=False,
-            )
-        graph, slimmed = _slim(tmp) if slim else (_load(tmp), False)
-        info = describe_export(model, preprocess, opset, output.name)
-        _set_metadata(graph, info)
-        _save(graph, tmp)
-        diff = None
-        if check:
-            with torch.inference_mode():
-                expected = net(probe).numpy()
-            diff = check_onnx(tmp, probe.numpy(), expected)
-            if not diff <= tolerance:
-                raise TransferkitError(
-                    f"{output}: the exported graph differs from PyTorch by {diff:.2e} (> {tolerance:g}); not written"
-                )
-            info["check"] = {"max_abs_diff": diff, "tolerance": tolerance, "probe": "3 random N(0,1) images"}
-        tmp.replace(output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    info = describe_export(model, preprocess, opset, output.name)
+    metadata = {
+        "transferkit": json.dumps(info, ensure_ascii=False),
+        "class_names": json.dumps(info["class_names"], ensure_ascii=False),
+        "preprocess": json.dumps(info["preprocess"]),
+    }
+    with atomic_path(output) as tmp:
+        try:
+            facts = export_graph(net, preprocess.input_size, tmp, output_name=OUTPUT_NAME, opset=opset, slim=slim,
+                                 check=check, atol=tolerance, metadata=metadata)
+        except MismatchError as exc:
+            raise TransferkitError(
+                f"{output}: the exported graph differs from PyTorch by {exc.diff:.2e} (> {exc.allowed:g}); not written"
+            ) from None
+        except ExportError as exc:
+            raise TransferkitError(f"{output}: cannot export this model to ONNX ({exc}); not written") from None
+    diff = facts.get("max_abs_diff")
+    if check:
+        info["check"] = {"max_abs_diff": diff, "tolerance": facts["tolerance"], "probe": PROBE}
     info["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    side_tmp = sidecar.with_name(sidecar.name + ".tmp")
-    side_tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    side_tmp.replace(sidecar)
+    atomic_write_text(sidecar, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return ExportResult(
         path=output,
         sidecar=sidecar,
         max_abs_diff=diff,
-        n_nodes=len(graph.graph.node),
+        n_nodes=facts["nodes"],
         size_bytes=output.stat().st_size,
         seconds=time.perf_counter() - start,
-        slimmed=slimmed,
+        slimmed=facts["slimmed"],
     )
 
 
@@ -206,64 +186,3 @@ def describe_export(model: TrainedModel, preprocess: PreprocessConfig, opset: in
         "source_model": str(model.path) if model.path else None,
         "transferkit_version": __version__,
     }
-
-
-def check_onnx(path: str | os.PathLike, images: np.ndarray, expected: np.ndarray) -> float:
-    """Largest absolute difference between ONNX Runtime's output on ``images`` and ``expected``."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    got = np.concatenate(
-        [
-            session.run([OUTPUT_NAME], {INPUT_NAME: images[i : i + 2]})[0]  # batch 2, then 1
-            for i in range(0, len(images), 2)
-        ]
-    )
-    if got.shape != expected.shape:
-        raise TransferkitError(f"{path}: the exported graph returns shape {got.shape}, expected {expected.shape}")
-    return float(np.max(np.abs(got - expected)))
-
-
-# -- ONNX file helpers ---------------------------------------------------------------------------
-def _load(path: Path):
-    import onnx
-
-    return onnx.load(str(path))
-
-
-def _save(graph, path: Path) -> None:
-    import onnx
-
-    onnx.save(graph, str(path))
-
-
-def _slim(path: Path):
-    """Fold constant shape arithmetic (onnxslim); keep the plain export when slimming fails."""
-    graph = _load(path)
-    try:
-        import onnxslim
-    except ImportError:
-        return graph, False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            slim = onnxslim.slim(graph)
-    except Exception as exc:  # noqa: BLE001 - slimming is an optimisation, never a reason to fail
-        warnings.warn(
-            f"onnxslim could not simplify the graph ({type(exc).__name__}: {exc}); keeping it as exported", stacklevel=3
-        )
-        return graph, False
-    return slim, True
-
-
-def _set_metadata(graph, info: dict) -> None:
-    del graph.metadata_props[:]
-    for key, value in (
-        ("transferkit", json.dumps(info, ensure_ascii=False)),
-        ("class_names", json.dumps(info["class_names"], ensure_ascii=False)),
-        ("preprocess", json.dumps(info["preprocess"])),
-    ):
-        prop = graph.metadata_props.add()
-        prop.key, prop.value = key, value

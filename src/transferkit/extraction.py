@@ -17,7 +17,7 @@ from .data.discover import require_two_classes
 from .data.layouts import dataset_split
 from .data.split import SPLITS, STRATIFIED
 from .engines import backbone_and_engine, resolve_batch_size
-from .engines.batches import Progress, feature_batches  # noqa: F401  (their former home: still importable here)
+from .engines.batches import ProgressCallback, feature_batches  # noqa: F401  (their former home: still importable here)
 from .engines.factory import INT8
 from .errors import TransferkitError
 from .extract_result import ExtractResult
@@ -68,7 +68,7 @@ def extract(
     buffer_rows: int = 1000,
     overwrite: bool = False,
     device: str = "auto",
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     engine: str = "auto",
     precision: str = "auto",
     resume: bool = False,

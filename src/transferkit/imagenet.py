@@ -12,8 +12,8 @@ from typing import Iterable
 
 import numpy as np
 
+from .engines.batches import ProgressCallback
 from .errors import TransferkitError
-from .extraction import Progress
 from .prediction import Prediction, PredictResult, expand_inputs
 
 N_IMAGENET_CLASSES = 1000
@@ -35,7 +35,7 @@ def classify_imagenet(
     top_k: int = 5,
     batch_size: int = 32,
     workers: int | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> PredictResult:
     """Top-``top_k`` ImageNet classes of each image by ``model``'s own classifier (PyTorch on the CPU).
 

@@ -13,7 +13,7 @@ from .backbones import Backbone
 from .data import list_images
 from .data.walk import NOT_UTF8, is_utf8_name, printable
 from .engines import backbone_and_engine, resolve_batch_size
-from .engines.batches import Progress, feature_batches
+from .engines.batches import ProgressCallback, feature_batches
 from .heads import TrainedModel
 from .heads.model_file import as_model
 
@@ -84,7 +84,7 @@ def predict(
     batch_size: int | str = 32,
     workers: int | None = None,
     device: str = "auto",
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
     weights: str | os.PathLike | None = None,
     engine: str = "auto",
     precision: str = "auto",

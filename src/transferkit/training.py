@@ -10,6 +10,7 @@ from typing import Iterable
 
 import numpy as np
 
+from .backbones.backbone import spec_difference
 from .data.split import SPLITS, STRATIFIED, describe_split_source
 from .errors import TransferkitError
 from .evaluate import classification_metrics, format_report
@@ -251,12 +252,12 @@ def evaluate(
 
 def _check_same_backbone(model: TrainedModel, ff: FeatureFile, layer=None) -> None:
     spec = ff.backbone_spec(layer)
-    for key in ("model", "weights_sha256", "layer", "pool", "preprocess"):
-        if spec[key] != model.backbone.get(key):
-            raise TransferkitError(
-                f"{ff.path}: its features were made with a different {key} than the model's "
-                f"({spec[key]!r} vs {model.backbone.get(key)!r})"
-            )
+    key = spec_difference(spec, model.backbone)
+    if key is not None:
+        raise TransferkitError(
+            f"{ff.path}: its features were made with a different {key} than the model's "
+            f"({spec[key]!r} vs {model.backbone.get(key)!r})"
+        )
 
 
 # Public for the other verbs that read a model with a feature file (audit).

@@ -3,11 +3,25 @@ preprocessing, the layer(s) and pooling it stops at, and the hash of the weights
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .preprocess import PreprocessConfig
+
+# What makes two backbone specs (a feature file's, a model's) give the same features: the rest of a
+# spec (where the weights came from, how they were named) is for people.
+SPEC_IDENTITY = ("model", "weights_sha256", "layer", "pool", "preprocess")
+
+
+def spec_difference(a: dict, b: dict) -> str | None:
+    """The first key of :data:`SPEC_IDENTITY` on which specs ``a`` and ``b`` differ, or None when they
+    make the same features. Compared as JSON, so a tuple and the list a file stores it as are equal."""
+    for key in SPEC_IDENTITY:
+        if json.dumps(a.get(key), sort_keys=True) != json.dumps(b.get(key), sort_keys=True):
+            return key
+    return None
 
 
 @dataclass

@@ -20,9 +20,9 @@ from functools import partial
 
 import torch
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
 from .loaded import LoadedNet
-from .pooling import POOLS, effective_pool, pool_tensor
+from .pooling import POOLS, effective_pool, pool_tensor, unknown_pool
 
 
 class _Enough(Exception):
@@ -82,7 +82,7 @@ def probe(loaded: LoadedNet, input_size: tuple[int, int]) -> Probe:
                 net(x)
     except RuntimeError as exc:
         raise TransferkitError(
-            f"the network fails on a {input_size[0]}x{input_size[1]} input ({str(exc).splitlines()[0][:160]}); "
+            f"the network fails on a {input_size[0]}x{input_size[1]} input ({first_line(exc, 160)}); "
             "try another --image-size"
         ) from None
     finally:
@@ -135,7 +135,7 @@ def choose_layers(loaded: LoadedNet, p: Probe, layer, pool, model_name: str) -> 
     for name, want in zip(names, pools):
         own = name == "pre_logits" and want == loaded.own_pool
         if want is not None and want not in POOLS + ("none",) and not own:
-            raise TransferkitError(f"--pool {want}: unknown pooling; choose from {', '.join(POOLS)}")
+            raise unknown_pool(want)
         if (
             name == "pre_logits"
             and want not in (None, loaded.own_pool)

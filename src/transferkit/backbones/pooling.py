@@ -21,26 +21,30 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import TransferkitError
+from ..errors import AdvisedError, TransferkitError
 
 POOLS = ("avg", "max", "avgmax", "gem", "flatten", "cls", "mean", "cls+mean")
 GEM_P = 3.0
 _TOKEN_ONLY = ("cls", "cls+mean")
 
 
+def unknown_pool(pool) -> AdvisedError:
+    return AdvisedError("{o[pool=@pool]}: unknown pooling; choose from {choices}", pool=pool, choices=", ".join(POOLS))
+
+
 def effective_pool(pool: str | None, ndim: int, prefix: int, layer: str) -> str:
     """The pool actually applied to a layer with ``ndim``-D output (``none`` for vectors)."""
     if pool is not None and pool not in POOLS + ("none",):
-        raise TransferkitError(f"--pool {pool}: unknown pooling; choose from {', '.join(POOLS)}")
+        raise unknown_pool(pool)
     if ndim == 2:
         return "none"
     if ndim == 4:
         if pool is None or pool == "mean":
             return "avg"
         if pool in _TOKEN_ONLY:
-            raise TransferkitError(
-                f"--pool {pool}: layer {layer!r} outputs a spatial map (N, C, H, W), not a token sequence; "
-                "use avg, max, avgmax, gem or flatten"
+            raise AdvisedError(
+                "{o[pool=@pool]}: layer {layer!r} outputs a spatial map (N, C, H, W), not a token sequence; "
+                "use avg, max, avgmax, gem or flatten", pool=pool, layer=layer
             )
         if pool == "none":
             raise TransferkitError(
@@ -53,12 +57,14 @@ def effective_pool(pool: str | None, ndim: int, prefix: int, layer: str) -> str:
         if pool == "avg":
             return "mean"
         if pool in _TOKEN_ONLY and prefix == 0:
-            raise TransferkitError(
-                f"--pool {pool}: layer {layer!r} has no class token; use mean, max, avgmax or flatten"
+            raise AdvisedError(
+                "{o[pool=@pool]}: layer {layer!r} has no class token; use mean, max, avgmax or flatten",
+                pool=pool, layer=layer,
             )
         if pool == "gem":
-            raise TransferkitError(
-                f"--pool gem: layer {layer!r} outputs tokens, which can be negative; use mean, cls or max"
+            raise AdvisedError(
+                "{o[pool=gem]}: layer {layer!r} outputs tokens, which can be negative; use mean, cls or max",
+                layer=layer,
             )
         if pool == "none":
             raise TransferkitError(

@@ -14,7 +14,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import TransferkitError
+from ..errors import AdvisedError, TransferkitError
 from .backbone import Backbone
 from .lite import LITE_MODELS, build_lite, lite_weights_path
 from .preprocess import MAX_INPUT_SIDE, PreprocessConfig
@@ -97,13 +97,14 @@ def resolve_preprocess(
             else tuple(int(v) for v in image_size)
         )
         if len(size) != 2 or min(size) < 8 or max(size) > MAX_INPUT_SIDE:
-            raise TransferkitError(
-                f"--image-size {image_size}: needs a size from 8 to {MAX_INPUT_SIDE} pixels (N or HxW)"
+            raise AdvisedError(
+                "{o[image_size=@size]}: needs a size from 8 to {most} pixels (N or HxW)", size=image_size,
+                most=MAX_INPUT_SIDE,
             )
         changes["input_size"] = size
     if crop_pct is not None:
         if not 0 < crop_pct <= 1:
-            raise TransferkitError(f"--crop-pct {crop_pct}: must be in (0, 1]")
+            raise AdvisedError("{o[crop_pct=@crop_pct]}: must be in (0, 1]", crop_pct=crop_pct)
         changes["crop_pct"] = float(crop_pct)
     if crop is not None:
         changes["crop"] = bool(crop)
@@ -147,11 +148,11 @@ def create_backbone(
     """
     from .layers import LayerTap, choose_layers, probe
     from .modules import PreLogits
-    from .pooling import POOLS
+    from .pooling import POOLS, unknown_pool
 
     for want in [pool] if pool is None or isinstance(pool, str) else pool:
         if want is not None and want not in POOLS + ("none",) and not isinstance(pool, (list, tuple)):
-            raise TransferkitError(f"--pool {want}: unknown pooling; choose from {', '.join(POOLS)}")
+            raise unknown_pool(want)
 
     if preprocess is not None:
         pp = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig.from_dict(preprocess)
@@ -299,9 +300,9 @@ def parse_image_size(text: str | int | None) -> int | tuple[int, int] | None:
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise TransferkitError(f"--image-size {text}: write N or HxW, e.g. 224 or 192x256") from None
+        raise AdvisedError("{o[image_size=@text]}: write N or HxW, e.g. 224 or 192x256", text=text) from None
     if len(values) == 1:
         return values[0]
     if len(values) == 2:
         return (values[0], values[1])
-    raise TransferkitError(f"--image-size {text}: write N or HxW, e.g. 224 or 192x256")
+    raise AdvisedError("{o[image_size=@text]}: write N or HxW, e.g. 224 or 192x256", text=text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
 from .loaded import LoadedNet
 from .preprocess import PreprocessConfig
 from .weights import (
@@ -95,7 +95,7 @@ def _download(arch: str, name: str) -> tuple[str, Path]:
             return source, Path(hf_hub_download(repo, filename, revision=revision or None))
         except Exception as exc:  # EntryNotFound for the first name is normal; anything else is reported
             last = exc
-    raise unavailable(name, f"download from {cfg.hf_hub_id} failed: {str(last).splitlines()[0][:160]}")
+    raise unavailable(name, f"download from {cfg.hf_hub_id} failed: {first_line(last, 160)}")
 
 
 def own_pool(net) -> tuple[str, int, bool]:
@@ -138,7 +138,7 @@ def build_timm(name: str, arch: str, weights: str | None, input_size: tuple[int,
     except TransferkitError:
         raise
     except (TypeError, ValueError, AssertionError) as exc:
-        first = str(exc).splitlines()[0][:200]
+        first = first_line(exc)
         raise TransferkitError(f"{name}: cannot build it with these settings ({first})") from None
     net.eval()
     pool, prefix, nhwc = own_pool(net)

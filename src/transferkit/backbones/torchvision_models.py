@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
 from .loaded import LoadedNet
 from .preprocess import PreprocessConfig
 from .weights import (
@@ -126,7 +126,7 @@ def build_torchvision(
             try:
                 net = get_model(arch, weights=w)
             except (OSError, RuntimeError) as exc:
-                raise unavailable(name, f"download of {w.url} failed: {str(exc).splitlines()[0][:160]}") from None
+                raise unavailable(name, f"download of {w.url} failed: {first_line(exc, 160)}") from None
             path = torch_hub_cached(w.url)
             sha, source = (file_sha256(path), f"url:{w.url}") if path else (state_dict_sha256(net), f"url:{w.url}")
         elif weights == "random":
@@ -141,7 +141,7 @@ def build_torchvision(
         raise
     except (TypeError, ValueError, AssertionError) as exc:
         raise TransferkitError(
-            f"{name}: cannot build it with these settings ({str(exc).splitlines()[0][:200]})"
+            f"{name}: cannot build it with these settings ({first_line(exc)})"
         ) from None
     net.eval()
     modules = dict(net.named_modules())

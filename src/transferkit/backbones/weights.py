@@ -17,7 +17,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
 from .state_files import file_sha256, map_by_position  # noqa: F401  (file_sha256 re-exported: a weights file's hash)
 
 OFFLINE_ALTERNATIVES = (
@@ -49,13 +49,13 @@ def read_weights_file(path: str | os.PathLike) -> dict:
         try:
             state = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
-            raise TransferkitError(f"{path}: not a readable safetensors file ({_short(exc)})") from None
+            raise TransferkitError(f"{path}: not a readable safetensors file ({first_line(exc)})") from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle errors come in many types
             raise TransferkitError(
-                f"{path}: cannot be loaded safely with torch.load(weights_only=True) ({_short(exc)}); "
+                f"{path}: cannot be loaded safely with torch.load(weights_only=True) ({first_line(exc)}); "
                 "save a plain state dict (torch.save(model.state_dict(), ...)) or a .safetensors file"
             ) from None
     return clean_state_dict(state, str(path))
@@ -208,9 +208,5 @@ def download_url(name: str, url: str) -> Path:
     try:
         torch.hub.download_url_to_file(url, str(target), progress=True)
     except Exception as exc:
-        raise unavailable(name, f"download from {url} failed: {_short(exc)}") from None
+        raise unavailable(name, f"download from {url} failed: {first_line(exc)}") from None
     return target
-
-
-def _short(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -1,4 +1,6 @@
-"""The ``transferkit`` command: a thin Typer layer over :mod:`transferkit.api`, one module per verb.
+"""The ``transferkit`` command: a thin Typer layer over the verb modules (``extraction``, ``training``, ...),
+one module per verb. Each command imports its verb module by name inside the function, so ``--help`` stays
+cheap.
 
 Errors a user can fix print as one red line and exit with status 1; ``--debug`` shows the traceback.
 Each module registers its commands on import; the order here is the order in ``--help``.
@@ -15,7 +17,8 @@ from . import audit  # noqa: F401
 from . import compare  # noqa: F401
 from . import export  # noqa: F401
 from . import export_features  # noqa: F401
-from . import misc  # noqa: F401
+from . import models  # noqa: F401
+from . import demo  # noqa: F401
 # isort: on
 from ._app import app, main
 

@@ -56,10 +56,10 @@ def audit(
     ),
 ):
     """Find label issues, duplicates (and train/test leakage) and outliers in a feature file."""
-    from .. import api
     from ..audit.label_issues import SCORES
     from ..audit.report import as_json as to_json
     from ..audit.report import csv_text, render_html, write_text
+    from ..audit.run import audit as run_audit
     from ..store.budget import parse_size
 
     if score not in SCORES:
@@ -72,7 +72,7 @@ def audit(
     if status:
         status.start()
     try:
-        result = api.audit(
+        result = run_audit(
             features,
             model,
             folds=folds,

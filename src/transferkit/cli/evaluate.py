@@ -50,16 +50,16 @@ def evaluate(
 
 
 def _evaluate_and_print(model, features, split, html, images_root):
-    from .. import api
     from ..evaluate.metrics import per_class_table
+    from ..training import evaluate as run_evaluate
 
     if html is None and images_root is not None:
         raise typer.BadParameter("--images-root only matters with --html", param_hint="--images-root")
     if html is not None:
         with console.status("writing the HTML report (thumbnails of the misclassified images)…"):
-            m = api.evaluate(model, features, split=split, html=html, images_root=images_root)
+            m = run_evaluate(model, features, split=split, html=html, images_root=images_root)
     else:
-        m = api.evaluate(model, features, split=split)
+        m = run_evaluate(model, features, split=split)
     console.print(
         f"[bold]{split} split[/]: {m['n_test']} images, accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
         + "".join(f", top-{k} {m[f'top{k}_accuracy']:.4f}" for k in (3, 5) if f"top{k}_accuracy" in m)

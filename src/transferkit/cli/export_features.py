@@ -31,11 +31,11 @@ def export_features(
     ),
 ):
     """Export features, labels, split and paths to NumPy, Parquet or CSV, with provenance (see docs/feature-store.md)."""  # noqa: E501 (Typer help text: the first line is the command's summary)
-    from .. import api
+    from ..store.export_features import export_features as run_export
     from ..store.fsio import human_bytes
 
     with console.status(f"exporting {esc(features)} to {esc(output.suffix or output)}…"):
-        r = api.export_features(features, output, layer=layer or None, overwrite=overwrite, max_memory=max_memory)
+        r = run_export(features, output, layer=layer or None, overwrite=overwrite, max_memory=max_memory)
     size = human_bytes(r.n_bytes)
     console.print(
         f"[green]wrote[/] {esc(r.path)}: {r.n_rows} rows x {r.n_features} features ({r.dtype}, {r.format}), "

@@ -132,12 +132,12 @@ def extract(
     ),
 ):
     """Turn every image into a feature vector and store them, with labels and provenance, in HDF5."""
-    from .. import api
     from ..backbones.registry import parse_image_size
+    from ..extraction import extract as run_extract
     from ..progress import progress_bar
 
     with progress_bar("extract", console) as bar, _says_how_to_resume(output):
-        r = api.extract(
+        r = run_extract(
             data,
             output,
             model=model,
@@ -230,6 +230,7 @@ def _says_how_to_resume(output: Path):
 
 def _kept(output: Path) -> str | None:
     from ..store import open_features
+    from ._flags import resume_command
 
     try:
         with open_features(output) as ff:
@@ -237,7 +238,7 @@ def _kept(output: Path) -> str | None:
             if p is not None:
                 return (
                     f"{p['inputs_done']} of {p['inputs_total']} images done and kept in {output}; "
-                    f"finish with `{ff.resume_hint()}`"
+                    f"finish with `{resume_command(ff)}`"
                 )
     except Exception:
         pass

@@ -23,8 +23,9 @@ def inspect(
     ),
 ):
     """Show provenance, rows per class and split, skipped files and completeness of a feature file."""
-    from ..inspect import describe_features
+    from ..inspection import describe_features
     from ..store.working import DamagedFileError
+    from ._flags import extract_command
 
     checks = None
     if verify:
@@ -37,6 +38,9 @@ def inspect(
         if checks is None or checks.ok:
             raise
         info = None  # labels or split values out of range: the checks below say which
+    if info is not None:  # the command that finishes an incomplete file, in place of its settings
+        request = info.pop("extraction_request")
+        info["resume_command"] = request and extract_command(request[0], features, request[1], "--resume")
     if checks is not None and info is not None:
         info["verify"] = {"ok": checks.ok, "checks": [c.__dict__ for c in checks.checks]}
     if info is None:

@@ -71,7 +71,7 @@ def predict(
 
     Files come out in input order (a folder's images sorted by path), with paths as given; unreadable files are reported, not fatal. Exit status 0 when at least one image was predicted.
     """  # noqa: E501 (Typer help text: the first line is the command's summary)
-    from .. import api
+    from ..prediction import predict as run_predict
 
     if csv_out == STDOUT and json_out == STDOUT:
         raise typer.BadParameter("only one of --csv and --json can write to standard output")
@@ -103,7 +103,7 @@ def predict(
             )
         model, inputs, top_k = paths[0], paths[1:], top_k or 1
         with progress_bar("predict", err) as update:
-            r = api.predict(
+            r = run_predict(
                 model,
                 inputs,
                 top_k=top_k,

@@ -145,11 +145,11 @@ def train(
 def _train_and_print(
     features, output, head, cv, C, class_weight, seed, params, max_memory, layer, overwrite=False, calibrate=None
 ):
-    from .. import api
+    from ..training import train as run_train
 
     label = {"auto": "trying every head"}.get(head, f"training {head}")
     with console.status(f"{label} ({cv}-fold cross-validation)…"):
-        r = api.train(
+        r = run_train(
             features,
             output,
             cv=cv,

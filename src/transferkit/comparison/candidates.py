@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..atomicfile import atomic_path
+from ..backbones.backbone import spec_difference
 from ..errors import TransferkitError
 
 PIXELS = "pixels"
@@ -111,12 +112,10 @@ def image_key(root: str | os.PathLike, rel: str) -> str:
 
 def write_manifest(path: Path, keys: Sequence[str], labels: Sequence[str]) -> Path:
     """A CSV manifest (absolute paths) so that ``extract()`` sees exactly the chosen images."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path, sync=False) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "label"])
         w.writerows(zip(keys, labels))
-    os.replace(tmp, path)
     return path
 
 
@@ -132,13 +131,6 @@ def images_digest(keys: Iterable[str]) -> str:
 class Reusable:
     path: Path
     rows: np.ndarray  # row of each wanted image in the file, -1 where the file recorded it as unreadable
-
-
-def _same_spec(file_spec: dict, spec: dict) -> bool:
-    return all(
-        json.dumps(file_spec.get(k), sort_keys=True) == json.dumps(spec.get(k), sort_keys=True)
-        for k in ("model", "weights_sha256", "layer", "pool", "preprocess")
-    )
 
 
 def match_feature_file(
@@ -157,7 +149,7 @@ def match_feature_file(
         try:
             if (
                 not ff.complete
-                or not _same_spec(ff.backbone_spec(), spec)
+                or spec_difference(ff.backbone_spec(), spec) is not None
                 or (ff.attrs.get("precision") == "int8") != int8
             ):
                 return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,26 +38,23 @@ class FoldScores:
 
 def cross_validate(X: np.ndarray, y: np.ndarray, folds, C: float = 1.0, max_iter: int = 1000,
                    seed: int = 0, progress=None) -> FoldScores:
-    """Standardise + multinomial logistic regression on each fold's train part, scored on its test part.
+    """The product's logistic-regression head (``train --head logreg``) at one ``C`` on standardised
+    features, fitted on each fold's train part and scored on its test part.
 
     ``progress(done, total)`` is called after each fold."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+
+    from ..heads.registry import make_fixed_head
 
     acc, f1, not_converged = [], [], 0
     start = time.perf_counter()
     labels = np.unique(y)
     folds = list(folds)
     for i, (train, test) in enumerate(folds):
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            clf.fit(X[train], y[train])
-        not_converged += any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        pred = clf.predict(X[test])
+        head = make_fixed_head("logreg", Cs=[C], scaling="standardise", max_iter=max_iter, random_state=seed)
+        head.fit(X[train], y[train])
+        not_converged += head.n_not_converged_ > 0
+        pred = head.predict(X[test])
         acc.append(float(np.mean(pred == y[test])))
         f1.append(float(f1_score(y[test], pred, labels=labels, average="macro", zero_division=0)))
         if progress is not None:

@@ -9,6 +9,7 @@ images) and are extracted into the cache folder otherwise.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from pathlib import Path
@@ -66,24 +67,13 @@ def compare(
     ``precision``: as for ``extract``; ``int8`` calibrates on the images scored and reuses only int8 files.
     ``progress(description)`` returns a context manager yielding a ``(done, total)`` callback.
     """
-    from ..data import discover
-    from ..data.discover import require_two_classes
-
     say = log or (lambda msg: None)
     candidates = ([b] if (b := parse_baseline(baseline)) else []) + expand(models, layers, pools, weights)
     if sample is not None and sample < 2:
         raise TransferkitError(f"--sample must be at least 2, got {sample}")
     if C <= 0:
         raise TransferkitError(f"C must be positive, got {C}")
-
-    dataset = discover(data)
-    require_two_classes(dataset, str(data))
-    root = Path(dataset.root).resolve()
-    keys_all = [image_key(root, s.path) for s in dataset.samples]
-    labels_all = np.array([s.label for s in dataset.samples])
-    chosen = _stratified_sample(labels_all, sample, seed, str(data))
-    keys = [keys_all[i] for i in chosen]
-    labels = labels_all[chosen]
+    dataset, keys, labels = _chosen_images(data, sample, seed)
     make_folds(labels, folds, seed)  # refuse too many folds before any extraction
 
     out_dir = Path(out) if out is not None else None
@@ -93,87 +83,41 @@ def compare(
             folder.mkdir(parents=True, exist_ok=True)
     if cache is not None:
         cache = cache.resolve()  # the sample manifest's paths are made relative to it
-    newest = max((_mtime(k) for k in keys), default=0.0)
-    digest = images_digest(keys)
-    source: Path | None = None  # what extract() reads: the dataset itself, or a manifest of the sample
 
-    results: list[CandidateResult] = []
-    features: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # candidate index -> (rows, present mask)
-    skipped: dict[str, str] = {}
-    for ci, cand in enumerate(candidates):
-        res = CandidateResult(cand)
-        results.append(res)
+    digest = images_digest(keys)
+
+    @functools.cache
+    def source() -> Path:  # what extract() reads: the dataset itself, or a manifest of the sample
+        if sample is None:
+            return Path(data)
+        return write_manifest(cache / f"sample-{digest}.csv", keys, [dataset.class_names[i] for i in labels])
+
+    def backbone_features(res):
+        if cache is None:
+            raise TransferkitError("compare needs out= or cache_dir= for the feature files of backbone candidates")
+        newest = max((_mtime(k) for k in keys), default=0.0)
+        return _backbone_features(res, keys, cache, digest, newest, source(), reuse, batch_size, workers, device,
+                                  seed, progress, say, precision)[:2]
+
+    results = [CandidateResult(cand) for cand in candidates]
+    features, skipped = {}, {}  # candidate index -> (rows, present mask); image -> why unreadable
+    for ci, res in enumerate(results):
         try:
-            if cand.is_pixels:
-                say(f"{cand.name}: decoding {len(keys)} images")
-                start = time.perf_counter()
-                feats, positions, failures = pixel_features(keys, cand.pixel_size, workers=workers)
-                res.extract_seconds = time.perf_counter() - start
-                present = np.zeros(len(keys), bool)
-                present[positions] = True
-                full = np.zeros((len(keys), feats.shape[1]), np.float32)
-                full[positions] = feats
-                skipped.update((keys[p], reason) for p, reason in failures)
+            if res.candidate.is_pixels:
+                features[ci] = _pixel_features(res, keys, workers, skipped, say)
             else:
-                if cache is None:
-                    raise TransferkitError(
-                        "compare needs out= or cache_dir= for the feature files of backbone candidates"
-                    )
-                if source is None:
-                    source = (
-                        Path(data)
-                        if sample is None
-                        else write_manifest(
-                            cache / f"sample-{digest}.csv", keys, [dataset.class_names[i] for i in labels]
-                        )
-                    )
-                full, present, res = _backbone_features(
-                    res,
-                    keys,
-                    cache,
-                    digest,
-                    newest,
-                    source,
-                    reuse,
-                    batch_size,
-                    workers,
-                    device,
-                    seed,
-                    progress,
-                    say,
-                    precision,
-                )
-            res.dims = int(full.shape[1])
-            features[ci] = (full, present)
+                features[ci] = backbone_features(res)
+            res.dims = int(features[ci][0].shape[1])
         except TransferkitError as exc:
             res.error = str(exc)
-            say(f"{cand.name}: [red]failed[/]: {exc}")
-
+            say(f"{res.name}: [red]failed[/]: {exc}")
     if not features:
         raise TransferkitError("no candidate could be scored: " + "; ".join(f"{r.name}: {r.error}" for r in results))
+
     common = np.logical_and.reduce([present for _, present in features.values()])
     dropped = [(k, skipped.get(k, "unreadable for some candidate")) for k, c in zip(keys, common) if not c]
     y = labels[common]
-    fold_list = make_folds(y, folds, seed)
-    n_test = int(np.mean([len(t) for _, t in fold_list]))
-    for ci, (full, _) in features.items():
-        res, X = results[ci], full[common]
-        say(f"{res.name}: {folds}-fold CV on {len(y)} images x {X.shape[1]} features")
-        ctx = progress(f"CV {res.name}") if progress else contextlib.nullcontext(None)
-        with ctx as update:
-            cv = cross_validate(X, y, fold_list, C=C, seed=seed, progress=update)
-        res.accuracy, res.macro_f1 = cv.accuracy, cv.macro_f1
-        res.train_seconds, res.not_converged = cv.fit_seconds, cv.not_converged
-        start = time.perf_counter()
-        res.logme = logme(X, y)
-        res.hscore = hscore(X, y)
-        res.score_seconds = time.perf_counter() - start
-    ok = sorted((r for r in results if r.ok), key=lambda r: -r.logme)
-    best = max(ok, key=lambda r: r.accuracy_mean)  # on a tie, the first by LogME: the same as CompareResult.best
-    for r in ok:
-        if r is not best:
-            r.delta_vs_best, r.p_vs_best = corrected_paired_ttest(r.accuracy, best.accuracy, len(y) - n_test, n_test)
-    rows = ok + [r for r in results if not r.ok]
+    rows = _score(results, {ci: full[common] for ci, (full, _) in features.items()}, y, folds, seed, C, progress, say)
     result = CompareResult(
         rows=rows,
         class_names=list(dataset.class_names),
@@ -192,17 +136,69 @@ def compare(
     return result
 
 
+def _chosen_images(data, sample: int | None, seed: int):
+    """(dataset, image keys, labels) of the images scored: all of them, or a stratified ``sample``."""
+    from ..data import discover
+    from ..data.discover import require_two_classes
+
+    dataset = discover(data)
+    require_two_classes(dataset, str(data))
+    root = Path(dataset.root).resolve()
+    keys_all = [image_key(root, s.path) for s in dataset.samples]
+    labels_all = np.array([s.label for s in dataset.samples])
+    chosen = _stratified_sample(labels_all, sample, seed, str(data))
+    return dataset, [keys_all[i] for i in chosen], labels_all[chosen]
+
+
+def _pixel_features(res, keys, workers, skipped: dict, say) -> tuple[np.ndarray, np.ndarray]:
+    """(raw pixels of every image, which images decoded) for the pixel baseline; ``skipped`` gets the rest."""
+    cand = res.candidate
+    say(f"{cand.name}: decoding {len(keys)} images")
+    start = time.perf_counter()
+    feats, positions, failures = pixel_features(keys, cand.pixel_size, workers=workers)
+    res.extract_seconds = time.perf_counter() - start
+    present = np.zeros(len(keys), bool)
+    present[positions] = True
+    full = np.zeros((len(keys), feats.shape[1]), np.float32)
+    full[positions] = feats
+    skipped.update((keys[p], reason) for p, reason in failures)
+    return full, present
+
+
+def _score(results, features: dict, y, folds: int, seed: int, C: float, progress, say) -> list:
+    """Paired k-fold CV, LogME and H-score of each candidate's ``features`` (on the same rows ``y``);
+    the rows ordered by LogME, each compared with the best by CV accuracy, failures last."""
+    fold_list = make_folds(y, folds, seed)
+    n_test = int(np.mean([len(t) for _, t in fold_list]))
+    for ci, X in features.items():
+        res = results[ci]
+        say(f"{res.name}: {folds}-fold CV on {len(y)} images x {X.shape[1]} features")
+        ctx = progress(f"CV {res.name}") if progress else contextlib.nullcontext(None)
+        with ctx as update:
+            cv = cross_validate(X, y, fold_list, C=C, seed=seed, progress=update)
+        res.accuracy, res.macro_f1 = cv.accuracy, cv.macro_f1
+        res.train_seconds, res.not_converged = cv.fit_seconds, cv.not_converged
+        start = time.perf_counter()
+        res.logme = logme(X, y)
+        res.hscore = hscore(X, y)
+        res.score_seconds = time.perf_counter() - start
+    ok = sorted((r for r in results if r.ok), key=lambda r: -r.logme)
+    best = max(ok, key=lambda r: r.accuracy_mean)  # on a tie, the first by LogME: the same as CompareResult.best
+    for r in ok:
+        if r is not best:
+            r.delta_vs_best, r.p_vs_best = corrected_paired_ttest(r.accuracy, best.accuracy, len(y) - n_test, n_test)
+    return ok + [r for r in results if not r.ok]
+
+
 def _backbone_features(
     res, keys, cache, digest, newest, source, reuse, batch_size, workers, device, seed, progress, say, precision="auto"
 ):
-    from ..backbones import create_backbone
+    from ..engines.factory import backbone_spec
     from ..extraction import extract
     from ..store import open_features
 
     cand = res.candidate
-    backbone = create_backbone(cand.model, weights=cand.weights, layer=cand.layer, pool=cand.pool)
-    spec = backbone.spec()
-    del backbone
+    spec = backbone_spec(cand.model, weights=cand.weights, layer=cand.layer, pool=cand.pool)
     int8 = str(precision).strip().lower() == "int8"
     target = cache / f"{cand.slug}__{digest}{'-int8' if int8 else ''}.h5"
     # also the feature files of the current folder: `transferkit extract DATA -o f.h5` then `compare DATA`

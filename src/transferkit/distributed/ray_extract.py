@@ -145,7 +145,7 @@ def ray_session(address: str):
         else:
             ray.init(address=target, **common)
     except (ConnectionError, ValueError, TimeoutError) as exc:
-        why = str(exc).splitlines()[0]
+        why = first_line(exc, 1000)
         if "InvalidAuthToken" in repr(exc.__cause__) or "Authentication" in type(exc.__cause__).__name__:
             why = (
                 "the cluster uses token authentication: set RAY_AUTH_MODE=token and give the token in "

@@ -11,7 +11,7 @@ from .pipeline import iter_batches
 if TYPE_CHECKING:
     from ..backbones import PreprocessConfig
 
-Progress = Callable[[int, int], None]  # (images done, images total)
+ProgressCallback = Callable[[int, int], None]  # (images done, images total); not store.working.Progress
 
 
 def feature_batches(
@@ -20,7 +20,7 @@ def feature_batches(
     engine,
     batch_size: int,
     workers: int | None,
-    progress: Progress | None,
+    progress: ProgressCallback | None,
 ):
     """Yield (positions, features, failures) per batch, in input order."""
     done = 0

@@ -13,7 +13,7 @@ import importlib.util
 import re
 import warnings
 
-from ..errors import TransferkitError
+from ..errors import AdvisedError, TransferkitError
 from .pipeline import available_cpus
 from .torch_engine import PRECISIONS, TorchEngine
 
@@ -40,7 +40,7 @@ def resolve_device(device: str = "auto") -> str:
     import torch
 
     if not torch.cuda.is_available():
-        raise TransferkitError(f"device {device}: no CUDA GPU is visible to PyTorch; use --device cpu")
+        raise AdvisedError("device {device}: no CUDA GPU is visible to PyTorch; use {o[device=cpu]}", device=device)
     if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
         raise TransferkitError(f"device {device}: only {torch.cuda.device_count()} CUDA device(s) visible")
     return device
@@ -80,14 +80,17 @@ def create_engine(backbone, engine: str = "auto", device: str = "auto", precisio
         return _int8(OnnxEngine(backbone, threads=threads), backbone.preprocess, calibration)
     if engine == "onnxruntime":
         if not on_cpu:
-            raise TransferkitError(f"--engine onnxruntime runs on the CPU; for {device} use --engine torch (or auto)")
+            raise AdvisedError(
+                "{o[engine=onnxruntime]} runs on the CPU; for {device} use {o[engine=torch]} (or auto)", device=device
+            )
         if precision != "fp32":
-            raise TransferkitError(
-                f"--engine onnxruntime runs in fp32 or int8; for {precision} use --engine torch (or auto)"
+            raise AdvisedError(
+                "{o[engine=onnxruntime]} runs in fp32 or int8; for {precision} use {o[engine=torch]} (or auto)",
+                precision=precision,
             )
         if not onnxruntime_available():
-            raise TransferkitError(
-                "--engine onnxruntime needs the onnx and onnxruntime packages: pip install onnx onnxruntime"
+            raise AdvisedError(
+                "{o[engine=onnxruntime]} needs the onnx and onnxruntime packages: pip install onnx onnxruntime"
             )
     want_onnx = engine == "onnxruntime" or (
         engine == "auto" and on_cpu and precision == "fp32" and onnxruntime_available()
@@ -108,18 +111,19 @@ def create_engine(backbone, engine: str = "auto", device: str = "auto", precisio
 
 def _check_int8(engine: str, device: str) -> None:
     if engine == "torch" or device != "cpu":
-        raise TransferkitError(
-            "--precision int8 runs with ONNX Runtime on the CPU; use --engine auto (or onnxruntime) and --device cpu"
+        raise AdvisedError(
+            "{o[precision=int8]} runs with ONNX Runtime on the CPU; use {o[engine=auto]} (or onnxruntime) and "
+            "{o[device=cpu]}"
         )
     if not onnxruntime_available():
-        raise TransferkitError("--precision int8 needs the onnx and onnxruntime packages: pip install onnx onnxruntime")
+        raise AdvisedError("{o[precision=int8]} needs the onnx and onnxruntime packages: pip install onnx onnxruntime")
 
 
 def _int8(fp32_engine, preprocess, calibration):
     from .onnx_int8 import Int8OnnxEngine
 
     if calibration is None:
-        raise TransferkitError("--precision int8 needs images to calibrate on")
+        raise AdvisedError("{o[precision=int8]} needs images to calibrate on")
     return Int8OnnxEngine(fp32_engine, calibration, preprocess)
 
 
@@ -180,6 +184,24 @@ def cpu_only_machine() -> bool:
     if sys.platform.startswith("linux"):
         return not (glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg"))
     return False
+
+
+def backbone_spec(model: str, *, weights=None, layer=None, pool=None) -> dict:
+    """What a feature file of this request records about its backbone (:meth:`Backbone.spec`). When an
+    earlier run exported this backbone, the ONNX cache's index knows it and PyTorch is never imported
+    (see :func:`backbone_and_engine`); otherwise the network is built to find out."""
+    import os
+
+    from ..backbones.registry import create_backbone, normalise_weights
+    from . import onnx_index
+
+    weights = normalise_weights(weights)
+    if os.environ.get("TRANSFERKIT_ONNX_INDEX", "1") != "0":
+        keyed = onnx_index.request_key(model, weights, onnx_index.request(layer, pool))
+        found = onnx_index.lookup(*keyed) if keyed else None
+        if found:
+            return found[0].spec()
+    return create_backbone(model, weights=weights, layer=layer, pool=pool).spec()
 
 
 def backbone_and_engine(

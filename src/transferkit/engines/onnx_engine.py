@@ -1,10 +1,10 @@
 """Run a backbone's feature module with ONNX Runtime, exported once and cached.
 
-The feature module (images N x 3 x H x W -> features N x D) is exported with a dynamic batch
-dimension and a fixed H x W, after its run-time "same" padding is made constant
-(:mod:`.static_pad`) and the graph simplified with onnxslim. Before the file enters the cache, ONNX
-Runtime's output on a probe batch is compared with PyTorch fp32; a model that does not match, or that
-cannot be exported at all, raises :class:`ExportError` (the engine factory then falls back to torch).
+The feature module (images N x 3 x H x W -> features N x D) is exported by
+:func:`.onnx_export.export_graph` (the same pipeline as ``transferkit export``), with a fixed H x W.
+Before the file enters the cache, ONNX Runtime's output on a probe batch is compared with PyTorch fp32;
+a model that does not match, or that cannot be exported at all, raises :class:`ExportError` (the engine
+factory then falls back to torch).
 
 Cache: ``$TRANSFERKIT_CACHE_DIR/onnx`` (default ``~/.cache/transferkit/onnx``), one ``<key>.onnx``
 with a ``<key>.json`` beside it describing what it holds. The key hashes the model name, the weights'
@@ -15,64 +15,29 @@ change in any of them exports again instead of replaying a stale graph.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from ..atomicfile import atomic_path, atomic_write_text
 from ..backbones.weights import state_dict_sha256
+from ..versions import ONNX_GRAPH, library_versions
+from .onnx_export import OPSET, ExportError, export_graph, probe_batch, tolerance  # noqa: F401  (re-exported)
 from .pipeline import available_cpus
 
 log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = 1  # bump when the way we export changes, to invalidate every cached file
-OPSET = 17
-PROBE_BATCH = 3
-ATOL = 1e-4  # max |onnx - torch| allowed at export, scaled up for outputs larger than 1 in magnitude
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """The TorchScript exporter prints the whole graph to the C++ stderr when it fails; we report the
-    failure in one line instead. (Process-wide for its duration: export runs before any worker.)"""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-class ExportError(RuntimeError):
-    """The module cannot be exported to ONNX, or the export does not reproduce PyTorch."""
 
 
 def cache_dir() -> Path:
     root = os.environ.get("TRANSFERKIT_CACHE_DIR")
     base = Path(root).expanduser() if root else Path.home() / ".cache" / "transferkit"
     return base / "onnx"
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "-"
 
 
 def cache_key(backbone, input_size: tuple[int, int]) -> tuple[str, dict]:
@@ -87,70 +52,10 @@ def cache_key(backbone, input_size: tuple[int, int]) -> tuple[str, dict]:
         "layer": backbone.layer,
         "pool": backbone.pool,
         "input_size": [int(v) for v in input_size],
-        "versions": {d: _version(d) for d in ("transferkit", "torch", "timm", "onnx", "onnxslim", "onnxruntime")},
+        "versions": library_versions(ONNX_GRAPH, missing="-"),
     }
     key = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:32]
     return f"{backbone.name.replace('/', '_')}-{key}", desc
-
-
-def probe_batch(input_size: tuple[int, int], n: int = PROBE_BATCH) -> np.ndarray:
-    """Deterministic images in the range a normalised picture takes (about -2.5 .. 2.5)."""
-    return np.random.default_rng(0).uniform(-2.5, 2.5, (n, 3, *input_size)).astype(np.float32)
-
-
-def _torch_reference(module, x: np.ndarray) -> np.ndarray:
-    import torch
-
-    with torch.inference_mode():
-        return module(torch.from_numpy(x)).float().numpy()
-
-
-def max_difference(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
-
-
-def tolerance(reference: np.ndarray) -> float:
-    return ATOL * max(1.0, float(np.max(np.abs(reference))) if reference.size else 1.0)
-
-
-def export_onnx(module, input_size: tuple[int, int], path: Path) -> dict:
-    """Export ``module`` (fp32, eval) to ``path``; return facts about the export. Raises ExportError."""
-    import warnings
-
-    import torch
-
-    from .static_pad import freeze_same_padding
-
-    t0 = time.perf_counter()
-    try:
-        frozen, n_frozen = freeze_same_padding(module, input_size)
-        frozen = frozen.float().eval()
-        example = torch.from_numpy(probe_batch(input_size, 2))
-        with warnings.catch_warnings(), _native_stderr_silenced():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(
-                frozen, (example,), str(path), dynamo=False, opset_version=OPSET,
-                input_names=["images"], output_names=["features"],
-                dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-                do_constant_folding=True,
-            )
-    except Exception as exc:  # the exporter raises many types; all mean "cannot export"
-        raise ExportError(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    facts = {"padding_layers_frozen": n_frozen, "export_seconds": round(time.perf_counter() - t0, 2)}
-    try:
-        import onnx
-        import onnxslim
-
-        model = onnx.load(str(path))
-        facts["nodes_exported"] = len(model.graph.node)
-        slim = onnxslim.slim(model)
-        onnx.save(slim, str(path))
-        facts["nodes"] = len(slim.graph.node)
-    except ImportError:
-        facts["nodes"] = facts.get("nodes_exported")
-    except Exception as exc:  # a simplifier failure is not fatal: the exported graph is still right
-        log.warning("onnxslim could not simplify the graph (%s); using it as exported", exc)
-    return facts
 
 
 def _session(path: Path, threads: int, providers: list[str] | None = None):
@@ -204,29 +109,12 @@ class OnnxEngine:
 
     def _export(self, backbone, folder: Path, desc: dict, verify: bool) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=folder)
-        os.close(fd)
-        tmp = Path(tmp)
-        try:
-            facts = export_onnx(backbone.features, self.input_size, tmp)
-            if verify:
-                x = probe_batch(self.input_size)
-                ref = _torch_reference(backbone.features, x)
-                try:
-                    got = _session(tmp, self.threads).run(None, {"images": x})[0]
-                except Exception as exc:
-                    raise ExportError(f"ONNX Runtime cannot run the exported graph ({exc})") from exc
-                if got.shape != ref.shape:
-                    raise ExportError(f"exported graph gives shape {got.shape}, PyTorch {ref.shape}")
-                diff, tol = max_difference(got, ref), tolerance(ref)
-                if not diff <= tol:
-                    raise ExportError(f"exported graph differs from PyTorch by {diff:.3g} (allowed {tol:.3g})")
-                facts["max_abs_diff"] = diff
-            (folder / f"{self.path.stem}.json").write_text(json.dumps({**desc, **facts}, indent=2, sort_keys=True))
-            os.replace(tmp, self.path)  # atomic: a concurrent run sees a whole file or none
-            log.info("exported %s to %s (%s)", backbone.name, self.path, facts)
-        finally:
-            tmp.unlink(missing_ok=True)
+        # a unique temporary name: a concurrent run may be exporting the same graph; it sees a whole file or none
+        with atomic_path(self.path, unique=True, sync=False) as tmp:
+            facts = export_graph(backbone.features, self.input_size, tmp, check=verify)
+            meta = json.dumps({**desc, **facts}, indent=2, sort_keys=True)
+            atomic_write_text(folder / f"{self.path.stem}.json", meta, unique=True, sync=False)
+        log.info("exported %s to %s (%s)", backbone.name, self.path, facts)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         if len(images) == 0:

@@ -23,17 +23,17 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from ..atomicfile import atomic_write_text
 from ..backbones.backbone import Backbone
 from ..backbones.preprocess import PreprocessConfig
-from .onnx_engine import EXPORT_FORMAT, _version, cache_dir
+from ..versions import ONNX_INDEX, library_versions
+from .onnx_engine import EXPORT_FORMAT, cache_dir
 
 INDEX_FORMAT = 1
-_VERSIONED = ("transferkit", "torch", "torchvision", "timm", "onnx", "onnxslim", "onnxruntime")
 # The code that decides what graph a request becomes.
-_CODE = ("backbones", "engines/onnx_engine.py", "engines/static_pad.py")
+_CODE = ("backbones", "engines/onnx_engine.py", "engines/onnx_export.py", "engines/static_pad.py")
 
 
 @functools.cache  # the code does not change while the process runs
@@ -85,7 +85,7 @@ def request_key(name: str, weights: str | None, asked: dict) -> tuple[str, tuple
         "model": name,
         "weights": identity,
         "request": asked,
-        "versions": {d: _version(d) for d in _VERSIONED},
+        "versions": library_versions(ONNX_INDEX, missing="-"),
         "code": code_sha256(),
     }
     key = hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:32]
@@ -127,9 +127,6 @@ def record(key: str, backbone: Backbone, onnx_path: Path) -> None:
     path = _entry_path(key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".part", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(entry, fh, indent=2, sort_keys=True, default=str)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(entry, indent=2, sort_keys=True, default=str), unique=True, sync=False)
     except OSError:
         pass

@@ -36,8 +36,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import TransferkitError
-from .onnx_engine import OnnxEngine, _session, _version
+from ..atomicfile import atomic_path, atomic_write_text
+from ..errors import TransferkitError, first_line
+from ..versions import INT8_GRAPH, library_versions
+from .onnx_engine import OnnxEngine, _session
 from .onnx_index import code_sha256
 from .pipeline import iter_batches
 
@@ -88,7 +90,7 @@ def int8_key(fp32_path: Path, calibration_sha256: str, preprocess) -> tuple[str,
         "calibration_sha256": calibration_sha256,
         "preprocess": preprocess.to_dict(),
         "settings": SETTINGS,
-        "versions": {d: _version(d) for d in ("onnx", "onnxruntime")},
+        "versions": library_versions(INT8_GRAPH, missing="-"),
         "code": code_sha256(_CODE),
     }
     key = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:24]
@@ -163,7 +165,7 @@ def quantise(fp32_path: Path, out: Path, files: Sequence[Path], preprocess, thre
                 if reader.n >= MIN_CALIBRATION:
                     raise TransferkitError(
                         f"{Path(fp32_path).name}: ONNX Runtime cannot quantise this graph "
-                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                        f"({first_line(exc)}); "
                         "use --precision fp32"
                     ) from exc
     if reader.n < MIN_CALIBRATION:
@@ -219,19 +221,12 @@ class Int8OnnxEngine(OnnxEngine):
         self._input = self.session.get_inputs()[0].name
 
     def _build(self, files, preprocess, workers, desc: dict, meta: Path) -> dict:
-        fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=self.path.parent)
-        os.close(fd)
-        tmp = Path(tmp)
-        try:
+        with atomic_path(self.path, unique=True, sync=False) as tmp:  # concurrent runs: whole file or none
             facts = {**desc, **quantise(self.fp32_path, tmp, files, preprocess, self.threads, workers)}
-            meta_tmp = meta.with_suffix(".json.part")
-            meta_tmp.write_text(json.dumps(facts, indent=2, sort_keys=True))
-            os.replace(tmp, self.path)  # the graph first: a json beside it means both are whole
-            os.replace(meta_tmp, meta)
-            log.info("quantised %s to %s (%s)", self.fp32_path.name, self.path, facts)
-            return facts
-        finally:
-            tmp.unlink(missing_ok=True)
+        # the graph first: a json beside it means both are whole
+        atomic_write_text(meta, json.dumps(facts, indent=2, sort_keys=True), unique=True, sync=False)
+        log.info("quantised %s to %s (%s)", self.fp32_path.name, self.path, facts)
+        return facts
 
     def describe(self) -> dict:
         return {**super().describe(), "calibration": self.calibration}

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from ..errors import TransferkitError
+from ..errors import AdvisedError, TransferkitError
 from .pipeline import available_cpus
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -48,7 +48,7 @@ def _check_precision(precision: str, device_type: str) -> None:
     if precision not in PRECISIONS:
         raise TransferkitError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if precision == "fp16" and device_type == "cpu":
-        raise TransferkitError("fp16 is for CUDA devices; on the CPU use --precision bf16 (or fp32)")
+        raise AdvisedError("fp16 is for CUDA devices; on the CPU use {o[precision=bf16]} (or fp32)")
 
 
 class TorchEngine:
@@ -70,7 +70,9 @@ class TorchEngine:
             keep_freed_memory()
         elif self.device.type == "cuda":
             if precision == "bf16" and not torch.cuda.is_bf16_supported():
-                raise TransferkitError(f"{self.device}: this GPU does not support bf16; use --precision fp16")
+                raise AdvisedError(
+                    "{device}: this GPU does not support bf16; use {o[precision=fp16]}", device=str(self.device)
+                )
             torch.backends.cudnn.benchmark = True  # fixed input size: autotune the conv algorithms once
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.channels_last = channels_last

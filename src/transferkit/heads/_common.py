@@ -9,7 +9,7 @@ import os
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from ..errors import TransferkitError
+from ..errors import AdvisedError, TransferkitError
 
 LOG_FLOOR = float(np.log(1e-300))  # log of a zero probability (k-NN votes), kept finite
 
@@ -25,9 +25,10 @@ def check_xy(X, y) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def check_folds(y: np.ndarray, cv, class_names=None, what: str = "cross-validation folds", flag: str = "--cv") -> None:
+def check_folds(y: np.ndarray, cv, class_names=None, what: str = "cross-validation folds", setting: str = "cv") -> None:
     """One clear error when a class is too small for ``cv`` stratified folds (or, for a predefined
-    split, missing from its fitting part)."""
+    split, missing from its fitting part). ``setting``: the caller's argument that sets the folds, named
+    in the error (an :class:`AdvisedError`, which the CLI words as its flag)."""
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise TransferkitError("the train split has only one class; a classifier needs at least two")
@@ -46,10 +47,10 @@ def check_folds(y: np.ndarray, cv, class_names=None, what: str = "cross-validati
             name = class_names[int(name)]
         elif isinstance(name, np.generic):
             name = name.item()
-        hint = f"use {flag} {smallest}" if smallest >= 2 else "add images to it or remove that class"
-        raise TransferkitError(
-            f"class {name!r} has {smallest} training example(s), fewer than the {cv} {what}; {hint}"
-        )
+        problem = f"class {name!r} has {smallest} training example(s), fewer than the {cv} {what}"
+        if smallest >= 2:
+            raise AdvisedError("{problem}; use {o[" + setting + "=@smallest]}", problem=problem, smallest=smallest)
+        raise TransferkitError(f"{problem}; add images to it or remove that class")
 
 
 def is_fold_count(cv) -> bool:
@@ -81,22 +82,29 @@ def holdout(y: np.ndarray, fraction: float, random_state) -> tuple[np.ndarray, n
         if len(idx) - n_val < 1:
             raise TransferkitError(
                 f"class {c!r} has {len(idx)} training example(s); the validation part needs at least 2 per class "
-                "(add images or use --validation-fraction 0)"
+                "(add images to it; a head built in Python can set validation_fraction=0 to train without one)"
             )
         val.append(idx[:n_val])
         fit.append(idx[n_val:])
     return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
 
 
-def sample_weights(y_enc: np.ndarray, n_classes: int, class_weight) -> np.ndarray:
-    """Per-row weights: ones, or scikit-learn's "balanced" n / (n_classes * count(class))."""
+def class_weights(y_enc: np.ndarray, n_classes: int, class_weight) -> np.ndarray:
+    """Per-class weights: ones, or scikit-learn's "balanced" n / (n_classes * count(class)) (0 for a
+    class with no rows)."""
     if class_weight is None:
-        return np.ones(len(y_enc), np.float64)
+        return np.ones(n_classes, np.float64)
     if class_weight != "balanced":
         raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}")
     counts = np.bincount(y_enc, minlength=n_classes).astype(np.float64)
-    per_class = np.where(counts > 0, len(y_enc) / (n_classes * np.maximum(counts, 1)), 0.0)
-    return per_class[y_enc]
+    return np.where(counts > 0, len(y_enc) / (n_classes * np.maximum(counts, 1)), 0.0)
+
+
+def sample_weights(y_enc: np.ndarray, n_classes: int, class_weight) -> np.ndarray:
+    """Per-row weights: each row's :func:`class_weights`."""
+    if class_weight is None:
+        return np.ones(len(y_enc), np.float64)
+    return class_weights(y_enc, n_classes, class_weight)[y_enc]
 
 
 def n_workers(n_jobs, n_tasks: int) -> int:

@@ -52,7 +52,7 @@ def calibrate_temperature(head, X: np.ndarray, y: np.ndarray, n_classes: int, *,
     from .out_of_fold import out_of_fold_log_proba, with_chosen_params
 
     logp = out_of_fold_log_proba(with_chosen_params(head), X, y, n_classes, cv=cv, random_state=random_state,
-                                 flag="--cv")
+                                 setting="cv")
     T = fit_temperature(logp, y)
     before, after = softmax(logp), softmax(logp / T)
     return {"method": "temperature", "temperature": T, "folds": int(cv),

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ._common import check_folds, check_xy, json_params, n_folds, pick_best, stratified_folds
+from ._common import check_folds, check_xy, class_weights, json_params, n_folds, pick_best, stratified_folds
 
 DEFAULT_KS = (1, 3, 5, 7, 11, 15, 21)
 
@@ -21,10 +21,7 @@ def _unit(X: np.ndarray) -> np.ndarray:
 
 
 def _class_vote_weights(y_enc: np.ndarray, n_classes: int, class_weight) -> np.ndarray:
-    if class_weight is None:
-        return np.ones(n_classes, np.float32)
-    counts = np.bincount(y_enc, minlength=n_classes).astype(np.float64)
-    return (len(y_enc) / (n_classes * np.maximum(counts, 1))).astype(np.float32)
+    return class_weights(y_enc, n_classes, class_weight).astype(np.float32)
 
 
 def _neighbour_votes(sims: np.ndarray, y_train: np.ndarray, k_max: int) -> np.ndarray:

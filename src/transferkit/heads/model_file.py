@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomicfile import atomic_path
 from ..errors import TransferkitError, first_line
 from ..filekind import not_a_regular_file, umask
 from . import model_schema
@@ -80,12 +81,11 @@ class TrainedModel:
             }),
         }
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
         tensors = {f"head.{k}": np.ascontiguousarray(v) for k, v in arrays.items()}
         tensors.update({f"backbone.{k}": np.ascontiguousarray(v) for k, v in (self.backbone_state or {}).items()})
-        save_file(tensors, str(tmp), metadata=meta)
-        os.chmod(tmp, 0o666 & ~umask())  # safetensors creates it 0600; respect the umask like every other output
-        tmp.replace(path)  # never leave a half-written model under the final name
+        with atomic_path(path) as tmp:  # never leave a half-written model under the final name
+            save_file(tensors, str(tmp), metadata=meta)
+            os.chmod(tmp, 0o666 & ~umask())  # safetensors creates it 0600; respect the umask like every other output
         self.path = path
         return path
 

@@ -51,7 +51,7 @@ def parse_metadata(meta: dict, path, fmt: str, max_version: int) -> dict:
     except RecursionError:
         raise invalid(path, "its 'model' metadata is nested too deeply") from None
     except ValueError as exc:
-        raise invalid(path, f"its 'model' metadata is not JSON ({str(exc)[:80]})") from None
+        raise invalid(path, f"its 'model' metadata is not JSON ({first_line(exc, 80)})") from None
     _expect(record, dict, "'model' metadata", path)
     _expect(record.get("head_kind"), str, "head_kind", path)
     _expect(record.get("head"), dict, "head", path)

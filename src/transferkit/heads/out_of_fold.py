@@ -32,12 +32,12 @@ def with_chosen_params(head):
 
 
 def out_of_fold_log_proba(head, X: np.ndarray, y: np.ndarray, n_classes: int | None = None, *, cv: int = 5,
-                          random_state=42, class_names=None, flag: str = "--folds", progress=None) -> np.ndarray:
+                          random_state=42, class_names=None, setting: str = "folds", progress=None) -> np.ndarray:
     """(N, K) log-probabilities of every row from ``cv`` stratified folds; ``head`` is an unfitted
     estimator (see :func:`with_chosen_params`). ``y`` holds class numbers 0..K-1."""
     y = np.asarray(y, np.int64)
     K = int(n_classes or y.max() + 1)
-    check_folds(y, cv, class_names, what="folds", flag=flag)
+    check_folds(y, cv, class_names, what="folds", setting=setting)
     out = np.full((len(y), K), LOG_FLOOR)
     folds = stratified_folds(y, cv, random_state)
     for n, (tr, te) in enumerate(folds):

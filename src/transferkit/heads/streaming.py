@@ -80,50 +80,30 @@ class FileSource(_Source):
 
     def __init__(self, ff, split: str = "train", chunk_rows: int | None = None, max_memory=None,
                  block_rows: int = 64, layers=None):
-        from ..store import layers as store_layers
-        from ..store import schema
-
         self.ff = ff
         # ``layers`` as in FeatureFile.load: None is the ``features`` dataset; several are read side by side
         chosen = ff.select_layers(layers)  # also validates the names
-        if layers is None or store_layers.GROUP not in ff.h5:
-            self.dsets = [ff.h5[schema.FEATURES]]
-        else:
-            self.dsets = [ff.h5[f"{store_layers.GROUP}/{c['name']}"] for c in chosen]
+        self.layers = layers
         self.file_rows = ff.rows(split)
         self.labels = ff.labels[self.file_rows]
-        self.n_features = sum(int(ds.shape[1]) for ds in self.dsets)
+        self.n_features = ff.feature_dim if layers is None else sum(int(c["dim"]) for c in chosen)
         if chunk_rows is None:
             budget = _budget.parse_size(max_memory) if max_memory is not None else 256 * 2**20
-            chunk_rows = chunk_rows_for(budget, self.n_features)
+            chunk_rows = training_chunk_rows(budget, self.n_features)
         self.chunk_rows = int(chunk_rows)
         # At least 16 blocks per chunk, so that every chunk mixes rows from all over the file.
         self.block_rows = int(max(1, min(block_rows, self.chunk_rows // 16)))
 
     def _read(self, positions):
-        rows = self.file_rows[positions]
-        out = np.empty((len(rows), self.n_features), np.float32)
-        # Rows close together in the file are read with one slice covering them (h5py reads only that
-        # slice); a gap of more than 32 rows (other split, other blocks) starts a new read.
-        breaks = np.flatnonzero(np.diff(rows) > 32) + 1
-        start = 0
-        for run in np.split(rows, breaks):
-            lo, hi = int(run[0]), int(run[-1]) + 1
-            block = (
-                self.dsets[0][lo:hi]
-                if len(self.dsets) == 1
-                else np.concatenate([ds[lo:hi] for ds in self.dsets], axis=1)
-            )
-            out[start : start + len(run)] = block[run - lo]
-            start += len(run)
-        return out
+        return self.ff.read_rows(self.file_rows[positions], self.layers)
 
 
-def chunk_rows_for(budget_bytes: int, n_features: int) -> int:
-    """Rows per chunk for a budget. Measured (benchmarks/bench_out_of_core.py): reading a chunk (the
-    slices read, the chunk, its shuffled and standardised copies) plus the torch intermediates of a
-    minibatch pass or a float64 polish slice peak at about eight chunk-sized float32 buffers; twelve
-    leave room for allocator slack."""
+def training_chunk_rows(budget_bytes: int, n_features: int) -> int:
+    """Rows per chunk for out-of-core training within a budget (more copies than
+    :meth:`FeatureFile.chunk_rows_for`, which budgets reading alone). Measured
+    (benchmarks/bench_out_of_core.py): reading a chunk (the slices read, the chunk, its shuffled and
+    standardised copies) plus the torch intermediates of a minibatch pass or a float64 polish slice
+    peak at about eight chunk-sized float32 buffers; twelve leave room for allocator slack."""
     return _budget.rows_for_budget(budget_bytes, 4 * n_features, copies=12, minimum=64)
 
 

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 from . import fsio, isolate, schema, working
+from ._testhook import checkpoint
 from .layers import LayeredFeatureWriter
 from .reader import FeatureFile, _decode_str
-from .testhook import checkpoint
 from .writer import FeatureWriter
 
 WINDOW_BYTES = 64 << 20  # rows are copied in windows of about this size

@@ -1,4 +1,5 @@
-"""File-system plumbing for the feature store: atomic replace, fsync, and out-of-space errors.
+"""File-system plumbing for the feature store: out-of-space errors, and (from :mod:`transferkit.atomicfile`,
+the one copy) atomic writes and fsync.
 
 h5py reports a failed write as ``RuntimeError``/``OSError`` whose text carries ``errno = N``; CPython
 ignores SIGXFSZ, so a file-size limit (``ulimit -f``) shows up as EFBIG there, like a full disk as ENOSPC.
@@ -7,12 +8,19 @@ ignores SIGXFSZ, so a file-size limit (``ulimit -f``) shows up as EFBIG there, l
 from __future__ import annotations
 
 import errno
-import os
 import re
 import resource
 import shutil
 from pathlib import Path
 
+from ..atomicfile import (  # noqa: F401  (the store's plumbing in one place)
+    atomic_path,
+    atomic_write_text,
+    fsync_dir,
+    fsync_path,
+    remove_quietly,
+    replace,
+)
 from ..errors import TransferkitError
 
 
@@ -55,47 +63,3 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(folder: Path) -> None:
-    try:
-        fsync_path(folder)
-    except OSError:  # some file systems cannot fsync a directory; the rename is still atomic
-        pass
-
-
-def replace(src: Path, dst: Path) -> None:
-    """Atomically put ``src`` (already fsynced) at ``dst`` and make the rename durable."""
-    os.replace(src, dst)
-    fsync_dir(dst.parent if str(dst.parent) else Path("."))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file renamed over it: a failure midway
-    leaves the old file (or none), never a half-written one."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        replace(tmp, path)
-    except BaseException:
-        remove_quietly(tmp)
-        raise
-
-
-def remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass

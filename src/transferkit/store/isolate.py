@@ -19,7 +19,7 @@ import json
 import os
 import signal
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
 from . import fsio
 
 ENV_INLINE = "TRANSFERKIT_NO_FORK"  # set to run the steps in-process (debugging)
@@ -84,7 +84,7 @@ def fail_fast(exc: BaseException) -> None:
     h5py objects of a file whose writes failed (which can crash the process). Elsewhere: nothing."""
     if _report_fd is None:
         return
-    report = {"type": type(exc).__name__, "message": str(exc).split("\n")[0][:2000],
+    report = {"type": type(exc).__name__, "message": first_line(exc, 2000),
               "errno": fsio.space_errno(exc), "user_error": isinstance(exc, TransferkitError)}
     try:
         os.write(_report_fd, json.dumps(report).encode())

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from ..data.split import SPLITS, VALID_SPLITS  # name -> value; the values a file may hold
-from ..errors import IncompleteFileError, TransferkitError
+from ..errors import IncompleteFileError, TransferkitError, first_line
 from ..filekind import not_a_regular_file
 from . import layers as _layers
 from . import schema, working
@@ -71,21 +71,23 @@ class FeatureFile:
                     self.h5[name].shape  # noqa: B018 (the read is the check)
                 except (OSError, RuntimeError, KeyError, ValueError) as exc:
                     raise DamagedFileError(
-                        f"{self.path}: damaged feature file: cannot open {name!r} ({_short(exc)})"
+                        f"{self.path}: damaged feature file: cannot open {name!r} ({first_line(exc)})"
                     ) from None
         except TransferkitError:
             self.h5.close()
             raise
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:  # a damaged header
             self.h5.close()
-            raise DamagedFileError(f"{self.path}: damaged feature file ({_short(exc)})") from None
+            raise DamagedFileError(f"{self.path}: damaged feature file ({first_line(exc)})") from None
 
     def _read(self, name: str, sel=slice(None)):
         """``dataset[sel]`` with HDF5 errors turned into a one-line error naming the file."""
         try:
             return self.h5[name][sel]
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-            raise DamagedFileError(f"{self.path}: damaged feature file: cannot read {name!r} ({_short(exc)})") from None
+            raise DamagedFileError(
+                f"{self.path}: damaged feature file: cannot read {name!r} ({first_line(exc)})"
+            ) from None
 
     # -- provenance ------------------------------------------------------------------------------
     @property
@@ -94,7 +96,7 @@ class FeatureFile:
             items = list(self.h5.attrs.items())
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             raise DamagedFileError(
-                f"{self.path}: damaged feature file: cannot read its attributes ({_short(exc)})"
+                f"{self.path}: damaged feature file: cannot read its attributes ({first_line(exc)})"
             ) from None
         out = {}
         for key, value in items:
@@ -136,39 +138,21 @@ class FeatureFile:
             "sessions": p.sessions,
         }
 
-    def resume_hint(self) -> str:
-        """The command that finishes this file: the settings it was started with, then ``--resume``."""
-        import shlex
-
+    def extraction_request(self) -> tuple[str, dict]:
+        """The dataset and the settings (by Python argument name) the extraction was started with: what
+        it takes to resume it (the CLI words them as a ``transferkit extract`` command line)."""
         a = self.attrs
-        words = ["transferkit", "extract", str(a.get("data") or a.get("dataset_root") or "DATA"), "-o", str(self.path)]
         try:
             request = json.loads(a.get("request") or "{}")
         except (TypeError, ValueError):
             request = {}
-        for key, value in request.items():
-            if key == "layer":
-                for name in [value] if isinstance(value, str) else value:
-                    words += ["--layer", name]
-            elif key == "pool":
-                pools = [value] if isinstance(value, str) else list(dict.fromkeys(value))
-                words += ["--pool", pools[0]] if len(pools) == 1 else []
-            elif key == "image_size":
-                words += ["--image-size", str(value) if isinstance(value, int) else "x".join(map(str, value))]
-            elif key == "crop":
-                words += [] if value else ["--no-crop"]
-            else:
-                words += ["--" + key.replace("_", "-"), str(value)]
-        return shlex.join([*words, "--resume"])
+        return str(a.get("data") or a.get("dataset_root") or "DATA"), request
 
     def require_complete(self, action: str = "use") -> None:
         if not self.complete:
             p = self.progress
             done = f"{p['inputs_done']} of {p['inputs_total']} images done" if p else f"{self.n_rows} rows written"
-            raise IncompleteFileError(
-                f"{self.path}: incomplete feature file ({done}); its extraction did not finish. "
-                f"Resume it with `{self.resume_hint()}` before you {action} it"
-            )
+            raise IncompleteFileError(self.path, done, action, *self.extraction_request())
 
     def require_intact(self, action: str = "use") -> None:
         """Recompute the data checksums stored when the file was finished and refuse damaged data (HDF5
@@ -180,7 +164,7 @@ class FeatureFile:
             result = check_checksums(self.h5)
         except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             raise DamagedFileError(
-                f"{self.path}: damaged feature file: its data cannot be read ({_short(exc)})"
+                f"{self.path}: damaged feature file: its data cannot be read ({first_line(exc)})"
             ) from None
         if result.bad:
             raise DamagedFileError(
@@ -313,6 +297,20 @@ class FeatureFile:
 
         return dim, read
 
+    def read_rows(self, positions, layers=None) -> np.ndarray:
+        """Features (float32, ``len(positions)`` x the layers' dims) of the file rows ``positions``
+        (ascending), of ``layers`` as in :meth:`load`. Rows close together are read with one slice
+        covering them (h5py reads only that slice); a gap of more than 32 rows starts a new read."""
+        rows = np.asarray(positions, np.int64)
+        dim, read = self._feature_source(layers)
+        out = np.empty((len(rows), dim), np.float32)
+        start = 0
+        for run in np.split(rows, np.flatnonzero(np.diff(rows) > 32) + 1) if len(rows) else []:
+            lo, hi = int(run[0]), int(run[-1]) + 1
+            out[start : start + len(run)] = read(lo, hi)[run - lo]
+            start += len(run)
+        return out
+
     def load(self, split: str | None = None, layers=None) -> tuple[np.ndarray, np.ndarray]:
         """Features (float32) and labels of ``split``, in memory; ``layers`` as in :meth:`select_layers`
         (several layers are concatenated in the order given)."""
@@ -400,9 +398,6 @@ def open_features(path: str | Path) -> FeatureFile:
     return FeatureFile(path)
 
 
-def _short(exc: BaseException) -> str:
-    return str(exc).split("\n")[0][:200]
-
 
 def _split_code(split: str | None) -> int | None:
     if split is None:
@@ -430,6 +425,6 @@ def _why_unreadable(path: Path, exc: BaseException) -> str:
     if "truncated file" in text:
         return (
             f"truncated HDF5 file ({size} bytes; its header expects more): it was cut short, e.g. by an "
-            "interrupted copy; copy it again, or extract again with --overwrite"
+            "interrupted copy; copy it again, or extract it again"
         )
-    return f"damaged HDF5 file, cannot be opened ({_short(exc)})"
+    return f"damaged HDF5 file, cannot be opened ({first_line(exc)})"

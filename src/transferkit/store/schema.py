@@ -28,10 +28,10 @@ read it through :class:`transferkit.store.FeatureFile`, which handles both.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-import platform
 from datetime import datetime, timezone
+
+from ..versions import FEATURE_FILE, library_versions
 
 FORMAT = "transferkit-features"
 FORMAT_VERSION = 1
@@ -50,8 +50,6 @@ REQUIRED_ATTRS = (
     "complete",
 )
 
-_VERSIONED = ("transferkit", "torch", "torchvision", "timm", "numpy", "h5py", "pillow", "scikit-learn", "onnxruntime")
-
 
 def write_root_attrs(f, attrs: dict) -> None:
     """Format, version, creation time, library versions, then ``attrs`` (dicts and lists as JSON;
@@ -65,18 +63,8 @@ def write_root_attrs(f, attrs: dict) -> None:
     f.attrs["complete"] = False
 
 
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for dist in _VERSIONED:
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 def versions_json() -> str:
-    return json.dumps(library_versions(), sort_keys=True)
+    return json.dumps(library_versions(FEATURE_FILE, python=True), sort_keys=True)
 
 
 COMPRESSIONS = ("none", "lzf", "gzip")

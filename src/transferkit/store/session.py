@@ -18,12 +18,12 @@ import numpy as np
 
 from ..errors import TransferkitError
 from . import fsio, isolate
+from ._testhook import checkpoint
 from .advice import AdvisedError
 from .finalize import finalize, temp_path
 from .mode import check_storage_options
 from .reader import FeatureFile, _decode_str
 from .settings import check_dtype, check_settings
-from .testhook import checkpoint
 from .update_plan import copy_kept, file_compression, plan_update
 from .working import Plan, WorkingFile, create_working_file
 

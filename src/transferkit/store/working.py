@@ -36,10 +36,10 @@ import h5py
 import numpy as np
 
 from ..data.split import SPLIT_NAMES
-from ..errors import TransferkitError
+from ..errors import TransferkitError, first_line
 from . import fsio, isolate, schema
+from ._testhook import checkpoint
 from .advice import AdvisedError
-from .testhook import checkpoint
 
 GROUP = "_resume"
 PLAN_PATHS, PLAN_LABELS, PLAN_SPLIT = "plan_paths", "plan_labels", "plan_split"
@@ -97,7 +97,7 @@ def read_progress(h5: h5py.File) -> Progress:
         capacity = h5[GROUP][PLAN_LABELS].shape[0]
     except (KeyError, OSError, RuntimeError, ValueError) as exc:
         raise DamagedFileError(
-            f"{where}: damaged feature file: its progress record cannot be read ({_short(exc)})"
+            f"{where}: damaged feature file: its progress record cannot be read ({first_line(exc)})"
         ) from None
     valid = [p for p in (Progress.decode(row) for row in slots) if p is not None]
     valid = [p for p in valid if 0 <= p.rows and 0 <= p.skipped and p.rows + p.skipped <= p.next_input <= capacity]
@@ -196,10 +196,10 @@ class WorkingFile:
         "progress": f"{GROUP}/{PROGRESS}",
     }
 
-    def __init__(self, path: str | Path, *, buffer_rows: int = 1000, durable: bool = True):
+    def __init__(self, path: str | Path, *, buffer_rows: int = 1000, _durable: bool = True):
         self.path = Path(path)
         self.buffer_rows = max(1, int(buffer_rows))
-        self.durable = durable
+        self._durable = _durable  # False only in tests: skip the fsync of each commit
         try:
             with h5py.File(self.path, "r") as h5:
                 g = h5[GROUP]
@@ -219,7 +219,9 @@ class WorkingFile:
                         )
                     self._where[key] = (int(offset), ds.dtype, ds.shape)
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
-            raise DamagedFileError(f"{self.path}: cannot open the feature file to resume it ({_short(exc)})") from None
+            raise DamagedFileError(
+                f"{self.path}: cannot open the feature file to resume it ({first_line(exc)})"
+            ) from None
         self.capacity = len(self.plan_labels)
         self.sessions = self.progress.sessions + 1
         self.next_input = self.progress.next_input
@@ -322,7 +324,7 @@ class WorkingFile:
             data, position = data[written:], position + written
 
     def _sync(self) -> None:
-        if self.durable:
+        if self._durable:
             os.fsync(self._fd)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -340,5 +342,4 @@ def _pwrite(fd: int, data, position: int) -> int:
     return os.write(fd, data)
 
 
-def _short(exc: BaseException) -> str:
-    return str(exc).split("\n")[0][:200]
+

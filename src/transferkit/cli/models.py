@@ -1,8 +1,7 @@
-"""`transferkit models` and `transferkit demo`."""
+"""`transferkit models`."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -79,16 +78,3 @@ def models(
         "any timm:<name> or torchvision:<name> works (weights from its hub, cached); "
         "--weights PATH loads a local file; `transferkit models --layers MODEL` lists layers"
     )
-
-
-@app.command()
-@friendly
-def demo(
-    out: Path = typer.Option(
-        Path("transferkit-demo"), "--out", help="Folder for the demo's images, features and models."
-    ),
-):
-    """Run the whole flow offline on data that ships with the install, and the digits lesson (ImageNet features do not fit every dataset)."""  # noqa: E501 (Typer help text: the first line is the command's summary)
-    from ..demo import run_demo
-
-    run_demo(out, console)

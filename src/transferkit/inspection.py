@@ -30,7 +30,7 @@ def describe_features(path: str | Path) -> dict:
             "dtype": str(ff.h5["features"].dtype),
             "compression": ff.h5["features"].compression,
             "progress": ff.progress,  # None once complete; else rows/inputs done of planned
-            "resume_command": None if ff.complete else ff.resume_hint(),
+            "extraction_request": None if ff.complete else ff.extraction_request(),  # what resuming takes
             "n_train": int(np.sum(split == 0)),
             "n_test": int(np.sum(split == 1)),
             "n_val": int(np.sum(split == SPLITS["val"])),
