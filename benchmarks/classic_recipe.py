@@ -137,27 +137,32 @@ def measure(path: str, workdir: Path, rounds: int, blas_threads: int | None = No
         order = ("recipe", "train") if r % 2 == 0 else ("train", "recipe")
         for who in order:
             if who == "recipe":
-                wall, rss, out = _run([sys.executable, __file__, "--recipe", path], env)
-                pair["recipe"] = {"seconds": wall, "rss_mb": rss, **json.loads(out.strip().splitlines()[-1])}
+                wall, rss, cpu, out = _run([sys.executable, __file__, "--recipe", path], env)
+                pair["recipe"] = {"seconds": wall, "rss_mb": rss, "cpu_s": cpu,
+                                  **json.loads(out.strip().splitlines()[-1])}
             else:
                 model = workdir / "model.safetensors"
                 model.unlink(missing_ok=True)
-                wall, rss, _ = _run([sys.executable, "-m", "transferkit", "train", path, "-o", str(model)], env)
+                wall, rss, cpu, _ = _run([sys.executable, "-m", "transferkit", "train", path, "-o", str(model)], env)
                 m = tk.load_model(model)
                 acc = tk.evaluate(m, path)["accuracy"]
-                pair["train"] = {"seconds": wall, "rss_mb": rss, "accuracy": acc, "C": m.head.C_,
+                pair["train"] = {"seconds": wall, "rss_mb": rss, "cpu_s": cpu, "accuracy": acc, "C": m.head.C_,
                                  "scaling": getattr(m.head, "scaling_", None)}
         rows.append(pair)
-        print(f"  round {r + 1}: recipe {pair['recipe']['seconds']:.1f} s {pair['recipe']['rss_mb']:.0f} MB "
+        print(f"  round {r + 1} (load {os.getloadavg()[0]:.1f}): recipe {pair['recipe']['seconds']:.1f} s "
+              f"(cpu {pair['recipe']['cpu_s']:.1f}) {pair['recipe']['rss_mb']:.0f} MB "
               f"acc {pair['recipe']['accuracy']:.4f} | train {pair['train']['seconds']:.1f} s "
+              f"(cpu {pair['train']['cpu_s']:.1f}) "
               f"{pair['train']['rss_mb']:.0f} MB acc {pair['train']['accuracy']:.4f} "
               f"({pair['train']['scaling']}, C={pair['train']['C']:g})", flush=True)
     speed = [p["recipe"]["seconds"] / p["train"]["seconds"] for p in rows]
     mem = [p["train"]["rss_mb"] / p["recipe"]["rss_mb"] for p in rows]
+    cpu = [p["recipe"]["cpu_s"] / p["train"]["cpu_s"] for p in rows]
     med = lambda who, key: statistics.median(p[who][key] for p in rows)  # noqa: E731
     return {"recipe_accuracy": med("recipe", "accuracy"), "train_accuracy": med("train", "accuracy"),
             "recipe_s": med("recipe", "seconds"), "train_s": med("train", "seconds"),
             "speedup": statistics.median(speed), "speedup_range": (min(speed), max(speed)),
+            "cpu_ratio": statistics.median(cpu), "cpu_range": (min(cpu), max(cpu)),
             "recipe_mb": med("recipe", "rss_mb"), "train_mb": med("train", "rss_mb"),
             "rss_ratio": statistics.median(mem), "rss_range": (min(mem), max(mem)),
             "train_setting": f"{rows[-1]['train']['scaling']}, C={rows[-1]['train']['C']:g}",
@@ -165,7 +170,8 @@ def measure(path: str, workdir: Path, rounds: int, blas_threads: int | None = No
 
 
 def _run(cmd, env):
-    """(wall seconds, peak RSS MB, stdout) of one whole process (reaped with ``wait4``: its own peak RSS)."""
+    """(wall seconds, peak RSS MB, CPU seconds (user + system), stdout) of one whole process (reaped with
+    ``wait4``: its own peak RSS and CPU time)."""
     start = time.perf_counter()
     with open(os.devnull, "w") as devnull:
         out_r, out_w = os.pipe()
@@ -178,7 +184,7 @@ def _run(cmd, env):
     wall = time.perf_counter() - start
     if proc.returncode:
         raise RuntimeError(f"{' '.join(map(str, cmd))} exited with {proc.returncode}")
-    return wall, usage.ru_maxrss / 1024, out
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out
 
 
 def main() -> None:
@@ -211,15 +217,16 @@ def main() -> None:
         print(f"{case}: {path}", flush=True)
         results[case] = measure(path, workdir, args.rounds, args.blas_threads)
     print(
-        "\n| case | recipe acc | train acc | train setting | recipe s | train s | speed-up (range) | recipe MB | "
-        "train MB | RSS ratio (range) |"
+        "\n| case | recipe acc | train acc | train setting | recipe s | train s | speed-up (range) | CPU-time ratio "
+        "(range) | recipe MB | train MB | RSS ratio (range) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for case, r in results.items():
         print(
             f"| {case} | {r['recipe_accuracy']:.4f} | {r['train_accuracy']:.4f} | {r['train_setting']} | "
             f"{r['recipe_s']:.1f} | {r['train_s']:.1f} | {r['speedup']:.2f}x ({r['speedup_range'][0]:.2f}-"
-            f"{r['speedup_range'][1]:.2f}) | {r['recipe_mb']:.0f} | {r['train_mb']:.0f} | {r['rss_ratio']:.2f} "
+            f"{r['speedup_range'][1]:.2f}) | {r['cpu_ratio']:.2f}x ({r['cpu_range'][0]:.2f}-{r['cpu_range'][1]:.2f}) | "
+            f"{r['recipe_mb']:.0f} | {r['train_mb']:.0f} | {r['rss_ratio']:.2f} "
             f"({r['rss_range'][0]:.2f}-{r['rss_range'][1]:.2f}) |"
         )
 

@@ -139,3 +139,27 @@ def test_train_and_evaluate_show_the_chosen_scaling_and_C(tmp_path):
     assert f"model: logreg on {head.scaling_} features, C = {head.C_:g}" in out
     out = run_cli("train", feats, "-o", model, "--scaling", "l2", "--overwrite", check=True).stdout
     assert "feature scalings" not in out and "on l2 features" in out and load_model(model).head.scaling_ == "l2"
+
+
+@pytest.mark.parametrize("make, expected", [(magnitude_classes, "none"), (tiny_signal, "standardise")])
+def test_large_problems_screen_scalings_on_half_a_fold(monkeypatch, make, expected):
+    """Above the work threshold, scalings are compared on half of fold 1's training rows (half of each
+    class); the chosen one then walks every fold, from the grid's start to two decades past the
+    screen's best C, so its C table is full k-fold cross-validation."""
+    from transferkit.heads import linear
+    from transferkit.heads._common import stratified_folds
+
+    monkeypatch.setattr(linear, "SCREEN_ALL_FOLDS", 0)  # treat this small set as a large problem
+    X, y = make(n=450)
+    head = LogisticHead().fit(X[:360], y[:360])
+    res = head.cv_results_
+    assert head.scaling_ == expected, res["scalings"]
+    assert res["scaling_folds"] == 1 and res["folds"] == 3
+    tr0 = stratified_folds(y[:360], 3, 42)[0][0]
+    assert res["scaling_train_rows"] == sum((np.sum(y[tr0] == c) + 1) // 2 for c in (0, 1))
+    screened = next(r for r in res["scalings"] if r["scaling"] == expected)
+    decades = [round(np.log10(c)) for c in res["C"]]  # the walk: the default grid from its start, one per
+    assert decades == list(range(-4, -4 + len(decades)))  # decade, stopping at most 2 past the screen's best
+    assert decades[-1] <= round(np.log10(screened["C"])) + 2
+    assert len(res["mean_accuracy"]) == len(res["C"]) and head.C_ in res["C"]
+    assert np.mean(head.predict(X[360:]) == y[360:]) > 0.8

@@ -47,6 +47,7 @@ from ._common import (
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 4, 9))
 EXTRA_DECADES = 3  # how far the default grid is extended past an edge where the best C sits
 SCREEN_ALL_FOLDS = 100_000_000  # above this much work per solver iteration, scalings are screened on one fold
+SCREEN_PAST_BEST = 2  # decades past the screen's best C that every fold then walks (large problems)
 CV_TOL_FACTOR = 10.0
 TIGHT_TOL = 1e-6  # below this gradient tolerance the solve is in float64 (float32 gradients cannot meet it)
 
@@ -137,38 +138,40 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         work = (n if wide else D) * n * K  # per solver iteration, about
         final_threads = 1 if work < 4_000_000 else n_workers(self.n_jobs, os.cpu_count() or 1)
 
-        def walk(s, fold_ids, grid, grow, pool=None, threads=1):
+        def walk(s, fold_list, grid, grow, pool=None, threads=1):
             prob = problem(s)
-            data = [(folds[i][0], folds[i][1], *prob.fold(*folds[i])) for i in fold_ids]
+            data = [(tr, te, *prob.fold(tr, te)) for tr, te in fold_list]
             del prob  # the folds' copies are all a walk needs
             fit = lambda F, rows, C, init: fit_one(F, rows, C, init, threads)  # noqa: E731
             return self._walk(grid, grow, data, y_enc, fit, infos, pool)
 
-        infos, screen = [], {}
+        infos, screen, screen_rows = [], {}, None
         if run_cv:
-            # 1. every scaling walks the grid on the screening folds (all of them for small problems);
-            # 2. the chosen scaling walks the same C values on the remaining folds.
-            large = work > SCREEN_ALL_FOLDS
-            screen_ids = [0] if large and len(names) > 1 else list(range(len(folds)))
-            with ThreadPoolExecutor(n_workers(self.n_jobs, len(names) * len(screen_ids))) as pool:
-                if large and len(names) > 1:  # one scaling at a time (memory), each fit's rows in blocks
-                    screen = {s: walk(s, screen_ids, Cs, adaptive, threads=final_threads) for s in names}
-                elif len(names) == 1:  # one scaling: its folds in parallel
-                    screen = {names[0]: walk(names[0], screen_ids, Cs, adaptive, pool)}
-                else:  # several small ones: one scaling per thread
-                    screen = dict(zip(names, pool.map(lambda s: walk(s, screen_ids, Cs, adaptive), names)))
-            n_val = sum(len(folds[i][1]) for i in screen_ids)
+            large = work > SCREEN_ALL_FOLDS and len(names) > 1
+            if large:
+                # Large problems: every scaling walks the grid on half of fold 1's training rows (held-out
+                # rows as they are), one scaling at a time (memory), each fit's rows in blocks; the chosen
+                # scaling then walks every fold, up to SCREEN_PAST_BEST decades past the C the screen
+                # preferred (further, if that is where the best C then sits: the walk grows past an edge).
+                tr0, te0 = folds[0]
+                screen_rows = np.sort(tr0[np.argsort(y_enc[tr0], kind="stable")][::2])  # half of each class
+                screen = {s: walk(s, [(screen_rows, te0)], Cs, adaptive, threads=final_threads) for s in names}
+                n_val = len(te0)
+            else:  # small problems: every scaling on every fold, one fit per thread
+                with ThreadPoolExecutor(n_workers(self.n_jobs, len(names) * len(folds))) as pool:
+                    if len(names) == 1:
+                        screen = {names[0]: walk(names[0], folds, Cs, adaptive, pool)}
+                    else:
+                        screen = dict(zip(names, pool.map(lambda s: walk(s, folds, Cs, adaptive), names)))
+                n_val = sum(len(te) for _, te in folds)
             best_of = {s: pick_within_noise(t["acc"].mean(0), t["tie"].mean(0), n_val) for s, t in screen.items()}
             chosen = names[pick_within_noise([screen[s]["acc"].mean(0)[best_of[s]] for s in names],
                                              [screen[s]["tie"].mean(0)[best_of[s]] for s in names], n_val)]
-            table = screen[chosen]
-            rest = [i for i in range(len(folds)) if i not in screen_ids]
-            if rest:
-                with ThreadPoolExecutor(n_workers(self.n_jobs, len(rest))) as pool:
-                    parts = list(pool.map(lambda i: walk(chosen, [i], table["C"], False), rest))
-                table = {"C": table["C"], **{k: np.concatenate([table[k], *(p[k] for p in parts)])
-                                             for k in ("acc", "tie")},
-                         **{k: table[k] + [row for p in parts for row in p[k]] for k in ("dec", "params")}}
+            if large:
+                grid = screen[chosen]["C"][: best_of[chosen] + SCREEN_PAST_BEST + 1]
+                table = walk(chosen, folds, grid, adaptive, threads=final_threads)
+            else:
+                table = screen[chosen]
             acc, tie = table["acc"].mean(0), table["tie"].mean(0)
             best = pick_within_noise(acc, tie, sum(len(te) for _, te in folds))
             std = table["acc"].std(0)
@@ -204,7 +207,9 @@ class LinearHead(ClassifierMixin, BaseEstimator):
             "scaling": chosen,
         }
         if len(screen) > 1:
-            self.cv_results_["scaling_folds"] = len(screen_ids)
+            self.cv_results_["scaling_folds"] = len(folds) if screen_rows is None else 1
+            if screen_rows is not None:
+                self.cv_results_["scaling_train_rows"] = len(screen_rows)
             self.cv_results_["scalings"] = [
                 {"scaling": s, "C": float(t["C"][best_of[s]]),
                  "mean_accuracy": float(t["acc"].mean(0)[best_of[s]]),
