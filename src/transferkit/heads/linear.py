@@ -29,7 +29,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from . import scaling as scalings
 from ._common import (
@@ -41,6 +40,7 @@ from ._common import (
     sample_weights,
     stratified_folds,
 )
+from .estimator import ClassifierBase
 
 # Log-spaced, one value per decade; includes the grid of the classic Keras transfer-learning tutorial
 # recipe, 0.1, 1, 10, 100, 1000, 10000.
@@ -52,7 +52,7 @@ CV_TOL_FACTOR = 10.0
 TIGHT_TOL = 1e-6  # below this gradient tolerance the solve is in float64 (float32 gradients cannot meet it)
 
 
-class LinearHead(ClassifierMixin, BaseEstimator):
+class LinearHead(ClassifierBase):
     """Base class; see :class:`~transferkit.heads.LogisticHead` for the parameters."""
 
     kind = "linear"
