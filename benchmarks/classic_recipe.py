@@ -8,10 +8,14 @@ are, ``GridSearchCV(LogisticRegression(), {"C": [0.1, 1, 10, 100, 1000, 10000]},
 test accuracy. It runs as its own process (``python classic_recipe.py --recipe FILE``: h5py, NumPy and
 scikit-learn, nothing else) and so does ``python -m transferkit train FILE -o MODEL`` with all its
 defaults; the two alternate, ``--rounds`` times per case, so that drift on a shared machine hits both
-alike. ``--blas-threads 1`` holds the recipe's BLAS to one thread, as `train` holds its own: on a
-machine shared with other jobs, a pool of spinning BLAS threads is what slows the recipe most.
-Reported per case: test accuracy, wall time and peak RSS of each process (``wait4``), and the ratios
-recipe / train (medians over rounds; the spread is the min-max of the per-round ratios).
+alike. Both run with the BLAS libraries' default threads (all cores), as a user runs them;
+``--blas-threads 1`` holds both processes' BLAS to one thread instead (`train` always holds its own to
+one thread and runs its parallel work in Python threads): on a machine shared with other jobs a pool
+of spinning BLAS threads slows the recipe 4-25x, which flatters `train`, so the CPU time (user +
+system, from ``wait4``) is reported too: with one BLAS thread it measures the work each side does,
+whatever the load. Reported per case: test accuracy, wall time, CPU time and peak RSS of each process
+(``wait4``), the load average, and the ratios recipe / train (medians over rounds; the spread is the
+min-max of the per-round ratios). A case may also be the path of a feature file.
 
 Cases:
 
@@ -213,7 +217,7 @@ def main() -> None:
     }
     results = {}
     for case in args.cases.split(","):
-        path = files[case]()
+        path = files[case]() if case in files else case  # or a feature file of your own
         print(f"{case}: {path}", flush=True)
         results[case] = measure(path, workdir, args.rounds, args.blas_threads)
     print(
