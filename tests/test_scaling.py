@@ -144,8 +144,8 @@ def test_train_and_evaluate_show_the_chosen_scaling_and_C(tmp_path):
 @pytest.mark.parametrize("make, expected", [(magnitude_classes, "none"), (tiny_signal, "standardise")])
 def test_large_problems_screen_scalings_on_half_a_fold(monkeypatch, make, expected):
     """Above the work threshold, scalings are compared on half of fold 1's training rows (half of each
-    class); the chosen one then walks every fold, from the grid's start to two decades past the
-    screen's best C, so its C table is full k-fold cross-validation."""
+    class); the chosen one then walks every fold around the screen's best C, so its C table is full
+    k-fold cross-validation."""
     from transferkit.heads import linear
     from transferkit.heads._common import stratified_folds
 
@@ -158,8 +158,10 @@ def test_large_problems_screen_scalings_on_half_a_fold(monkeypatch, make, expect
     tr0 = stratified_folds(y[:360], 3, 42)[0][0]
     assert res["scaling_train_rows"] == sum((np.sum(y[tr0] == c) + 1) // 2 for c in (0, 1))
     screened = next(r for r in res["scalings"] if r["scaling"] == expected)
-    decades = [round(np.log10(c)) for c in res["C"]]  # the walk: the default grid from its start, one per
-    assert decades == list(range(-4, -4 + len(decades)))  # decade, stopping at most 2 past the screen's best
-    assert decades[-1] <= round(np.log10(screened["C"])) + 2
+    decades = [round(np.log10(c)) for c in res["C"]]  # then every fold: one C per decade around the screen's
+    best = round(np.log10(screened["C"]))  # best, from two decades below it to one above (more only where
+    assert decades == list(range(decades[0], decades[0] + len(decades))) and best in decades  # the best C
+    if res["C"][0] < head.C_ < res["C"][-1]:  # then sits on an edge of that range)
+        assert best - 2 <= decades[0] and decades[-1] <= best + 1
     assert len(res["mean_accuracy"]) == len(res["C"]) and head.C_ in res["C"]
     assert np.mean(head.predict(X[360:]) == y[360:]) > 0.8

@@ -47,7 +47,9 @@ from .estimator import ClassifierBase
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 4, 9))
 EXTRA_DECADES = 3  # how far the default grid is extended past an edge where the best C sits
 SCREEN_ALL_FOLDS = 100_000_000  # above this much work per solver iteration, scalings are screened on one fold
-SCREEN_PAST_BEST = 2  # decades past the screen's best C that every fold then walks (large problems)
+# Large problems: every fold then walks the screen's C values from SCREEN_BEFORE_BEST before the screen's best
+# to SCREEN_PAST_BEST past it (and further where the best then sits on an edge: the walk grows).
+SCREEN_BEFORE_BEST, SCREEN_PAST_BEST = 2, 1
 CV_TOL_FACTOR = 10.0
 TIGHT_TOL = 1e-6  # below this gradient tolerance the solve is in float64 (float32 gradients cannot meet it)
 
@@ -151,8 +153,10 @@ class LinearHead(ClassifierBase):
             if large:
                 # Large problems: every scaling walks the grid on half of fold 1's training rows (held-out
                 # rows as they are), one scaling at a time (memory), each fit's rows in blocks; the chosen
-                # scaling then walks every fold, up to SCREEN_PAST_BEST decades past the C the screen
-                # preferred (further, if that is where the best C then sits: the walk grows past an edge).
+                # scaling then walks every fold near the C the screen preferred, from SCREEN_BEFORE_BEST
+                # decades below it to SCREEN_PAST_BEST above (further, if that is where the best C then
+                # sits: the walk grows past an edge). Its first fit starts cold: about as many iterations as
+                # warm-started steps up from 1e-4 would take for that one alone.
                 tr0, te0 = folds[0]
                 screen_rows = np.sort(tr0[np.argsort(y_enc[tr0], kind="stable")][::2])  # half of each class
                 screen = {s: walk(s, [(screen_rows, te0)], Cs, adaptive, threads=final_threads) for s in names}
@@ -168,7 +172,8 @@ class LinearHead(ClassifierBase):
             chosen = names[pick_within_noise([screen[s]["acc"].mean(0)[best_of[s]] for s in names],
                                              [screen[s]["tie"].mean(0)[best_of[s]] for s in names], n_val)]
             if large:
-                grid = screen[chosen]["C"][: best_of[chosen] + SCREEN_PAST_BEST + 1]
+                at = best_of[chosen]
+                grid = screen[chosen]["C"][max(0, at - SCREEN_BEFORE_BEST) : at + SCREEN_PAST_BEST + 1]
                 table = walk(chosen, folds, grid, adaptive, threads=final_threads)
             else:
                 table = screen[chosen]
