@@ -9,8 +9,8 @@ How the settings are chosen (all on the train split, same folds for every candid
    regularisation, each fit warm-started from the previous C. With the default grid (``Cs="auto"``,
    one value per decade from 1e-4 to 1e4) the walk stops early once the mean CV tie-break loss
    (log-loss for logistic regression) has risen at two C values in a row while the mean CV accuracy
-   stayed below its best: past its optimum the loss only grows, and the weakly regularised end of
-   the path is where fits are slowest. If the best C sits on an edge of the grid, the grid is
+   gained nothing beyond one standard error over its best before them: past its optimum the loss
+   only grows, and the weakly regularised end of the path is where fits are slowest. If the best C sits on an edge of the grid, the grid is
    extended by up to three decades past that edge.
 2. Each scaling's best C: among the C values whose mean CV accuracy is within one standard error
    of the best (``sqrt(a (1 - a) / n_held_out)``), the lowest mean tie-break loss; accuracy
@@ -260,8 +260,13 @@ class LinearHead(ClassifierBase):
             return np.mean(out["acc"], axis=0), np.mean(out["tie"], axis=0)
 
         def past_optimum() -> bool:
+            # the loss rose twice in a row, and the last two C values gained no accuracy beyond the noise
+            # band (one standard error) over the best before them
             acc, tie = means()
-            return len(acc) >= 3 and tie[-1] > tie[-2] > tie[-3] and max(acc[-2:]) < acc.max()
+            if len(acc) < 3 or not tie[-1] > tie[-2] > tie[-3]:
+                return False
+            a = float(acc[:-2].max())
+            return max(acc[-2:]) <= a + np.sqrt(max(a * (1.0 - a), 0.0) / max(n_val, 1))
 
         for C in Cs:
             step(C, len(out["C"]))
