@@ -165,3 +165,18 @@ def test_large_problems_screen_scalings_on_half_a_fold(monkeypatch, make, expect
         assert best - 2 <= decades[0] and decades[-1] <= best + 1
     assert len(res["mean_accuracy"]) == len(res["C"]) and head.C_ in res["C"]
     assert np.mean(head.predict(X[360:]) == y[360:]) > 0.8
+
+
+def test_wide_features_screen_scalings_on_part_of_the_rows():
+    """Features outnumbering rows: the scalings' Gram matrices are built for the screen's rows only (half
+    of fold 1's training rows and its held-out rows), then the chosen scaling's on every row."""
+    X, y = magnitude_classes(n=300)  # 405 columns; 200 training rows: the row-space solver
+    head = LogisticHead().fit(X[:200], y[:200])
+    res = head.cv_results_
+    assert head.solver_ == "row-space L-BFGS"
+    assert head.scaling_ == "none", res["scalings"]
+    assert res["scaling_folds"] == 1 and res["scaling_train_rows"] < 200 * 2 / 3
+    assert np.mean(head.predict(X[200:]) == y[200:]) > 0.85
+    # the final model is the one a fixed scaling and C give (the screen changed only how they were found)
+    fixed = LogisticHead(Cs=[head.C_], scaling="none").fit(X[:200], y[:200])
+    np.testing.assert_allclose(head.predict_proba(X[200:]), fixed.predict_proba(X[200:]), atol=2e-3)

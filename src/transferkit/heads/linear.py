@@ -10,8 +10,10 @@ How the settings are chosen (all on the train split, same folds for every candid
    one value per decade from 1e-4 to 1e4) the walk stops early once the mean CV tie-break loss
    (log-loss for logistic regression) has risen at two C values in a row while the mean CV accuracy
    gained nothing beyond one standard error over its best before them: past its optimum the loss
-   only grows, and the weakly regularised end of the path is where fits are slowest. If the best C sits on an edge of the grid, the grid is
-   extended by up to three decades past that edge.
+   only grows, and the weakly regularised end of the path is where fits are slowest. If the best C
+   sits on an edge of the grid, the grid is extended by up to three decades past that edge. Large
+   problems (and wide features, whose Gram matrices are the cost) first compare the scalings on half
+   of fold 1's training rows, then walk the chosen one on every fold near the C preferred there.
 2. Each scaling's best C: among the C values whose mean CV accuracy is within one standard error
    of the best (``sqrt(a (1 - a) / n_held_out)``), the lowest mean tie-break loss; accuracy
    differences inside that band are noise, and the loss tells apart what accuracy cannot (see
@@ -125,19 +127,28 @@ class LinearHead(ClassifierBase):
         wide = use_row_space(n, D)
         self.solver_ = "row-space L-BFGS" if wide else "L-BFGS"
         dtype = np.float64 if self.tol < TIGHT_TOL else np.float32
-        shared = Wide(names, X, params, n_workers(self.n_jobs, os.cpu_count() or 1)) if wide else None
+        w_all = sample_weights(y_enc, K, self.class_weight)
+        folds = stratified_folds(y_enc, self.cv, self.random_state) if run_cv else []
+        work = (n if wide else D) * n * K  # per solver iteration, about
+        # Large problems (and wide ones, where the Gram matrices are the cost) compare the scalings on a part
+        # of the rows first; see below.
+        large = run_cv and (work > SCREEN_ALL_FOLDS or wide) and len(names) > 1
+        if large:
+            tr0, te0 = folds[0]
+            screen_rows = np.sort(tr0[np.argsort(y_enc[tr0], kind="stable")][::2])  # half of each class
+        gram_threads = n_workers(self.n_jobs, os.cpu_count() or 1)
+        shared = None
+        if wide:  # Gram matrices of every scaling tried; only of the screen's rows when screening
+            shared = Wide(names, X, params, gram_threads, np.union1d(screen_rows, te0) if large else None)
 
         def problem(s):
             return shared.for_scaling(s) if wide else Primal(s, X, *params[s], dtype)
 
-        w_all = sample_weights(y_enc, K, self.class_weight)
-        folds = stratified_folds(y_enc, self.cv, self.random_state) if run_cv else []
         # Fits inside the folds stop at CV_TOL_FACTOR x tol: a held-out fold's accuracy does not move with
         # the last digits of the optimum (measured: the same best C and accuracy to 0.05 points on the
         # 100-class benchmark, 2.4x fewer iterations); the final fit on every row uses tol itself.
         fit_one = lambda F, rows, C, init, threads=1, tol=self.tol * CV_TOL_FACTOR: lbfgs_fit(  # noqa: E731
             F, y_enc[rows], K, C, self.loss, w_all[rows], init, self.max_iter, tol, threads)
-        work = (n if wide else D) * n * K  # per solver iteration, about
         final_threads = 1 if work < 4_000_000 else n_workers(self.n_jobs, os.cpu_count() or 1)
 
         def walk(s, fold_list, grid, grow, pool=None, threads=1):
@@ -147,9 +158,8 @@ class LinearHead(ClassifierBase):
             fit = lambda F, rows, C, init: fit_one(F, rows, C, init, threads)  # noqa: E731
             return self._walk(grid, grow, data, y_enc, fit, infos, pool)
 
-        infos, screen, screen_rows = [], {}, None
+        infos, screen = [], {}
         if run_cv:
-            large = work > SCREEN_ALL_FOLDS and len(names) > 1
             if large:
                 # Large problems: every scaling walks the grid on half of fold 1's training rows (held-out
                 # rows as they are), one scaling at a time (memory), each fit's rows in blocks; the chosen
@@ -157,8 +167,6 @@ class LinearHead(ClassifierBase):
                 # decades below it to SCREEN_PAST_BEST above (further, if that is where the best C then
                 # sits: the walk grows past an edge). Its first fit starts cold: about as many iterations as
                 # warm-started steps up from 1e-4 would take for that one alone.
-                tr0, te0 = folds[0]
-                screen_rows = np.sort(tr0[np.argsort(y_enc[tr0], kind="stable")][::2])  # half of each class
                 screen = {s: walk(s, [(screen_rows, te0)], Cs, adaptive, threads=final_threads) for s in names}
                 n_val = len(te0)
             else:  # small problems: every scaling on every fold, one fit per thread
@@ -172,6 +180,9 @@ class LinearHead(ClassifierBase):
             chosen = names[pick_within_noise([screen[s]["acc"].mean(0)[best_of[s]] for s in names],
                                              [screen[s]["tie"].mean(0)[best_of[s]] for s in names], n_val)]
             if large:
+                if wide:  # the full Gram matrix of the chosen scaling only
+                    shared = None  # (the screen's go first)
+                    shared = Wide([chosen], X, params, gram_threads)
                 at = best_of[chosen]
                 grid = screen[chosen]["C"][max(0, at - SCREEN_BEFORE_BEST) : at + SCREEN_PAST_BEST + 1]
                 table = walk(chosen, folds, grid, adaptive, threads=final_threads)
@@ -212,8 +223,8 @@ class LinearHead(ClassifierBase):
             "scaling": chosen,
         }
         if len(screen) > 1:
-            self.cv_results_["scaling_folds"] = len(folds) if screen_rows is None else 1
-            if screen_rows is not None:
+            self.cv_results_["scaling_folds"] = 1 if large else len(folds)
+            if large:
                 self.cv_results_["scaling_train_rows"] = len(screen_rows)
             self.cv_results_["scalings"] = [
                 {"scaling": s, "C": float(t["C"][best_of[s]]),
