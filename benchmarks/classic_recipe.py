@@ -1,6 +1,6 @@
 """The classic recipe against `transferkit train`, as whole processes, side by side.
 
-    PYTHONPATH=src python benchmarks/classic_recipe.py [--rounds 3] [--cases flowers17,many,wide]
+    PYTHONPATH=src python benchmarks/classic_recipe.py [--rounds 3] [--cases flowers17,many,three,wide]
         [--flowers /work/data/flowers17_lite0.h5] [--workdir /tmp/classic_recipe] [--blas-threads 1]
 
 The classic recipe is the one of the Keras transfer-learning tutorial: the feature vectors as they
@@ -25,6 +25,8 @@ Cases:
   (6,505 train / 2,172 test) x 1,280, 100 classes; non-negative and heavy-tailed (the mean over 16
   positions of ReLU6 activations, per-channel gains, a per-image contrast), classes overlapping so
   that a linear model scores about 0.9-0.95 (see :func:`pooled_like`).
+* ``three``: the same kind of synthetic pooled features, 3 classes, 2,250 train / 750 test rows (the
+  shape of the issue's 3-class photo set).
 * ``wide``: synthetic post-activation maps flattened (1,280 channels x 7 x 7 = 62,720-d), 3 classes,
   2,250 train / 750 test rows, like ``--layer forward_features --pool flatten`` (see :func:`maps_like`).
 """
@@ -210,6 +212,10 @@ def main() -> None:
         "flowers17": lambda: args.flowers,
         "many": lambda: (
             str(workdir / "many.h5") if (workdir / "many.h5").exists() else str(pooled_like(workdir / "many.h5"))
+        ),
+        "three": lambda: (
+            str(workdir / "three.h5") if (workdir / "three.h5").exists()
+            else str(pooled_like(workdir / "three.h5", n_rows=3000, n_test=750, n_classes=3, separation=0.35, seed=3))
         ),
         "wide": lambda: (
             str(workdir / "wide.h5") if (workdir / "wide.h5").exists() else str(maps_like(workdir / "wide.h5"))
