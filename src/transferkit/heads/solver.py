@@ -1,4 +1,4 @@
-"""Full-batch L-BFGS (NumPy + SciPy, analytic gradients) for L2-penalised linear models.
+"""Full-batch L-BFGS in NumPy (analytic gradients) for L2-penalised linear models.
 
 The objective is scikit-learn's, divided by the total sample weight S so that ``tol`` means what it
 means there::
