@@ -1,6 +1,6 @@
 """The classic recipe against `transferkit train`, as whole processes, side by side.
 
-    PYTHONPATH=src python benchmarks/classic_recipe.py [--rounds 3] [--cases flowers17,many,wide]
+    PYTHONPATH=src python benchmarks/classic_recipe.py [--rounds 3] [--cases flowers17,many,three,wide]
         [--flowers /work/data/flowers17_lite0.h5] [--workdir /tmp/classic_recipe] [--blas-threads 1]
 
 The classic recipe is the one of the Keras transfer-learning tutorial: the feature vectors as they
@@ -8,10 +8,14 @@ are, ``GridSearchCV(LogisticRegression(), {"C": [0.1, 1, 10, 100, 1000, 10000]},
 test accuracy. It runs as its own process (``python classic_recipe.py --recipe FILE``: h5py, NumPy and
 scikit-learn, nothing else) and so does ``python -m transferkit train FILE -o MODEL`` with all its
 defaults; the two alternate, ``--rounds`` times per case, so that drift on a shared machine hits both
-alike. ``--blas-threads 1`` holds the recipe's BLAS to one thread, as `train` holds its own: on a
-machine shared with other jobs, a pool of spinning BLAS threads is what slows the recipe most.
-Reported per case: test accuracy, wall time and peak RSS of each process (``wait4``), and the ratios
-recipe / train (medians over rounds; the spread is the min-max of the per-round ratios).
+alike. Both run with the BLAS libraries' default threads (all cores), as a user runs them;
+``--blas-threads 1`` holds both processes' BLAS to one thread instead (`train` always holds its own to
+one thread and runs its parallel work in Python threads): on a machine shared with other jobs a pool
+of spinning BLAS threads slows the recipe 4-25x, which flatters `train`, so the CPU time (user +
+system, from ``wait4``) is reported too: with one BLAS thread it measures the work each side does,
+whatever the load. Reported per case: test accuracy, wall time, CPU time and peak RSS of each process
+(``wait4``), the load average, and the ratios recipe / train (medians over rounds; the spread is the
+min-max of the per-round ratios). A case may also be the path of a feature file.
 
 Cases:
 
@@ -21,6 +25,8 @@ Cases:
   (6,505 train / 2,172 test) x 1,280, 100 classes; non-negative and heavy-tailed (the mean over 16
   positions of ReLU6 activations, per-channel gains, a per-image contrast), classes overlapping so
   that a linear model scores about 0.9-0.95 (see :func:`pooled_like`).
+* ``three``: the same kind of synthetic pooled features, 3 classes, 2,250 train / 750 test rows (the
+  shape of the issue's 3-class photo set).
 * ``wide``: synthetic post-activation maps flattened (1,280 channels x 7 x 7 = 62,720-d), 3 classes,
   2,250 train / 750 test rows, like ``--layer forward_features --pool flatten`` (see :func:`maps_like`).
 """
@@ -137,27 +143,32 @@ def measure(path: str, workdir: Path, rounds: int, blas_threads: int | None = No
         order = ("recipe", "train") if r % 2 == 0 else ("train", "recipe")
         for who in order:
             if who == "recipe":
-                wall, rss, out = _run([sys.executable, __file__, "--recipe", path], env)
-                pair["recipe"] = {"seconds": wall, "rss_mb": rss, **json.loads(out.strip().splitlines()[-1])}
+                wall, rss, cpu, out = _run([sys.executable, __file__, "--recipe", path], env)
+                pair["recipe"] = {"seconds": wall, "rss_mb": rss, "cpu_s": cpu,
+                                  **json.loads(out.strip().splitlines()[-1])}
             else:
                 model = workdir / "model.safetensors"
                 model.unlink(missing_ok=True)
-                wall, rss, _ = _run([sys.executable, "-m", "transferkit", "train", path, "-o", str(model)], env)
+                wall, rss, cpu, _ = _run([sys.executable, "-m", "transferkit", "train", path, "-o", str(model)], env)
                 m = tk.load_model(model)
                 acc = tk.evaluate(m, path)["accuracy"]
-                pair["train"] = {"seconds": wall, "rss_mb": rss, "accuracy": acc, "C": m.head.C_,
+                pair["train"] = {"seconds": wall, "rss_mb": rss, "cpu_s": cpu, "accuracy": acc, "C": m.head.C_,
                                  "scaling": getattr(m.head, "scaling_", None)}
         rows.append(pair)
-        print(f"  round {r + 1}: recipe {pair['recipe']['seconds']:.1f} s {pair['recipe']['rss_mb']:.0f} MB "
+        print(f"  round {r + 1} (load {os.getloadavg()[0]:.1f}): recipe {pair['recipe']['seconds']:.1f} s "
+              f"(cpu {pair['recipe']['cpu_s']:.1f}) {pair['recipe']['rss_mb']:.0f} MB "
               f"acc {pair['recipe']['accuracy']:.4f} | train {pair['train']['seconds']:.1f} s "
+              f"(cpu {pair['train']['cpu_s']:.1f}) "
               f"{pair['train']['rss_mb']:.0f} MB acc {pair['train']['accuracy']:.4f} "
               f"({pair['train']['scaling']}, C={pair['train']['C']:g})", flush=True)
     speed = [p["recipe"]["seconds"] / p["train"]["seconds"] for p in rows]
     mem = [p["train"]["rss_mb"] / p["recipe"]["rss_mb"] for p in rows]
+    cpu = [p["recipe"]["cpu_s"] / p["train"]["cpu_s"] for p in rows]
     med = lambda who, key: statistics.median(p[who][key] for p in rows)  # noqa: E731
     return {"recipe_accuracy": med("recipe", "accuracy"), "train_accuracy": med("train", "accuracy"),
             "recipe_s": med("recipe", "seconds"), "train_s": med("train", "seconds"),
             "speedup": statistics.median(speed), "speedup_range": (min(speed), max(speed)),
+            "cpu_ratio": statistics.median(cpu), "cpu_range": (min(cpu), max(cpu)),
             "recipe_mb": med("recipe", "rss_mb"), "train_mb": med("train", "rss_mb"),
             "rss_ratio": statistics.median(mem), "rss_range": (min(mem), max(mem)),
             "train_setting": f"{rows[-1]['train']['scaling']}, C={rows[-1]['train']['C']:g}",
@@ -165,7 +176,8 @@ def measure(path: str, workdir: Path, rounds: int, blas_threads: int | None = No
 
 
 def _run(cmd, env):
-    """(wall seconds, peak RSS MB, stdout) of one whole process (reaped with ``wait4``: its own peak RSS)."""
+    """(wall seconds, peak RSS MB, CPU seconds (user + system), stdout) of one whole process (reaped with
+    ``wait4``: its own peak RSS and CPU time)."""
     start = time.perf_counter()
     with open(os.devnull, "w") as devnull:
         out_r, out_w = os.pipe()
@@ -178,7 +190,7 @@ def _run(cmd, env):
     wall = time.perf_counter() - start
     if proc.returncode:
         raise RuntimeError(f"{' '.join(map(str, cmd))} exited with {proc.returncode}")
-    return wall, usage.ru_maxrss / 1024, out
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out
 
 
 def main() -> None:
@@ -201,25 +213,30 @@ def main() -> None:
         "many": lambda: (
             str(workdir / "many.h5") if (workdir / "many.h5").exists() else str(pooled_like(workdir / "many.h5"))
         ),
+        "three": lambda: (
+            str(workdir / "three.h5") if (workdir / "three.h5").exists()
+            else str(pooled_like(workdir / "three.h5", n_rows=3000, n_test=750, n_classes=3, separation=0.35, seed=3))
+        ),
         "wide": lambda: (
             str(workdir / "wide.h5") if (workdir / "wide.h5").exists() else str(maps_like(workdir / "wide.h5"))
         ),
     }
     results = {}
     for case in args.cases.split(","):
-        path = files[case]()
+        path = files[case]() if case in files else case  # or a feature file of your own
         print(f"{case}: {path}", flush=True)
         results[case] = measure(path, workdir, args.rounds, args.blas_threads)
     print(
-        "\n| case | recipe acc | train acc | train setting | recipe s | train s | speed-up (range) | recipe MB | "
-        "train MB | RSS ratio (range) |"
+        "\n| case | recipe acc | train acc | train setting | recipe s | train s | speed-up (range) | CPU-time ratio "
+        "(range) | recipe MB | train MB | RSS ratio (range) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for case, r in results.items():
         print(
             f"| {case} | {r['recipe_accuracy']:.4f} | {r['train_accuracy']:.4f} | {r['train_setting']} | "
             f"{r['recipe_s']:.1f} | {r['train_s']:.1f} | {r['speedup']:.2f}x ({r['speedup_range'][0]:.2f}-"
-            f"{r['speedup_range'][1]:.2f}) | {r['recipe_mb']:.0f} | {r['train_mb']:.0f} | {r['rss_ratio']:.2f} "
+            f"{r['speedup_range'][1]:.2f}) | {r['cpu_ratio']:.2f}x ({r['cpu_range'][0]:.2f}-{r['cpu_range'][1]:.2f}) | "
+            f"{r['recipe_mb']:.0f} | {r['train_mb']:.0f} | {r['rss_ratio']:.2f} "
             f"({r['rss_range'][0]:.2f}-{r['rss_range'][1]:.2f}) |"
         )
 

@@ -139,3 +139,44 @@ def test_train_and_evaluate_show_the_chosen_scaling_and_C(tmp_path):
     assert f"model: logreg on {head.scaling_} features, C = {head.C_:g}" in out
     out = run_cli("train", feats, "-o", model, "--scaling", "l2", "--overwrite", check=True).stdout
     assert "feature scalings" not in out and "on l2 features" in out and load_model(model).head.scaling_ == "l2"
+
+
+@pytest.mark.parametrize("make, expected", [(magnitude_classes, "none"), (tiny_signal, "standardise")])
+def test_large_problems_screen_scalings_on_half_a_fold(monkeypatch, make, expected):
+    """Above the work threshold, scalings are compared on half of fold 1's training rows (half of each
+    class); the chosen one then walks every fold around the screen's best C, so its C table is full
+    k-fold cross-validation."""
+    from transferkit.heads import linear
+    from transferkit.heads._common import stratified_folds
+
+    monkeypatch.setattr(linear, "SCREEN_ALL_FOLDS", 0)  # treat this small set as a large problem
+    X, y = make(n=450)
+    head = LogisticHead().fit(X[:360], y[:360])
+    res = head.cv_results_
+    assert head.scaling_ == expected, res["scalings"]
+    assert res["scaling_folds"] == 1 and res["folds"] == 3
+    tr0 = stratified_folds(y[:360], 3, 42)[0][0]
+    assert res["scaling_train_rows"] == sum((np.sum(y[tr0] == c) + 1) // 2 for c in (0, 1))
+    screened = next(r for r in res["scalings"] if r["scaling"] == expected)
+    decades = [round(np.log10(c)) for c in res["C"]]  # then every fold: one C per decade around the screen's
+    best = round(np.log10(screened["C"]))  # best, from two decades below it to one above (more only where
+    assert decades == list(range(decades[0], decades[0] + len(decades))) and best in decades  # the best C
+    if res["C"][0] < head.C_ < res["C"][-1]:  # then sits on an edge of that range)
+        assert best - 2 <= decades[0] and decades[-1] <= best + 1
+    assert len(res["mean_accuracy"]) == len(res["C"]) and head.C_ in res["C"]
+    assert np.mean(head.predict(X[360:]) == y[360:]) > 0.8
+
+
+def test_wide_features_screen_scalings_on_part_of_the_rows():
+    """Features outnumbering rows: the scalings' Gram matrices are built for the screen's rows only (half
+    of fold 1's training rows and its held-out rows), then the chosen scaling's on every row."""
+    X, y = magnitude_classes(n=300)  # 405 columns; 200 training rows: the row-space solver
+    head = LogisticHead().fit(X[:200], y[:200])
+    res = head.cv_results_
+    assert head.solver_ == "row-space L-BFGS"
+    assert head.scaling_ == "none", res["scalings"]
+    assert res["scaling_folds"] == 1 and res["scaling_train_rows"] < 200 * 2 / 3
+    assert np.mean(head.predict(X[200:]) == y[200:]) > 0.85
+    # the final model is the one a fixed scaling and C give (the screen changed only how they were found)
+    fixed = LogisticHead(Cs=[head.C_], scaling="none").fit(X[:200], y[:200])
+    np.testing.assert_allclose(head.predict_proba(X[200:]), fixed.predict_proba(X[200:]), atol=2e-3)

@@ -311,5 +311,6 @@ def _scaling_folds(res) -> str:
     return (
         f"{total}-fold CV"
         if used == total
-        else f"fold 1 of {total} (large problem; the chosen one then ran on all folds)"
+        else (f"{res['scaling_train_rows']} training rows of " if "scaling_train_rows" in res else "")
+        + f"fold 1 of {total} (a large problem; the chosen scaling then ran on all folds)"
     )

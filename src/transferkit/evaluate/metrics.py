@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
 
 def classification_metrics(y_true, proba: np.ndarray, class_names: list[str], top_k=(3, 5)) -> dict:
     y_true = np.asarray(y_true)
     labels = list(range(len(class_names)))
     y_pred = np.argmax(proba, axis=1)
-    report = classification_report(
-        y_true, y_pred, labels=labels, target_names=class_names, output_dict=True, zero_division=0
-    )
+    cm = confusion(y_true, y_pred, len(labels))
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    # scikit-learn's precision_recall_fscore_support with zero_division=0, in NumPy (importing scikit-learn
+    # costs more than training the default head)
+    precision, recall, f1 = _divide(tp, predicted), _divide(tp, support), _divide(2 * tp, support + predicted)
     per_class = {
-        name: {k: (int(v) if k == "support" else float(v)) for k, v in report[name].items()} for name in class_names
+        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1-score": float(f1[i]),
+               "support": int(support[i])}
+        for i, name in enumerate(class_names)
     }
     out = {
         "n_test": int(len(y_true)),
         "accuracy": float(np.mean(y_pred == y_true)) if len(y_true) else float("nan"),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+        "macro_f1": float(np.mean(f1)) if len(f1) else 0.0,
+        "weighted_f1": float(np.average(f1, weights=support)) if support.sum() else 0.0,
         "per_class": per_class,
         "class_names": list(class_names),
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "confusion_matrix": cm.tolist(),
     }
     if len(y_true):  # expected calibration error of the top-1 confidences (see .calibration)
         from .calibration import N_BINS, expected_calibration_error
@@ -34,6 +37,18 @@ def classification_metrics(y_true, proba: np.ndarray, class_names: list[str], to
         if k < len(class_names):
             out[f"top{k}_accuracy"] = float(np.mean(np.any(ranked[:, :k] == y_true[:, None], axis=1)))
     return out
+
+
+def confusion(y_true, y_pred, n_labels: int) -> np.ndarray:
+    """Counts (true label, predicted label) for labels 0 .. n_labels - 1; other values are left out."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    keep = (y_true >= 0) & (y_true < n_labels) & (y_pred >= 0) & (y_pred < n_labels)
+    flat = y_true[keep] * n_labels + y_pred[keep]
+    return np.bincount(flat, minlength=n_labels * n_labels).reshape(n_labels, n_labels)
+
+
+def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.where(den > 0, num / np.maximum(den, 1), 0.0)
 
 
 def format_report(y_true, proba: np.ndarray, class_names: list[str]) -> str:

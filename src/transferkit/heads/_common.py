@@ -7,9 +7,9 @@ import numbers
 import os
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 from ..errors import AdvisedError, TransferkitError
+from .folds import stratified_kfold
 
 LOG_FLOOR = float(np.log(1e-300))  # log of a zero probability (k-NN votes), kept finite
 
@@ -69,7 +69,7 @@ def stratified_folds(y: np.ndarray, cv, random_state) -> list[tuple[np.ndarray, 
     ``PredefinedSplit`` whose folds are used as they are (``train`` passes the file's val split so)."""
     if not is_fold_count(cv):
         return [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(np.zeros(len(y)), y)]
-    return list(StratifiedKFold(cv, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y))
+    return stratified_kfold(y, cv, random_state)
 
 
 def holdout(y: np.ndarray, fraction: float, random_state) -> tuple[np.ndarray, np.ndarray]:

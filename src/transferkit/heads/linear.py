@@ -9,9 +9,11 @@ How the settings are chosen (all on the train split, same folds for every candid
    regularisation, each fit warm-started from the previous C. With the default grid (``Cs="auto"``,
    one value per decade from 1e-4 to 1e4) the walk stops early once the mean CV tie-break loss
    (log-loss for logistic regression) has risen at two C values in a row while the mean CV accuracy
-   stayed below its best: past its optimum the loss only grows, and the weakly regularised end of
-   the path is where fits are slowest. If the best C sits on an edge of the grid, the grid is
-   extended by up to three decades past that edge.
+   gained nothing beyond one standard error over its best before them: past its optimum the loss
+   only grows, and the weakly regularised end of the path is where fits are slowest. If the best C
+   sits on an edge of the grid, the grid is extended by up to three decades past that edge. Large
+   problems (and wide features, whose Gram matrices are the cost) first compare the scalings on half
+   of fold 1's training rows, then walk the chosen one on every fold near the C preferred there.
 2. Each scaling's best C: among the C values whose mean CV accuracy is within one standard error
    of the best (``sqrt(a (1 - a) / n_held_out)``), the lowest mean tie-break loss; accuracy
    differences inside that band are noise, and the loss tells apart what accuracy cannot (see
@@ -29,7 +31,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from . import scaling as scalings
 from ._common import (
@@ -41,17 +42,21 @@ from ._common import (
     sample_weights,
     stratified_folds,
 )
+from .estimator import ClassifierBase
 
 # Log-spaced, one value per decade; includes the grid of the classic Keras transfer-learning tutorial
 # recipe, 0.1, 1, 10, 100, 1000, 10000.
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 4, 9))
 EXTRA_DECADES = 3  # how far the default grid is extended past an edge where the best C sits
 SCREEN_ALL_FOLDS = 100_000_000  # above this much work per solver iteration, scalings are screened on one fold
+# Large problems: every fold then walks the screen's C values from SCREEN_BEFORE_BEST before the screen's best
+# to SCREEN_PAST_BEST past it (and further where the best then sits on an edge: the walk grows).
+SCREEN_BEFORE_BEST, SCREEN_PAST_BEST = 2, 1
 CV_TOL_FACTOR = 10.0
 TIGHT_TOL = 1e-6  # below this gradient tolerance the solve is in float64 (float32 gradients cannot meet it)
 
 
-class LinearHead(ClassifierMixin, BaseEstimator):
+class LinearHead(ClassifierBase):
     """Base class; see :class:`~transferkit.heads.LogisticHead` for the parameters."""
 
     kind = "linear"
@@ -122,53 +127,67 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         wide = use_row_space(n, D)
         self.solver_ = "row-space L-BFGS" if wide else "L-BFGS"
         dtype = np.float64 if self.tol < TIGHT_TOL else np.float32
-        shared = Wide(names, X, params, n_workers(self.n_jobs, os.cpu_count() or 1)) if wide else None
+        w_all = sample_weights(y_enc, K, self.class_weight)
+        folds = stratified_folds(y_enc, self.cv, self.random_state) if run_cv else []
+        work = (n if wide else D) * n * K  # per solver iteration, about
+        # Large problems (and wide ones, where the Gram matrices are the cost) compare the scalings on a part
+        # of the rows first; see below.
+        large = run_cv and (work > SCREEN_ALL_FOLDS or wide) and len(names) > 1
+        if large:
+            tr0, te0 = folds[0]
+            screen_rows = np.sort(tr0[np.argsort(y_enc[tr0], kind="stable")][::2])  # half of each class
+        gram_threads = n_workers(self.n_jobs, os.cpu_count() or 1)
+        shared = None
+        if wide:  # Gram matrices of every scaling tried; only of the screen's rows when screening
+            shared = Wide(names, X, params, gram_threads, np.union1d(screen_rows, te0) if large else None)
 
         def problem(s):
             return shared.for_scaling(s) if wide else Primal(s, X, *params[s], dtype)
 
-        w_all = sample_weights(y_enc, K, self.class_weight)
-        folds = stratified_folds(y_enc, self.cv, self.random_state) if run_cv else []
         # Fits inside the folds stop at CV_TOL_FACTOR x tol: a held-out fold's accuracy does not move with
         # the last digits of the optimum (measured: the same best C and accuracy to 0.05 points on the
         # 100-class benchmark, 2.4x fewer iterations); the final fit on every row uses tol itself.
         fit_one = lambda F, rows, C, init, threads=1, tol=self.tol * CV_TOL_FACTOR: lbfgs_fit(  # noqa: E731
             F, y_enc[rows], K, C, self.loss, w_all[rows], init, self.max_iter, tol, threads)
-        work = (n if wide else D) * n * K  # per solver iteration, about
         final_threads = 1 if work < 4_000_000 else n_workers(self.n_jobs, os.cpu_count() or 1)
 
-        def walk(s, fold_ids, grid, grow, pool=None, threads=1):
+        def walk(s, fold_list, grid, grow, pool=None, threads=1):
             prob = problem(s)
-            data = [(folds[i][0], folds[i][1], *prob.fold(*folds[i])) for i in fold_ids]
+            data = [(tr, te, *prob.fold(tr, te)) for tr, te in fold_list]
             del prob  # the folds' copies are all a walk needs
             fit = lambda F, rows, C, init: fit_one(F, rows, C, init, threads)  # noqa: E731
             return self._walk(grid, grow, data, y_enc, fit, infos, pool)
 
         infos, screen = [], {}
         if run_cv:
-            # 1. every scaling walks the grid on the screening folds (all of them for small problems);
-            # 2. the chosen scaling walks the same C values on the remaining folds.
-            large = work > SCREEN_ALL_FOLDS
-            screen_ids = [0] if large and len(names) > 1 else list(range(len(folds)))
-            with ThreadPoolExecutor(n_workers(self.n_jobs, len(names) * len(screen_ids))) as pool:
-                if large and len(names) > 1:  # one scaling at a time (memory), each fit's rows in blocks
-                    screen = {s: walk(s, screen_ids, Cs, adaptive, threads=final_threads) for s in names}
-                elif len(names) == 1:  # one scaling: its folds in parallel
-                    screen = {names[0]: walk(names[0], screen_ids, Cs, adaptive, pool)}
-                else:  # several small ones: one scaling per thread
-                    screen = dict(zip(names, pool.map(lambda s: walk(s, screen_ids, Cs, adaptive), names)))
-            n_val = sum(len(folds[i][1]) for i in screen_ids)
+            if large:
+                # Large problems: every scaling walks the grid on half of fold 1's training rows (held-out
+                # rows as they are), one scaling at a time (memory), each fit's rows in blocks; the chosen
+                # scaling then walks every fold near the C the screen preferred, from SCREEN_BEFORE_BEST
+                # decades below it to SCREEN_PAST_BEST above (further, if that is where the best C then
+                # sits: the walk grows past an edge). Its first fit starts cold: about as many iterations as
+                # warm-started steps up from 1e-4 would take for that one alone.
+                screen = {s: walk(s, [(screen_rows, te0)], Cs, adaptive, threads=final_threads) for s in names}
+                n_val = len(te0)
+            else:  # small problems: every scaling on every fold, one fit per thread
+                with ThreadPoolExecutor(n_workers(self.n_jobs, len(names) * len(folds))) as pool:
+                    if len(names) == 1:
+                        screen = {names[0]: walk(names[0], folds, Cs, adaptive, pool)}
+                    else:
+                        screen = dict(zip(names, pool.map(lambda s: walk(s, folds, Cs, adaptive), names)))
+                n_val = sum(len(te) for _, te in folds)
             best_of = {s: pick_within_noise(t["acc"].mean(0), t["tie"].mean(0), n_val) for s, t in screen.items()}
             chosen = names[pick_within_noise([screen[s]["acc"].mean(0)[best_of[s]] for s in names],
                                              [screen[s]["tie"].mean(0)[best_of[s]] for s in names], n_val)]
-            table = screen[chosen]
-            rest = [i for i in range(len(folds)) if i not in screen_ids]
-            if rest:
-                with ThreadPoolExecutor(n_workers(self.n_jobs, len(rest))) as pool:
-                    parts = list(pool.map(lambda i: walk(chosen, [i], table["C"], False), rest))
-                table = {"C": table["C"], **{k: np.concatenate([table[k], *(p[k] for p in parts)])
-                                             for k in ("acc", "tie")},
-                         **{k: table[k] + [row for p in parts for row in p[k]] for k in ("dec", "params")}}
+            if large:
+                if wide:  # the full Gram matrix of the chosen scaling only
+                    shared = None  # (the screen's go first)
+                    shared = Wide([chosen], X, params, gram_threads)
+                at = best_of[chosen]
+                grid = screen[chosen]["C"][max(0, at - SCREEN_BEFORE_BEST) : at + SCREEN_PAST_BEST + 1]
+                table = walk(chosen, folds, grid, adaptive, threads=final_threads)
+            else:
+                table = screen[chosen]
             acc, tie = table["acc"].mean(0), table["tie"].mean(0)
             best = pick_within_noise(acc, tie, sum(len(te) for _, te in folds))
             std = table["acc"].std(0)
@@ -204,7 +223,9 @@ class LinearHead(ClassifierMixin, BaseEstimator):
             "scaling": chosen,
         }
         if len(screen) > 1:
-            self.cv_results_["scaling_folds"] = len(screen_ids)
+            self.cv_results_["scaling_folds"] = 1 if large else len(folds)
+            if large:
+                self.cv_results_["scaling_train_rows"] = len(screen_rows)
             self.cv_results_["scalings"] = [
                 {"scaling": s, "C": float(t["C"][best_of[s]]),
                  "mean_accuracy": float(t["acc"].mean(0)[best_of[s]]),
@@ -250,8 +271,13 @@ class LinearHead(ClassifierMixin, BaseEstimator):
             return np.mean(out["acc"], axis=0), np.mean(out["tie"], axis=0)
 
         def past_optimum() -> bool:
+            # the loss rose twice in a row, and the last two C values gained no accuracy beyond the noise
+            # band (one standard error) over the best before them
             acc, tie = means()
-            return len(acc) >= 3 and tie[-1] > tie[-2] > tie[-3] and max(acc[-2:]) < acc.max()
+            if len(acc) < 3 or not tie[-1] > tie[-2] > tie[-3]:
+                return False
+            a = float(acc[:-2].max())
+            return max(acc[-2:]) <= a + np.sqrt(max(a * (1.0 - a), 0.0) / max(n_val, 1))
 
         for C in Cs:
             step(C, len(out["C"]))

@@ -57,29 +57,39 @@ class Primal:
 
 
 class Wide:
-    """Gram matrices of several scalings of X (n, D), from one pass over its columns."""
+    """Gram matrices of several scalings of X (n, D), from one pass over its columns; of the rows ``rows``
+    only (sorted indices into X) when given: folds then name rows of X, and are mapped to those."""
 
-    def __init__(self, names, X: np.ndarray, params: dict, threads: int = 1):
+    def __init__(self, names, X: np.ndarray, params: dict, threads: int = 1, rows: np.ndarray | None = None):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.names, self.params = tuple(names), params
-        n, D = X.shape
+        self.names, self.params, self.rows = tuple(names), params, rows
+        D = X.shape[1]
+        n = X.shape[0] if rows is None else len(rows)
+        pick = slice(None) if rows is None else rows
         raw_needed = any(s in ("none", "l2") for s in names)
         own = [s for s in names if s in ("standardise", "sqrt-l2")]
         self.sqrt_norms = None
         if "sqrt-l2" in own:  # ||sqrt|x| ||^2 = sum |x|: the row norms before the pass
             step = scalings.chunk_rows(D)
-            self.sqrt_norms = np.concatenate([np.sqrt(np.abs(X[i : i + step]).sum(axis=1, dtype=np.float64))
+            idx = np.arange(X.shape[0]) if rows is None else rows
+            self.sqrt_norms = np.concatenate([np.sqrt(np.abs(X[idx[i : i + step]]).sum(axis=1, dtype=np.float64))
                                               for i in range(0, n, step)]).astype(np.float32)
         keys = (["raw"] if raw_needed else []) + own
 
         def gram_of_columns(starts):  # one thread's share of the column blocks
             acc = {key: np.zeros((n, n), np.float64) for key in keys}
+            # The blocks are written into buffers made once per thread: a fresh ~40 MB array per block
+            # and scaling is fresh pages for the kernel to map each time (seconds of system time).
+            buf_B, buf_T = np.empty((n, BLOCK_COLS), np.float32), np.empty((n, BLOCK_COLS), np.float32)
+            buf_G = np.empty((n, n), np.float32)
             for j in starts:
-                B = np.ascontiguousarray(X[:, j : j + BLOCK_COLS])
+                width = min(BLOCK_COLS, D - j)
+                B = buf_B[:, :width]
+                B[...] = X[pick, j : j + width]
                 for key in keys:
-                    T = B if key == "raw" else self.block(key, B, j)
-                    acc[key] += T @ T.T
+                    T = B if key == "raw" else self.block(key, B, j, out=buf_T[:, :width])
+                    acc[key] += np.matmul(T, T.T, out=buf_G)
             return acc
 
         starts = list(range(0, D, BLOCK_COLS))
@@ -97,16 +107,23 @@ class Wide:
             self.raw_norms = norms.astype(np.float32)
         self.grams = grams
 
-    def block(self, name: str, B: np.ndarray, j: int) -> np.ndarray:
-        """Columns j: j+len(B.T) of the scaled features, from those columns of X."""
+    def block(self, name: str, B: np.ndarray, j: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Columns j: j+len(B.T) of the scaled features, from those columns of X (written into ``out``,
+        float32 of B's shape, when given)."""
         mean, scale = (p[j : j + B.shape[1]] for p in self.params[name])
+        T = np.empty(B.shape, np.float32) if out is None else out
         if name == "standardise":
-            return (B - mean) / scale
-        if name == "sqrt-l2":
-            return np.sqrt(np.abs(B)) * np.sign(B) / self.sqrt_norms[:, None] / scale
-        if name == "l2":
-            return B / self.raw_norms[:, None] / scale
-        return B / scale
+            np.subtract(B, mean, out=T)
+        elif name == "sqrt-l2":
+            np.sqrt(np.abs(B, out=T), out=T)
+            np.copysign(T, B, out=T)
+            T /= self.sqrt_norms[:, None]
+        elif name == "l2":
+            np.divide(B, self.raw_norms[:, None], out=T)
+        else:
+            T[...] = B
+        T /= scale
+        return T
 
     def for_scaling(self, name: str) -> "WideScaling":
         return WideScaling(self, name)
@@ -118,6 +135,8 @@ class WideScaling:
         self.rs = None
 
     def fold(self, tr, te):
+        if self.wide.rows is not None:  # rows of X -> rows of the Gram matrix
+            tr, te = np.searchsorted(self.wide.rows, tr), np.searchsorted(self.wide.rows, te)
         rs = RowSpace(self.G[np.ix_(tr, tr)])
         return rs.features(), rs.project(self.G[np.ix_(te, tr)])
 
