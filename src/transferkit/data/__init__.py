@@ -1,20 +1,21 @@
 """Dataset discovery (class folders or a CSV manifest), stratified splits and image decoding.
 
-The names are imported on first use, so a command that only needs ``data.walk`` (every CLI command, for
-printing paths) does not pay for Pillow.
+Decoding (Pillow) is imported on first use, so a command that only lists or prints paths does not pay for it.
 """
 
 from .._lazy import lazy_exports
+from .discover import IMAGE_EXTENSIONS, Dataset, Sample, discover, list_images
+from .split import stratified_split
 
-_EXPORTS = {
-    "DecodeError": ".decode",
-    "load_image": ".decode",
-    "IMAGE_EXTENSIONS": ".discover",
-    "Dataset": ".discover",
-    "Sample": ".discover",
-    "discover": ".discover",
-    "list_images": ".discover",
-    "stratified_split": ".split",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+_LAZY = {"DecodeError": ".decode", "load_image": ".decode"}
+__all__ = [
+    "DecodeError",
+    "Dataset",
+    "IMAGE_EXTENSIONS",
+    "Sample",
+    "discover",
+    "list_images",
+    "load_image",
+    "stratified_split",
+]
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
