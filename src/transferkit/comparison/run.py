@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..backbones import DEFAULT_MODEL
-from ..errors import TransferkitError
+from ..errors import AdvisedError, TransferkitError
 from .candidates import (
     expand,
     find_reusable,
@@ -70,7 +70,7 @@ def compare(
     say = log or (lambda msg: None)
     candidates = ([b] if (b := parse_baseline(baseline)) else []) + expand(models, layers, pools, weights)
     if sample is not None and sample < 2:
-        raise TransferkitError(f"--sample must be at least 2, got {sample}")
+        raise AdvisedError("{o[sample]} must be at least 2, got {sample}", sample=sample)
     if C <= 0:
         raise TransferkitError(f"C must be positive, got {C}")
     dataset, keys, labels = _chosen_images(data, sample, seed)
@@ -256,7 +256,10 @@ def _stratified_sample(labels: np.ndarray, sample: int | None, seed: int, where:
 
     n_classes = len(np.unique(labels))
     if sample < n_classes:
-        raise TransferkitError(f"{where}: --sample {sample} is smaller than the number of classes ({n_classes})")
+        raise AdvisedError(
+            "{where}: {o[sample=@sample]} is smaller than the number of classes ({n})", where=where, sample=sample,
+            n=n_classes,
+        )
     chosen, _ = train_test_split(np.arange(len(labels)), train_size=sample, stratify=labels, random_state=seed)
     return np.sort(chosen)
 
