@@ -130,7 +130,7 @@ def compare(
         out_dir=out_dir,
     )
     if out_dir is not None:
-        from .report import save
+        from .outputs import save
 
         save(result, out_dir)
     return result
