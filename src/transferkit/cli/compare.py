@@ -76,6 +76,7 @@ def compare(
     from ..comparison.outputs import table
     from ..comparison.run import compare as run_compare
     from ..progress import progress_bar
+    from ._flags import worded
     from ._output import print_table
 
     result = run_compare(
@@ -98,6 +99,7 @@ def compare(
             description, console, unit="fold" if description.startswith("CV ") else "img"
         ),
         log=lambda msg: console.print(f"  {esc(msg)}", highlight=False),
+        error_text=worded,
     )
     print_table(console, table(result))
     best = result.best

@@ -56,6 +56,7 @@ def compare(
     progress: Callable[[str], contextlib.AbstractContextManager] | None = None,
     log: Callable[[str], None] | None = None,
     precision: str = "auto",
+    error_text: Callable[[TransferkitError], str] = str,
 ) -> CompareResult:
     """Score the raw-pixel ``baseline`` and every ``models`` x ``layers`` x ``pools`` candidate on ``data``.
 
@@ -66,6 +67,7 @@ def compare(
     feature files, reused on later runs; ``reuse``: more feature files to reuse when they match.
     ``precision``: as for ``extract``; ``int8`` calibrates on the images scored and reuses only int8 files.
     ``progress(description)`` returns a context manager yielding a ``(done, total)`` callback.
+    ``error_text(exc)`` words a failed candidate's error (the CLI words the settings it advises as flags).
     """
     say = log or (lambda msg: None)
     candidates = ([b] if (b := parse_baseline(baseline)) else []) + expand(models, layers, pools, weights)
@@ -109,8 +111,8 @@ def compare(
                 features[ci] = backbone_features(res)
             res.dims = int(features[ci][0].shape[1])
         except TransferkitError as exc:
-            res.error = str(exc)
-            say(f"{res.name}: [red]failed[/]: {exc}")
+            res.error = error_text(exc)
+            say(f"{res.name}: [red]failed[/]: {res.error}")
     if not features:
         raise TransferkitError("no candidate could be scored: " + "; ".join(f"{r.name}: {r.error}" for r in results))
 
