@@ -70,13 +70,10 @@ def run_extraction(data, out, resume: bool = False, delay: float = 0.0):
         out,
         mode=resolve_mode(out, resume=resume),
         dataset=dataset,
-        labels=labels,
         split=split,
         attrs=attrs,
         feature_dim=DIM,
         buffer_rows=BUFFER,
-        test_size=0.25,
-        seed=7,
     ) as run:
         positions, failures = [], []
         for pos, rel in enumerate(run.todo):

@@ -11,6 +11,7 @@ import pytest
 
 import transferkit as tk
 from transferkit.backbones import create_backbone
+from transferkit.cli._flags import worded
 from transferkit.engines import backbone_and_engine
 from transferkit.engines.onnx_engine import OnnxEngine, cache_dir, probe_batch
 from transferkit.engines.onnx_int8 import (
@@ -84,8 +85,9 @@ def test_int8_quality_gate():
     check_quality(0.999, "g")  # fine: no warning
     with pytest.warns(Int8QualityWarning, match="mean cosine 0.9850"):
         check_quality(0.985, "g")
-    with pytest.raises(Int8QualityError, match="too far from fp32.*use --precision fp32"):
+    with pytest.raises(Int8QualityError, match="too far from fp32.*use precision='fp32'") as e:
         check_quality(MIN_COSINE - 0.01, "g")
+    assert worded(e.value).endswith("use --precision fp32")  # the CLI words the same advice as its flag
     assert MIN_COSINE < WARN_COSINE < 1
 
 

@@ -147,7 +147,7 @@ def run_demo(out: Path, console: Console | None = None) -> dict:
     print_heading(console, "3. the digits lesson: 6 vs 8, raw pixels vs ImageNet features, 10-fold CV")
     digits = out / "digits"
     write_digits(digits)
-    from .comparison.report import table
+    from .comparison.outputs import table
 
     cmp = api.compare(
         digits,

@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from .backbones import DEFAULT_MODEL, create_backbone
 from .data import discover
 from .data.discover import require_two_classes
@@ -118,7 +116,6 @@ def extract(
     calibration = _calibration(dataset) if str(precision).strip().lower() == INT8 else None
     backbone, engine_used = _backbone_and_engine(model, net, engine, device, precision, calibration, on_ray)
     batch_size = resolve_batch_size(batch_size, engine_used, backbone.preprocess.input_size)
-    labels = np.array([s.label for s in dataset.samples])
     split = dataset_split(dataset, test_size, seed)
     request = _request(model=model, **{**net, "weights": None if backbone.weights == "default" else backbone.weights},
                        batch_size=int(batch_size), test_size=test_size, seed=seed, engine=engine, device=device,
@@ -126,9 +123,8 @@ def extract(
     attrs = _attrs(dataset, data, backbone, engine_used, batch_size, test_size, seed, request)
     report = None
     start = time.perf_counter()
-    with ExtractionRun(output, mode=mode, dataset=dataset, labels=labels, split=split, attrs=attrs,
-                       feature_dim=backbone.feature_dim, dtype=dtype, compression=compression,
-                       buffer_rows=buffer_rows, test_size=test_size, seed=seed) as run:
+    with ExtractionRun(output, mode=mode, dataset=dataset, split=split, attrs=attrs, feature_dim=backbone.feature_dim,
+                       dtype=dtype, compression=compression, buffer_rows=buffer_rows) as run:
         paths = run.todo_paths(dataset.root)
         if on_ray is None:
             batches = feature_batches(paths, backbone.preprocess, engine_used, batch_size, workers,

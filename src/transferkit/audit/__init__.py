@@ -4,7 +4,7 @@
 - :mod:`.label_issues`: confident-learning scores on out-of-fold probabilities;
 - :mod:`.duplicates`: exact and near-duplicate pairs, leakage across train/test;
 - :mod:`.outliers`: rows far from their nearest neighbours;
-- :mod:`.run`: the :func:`audit` verb; :mod:`.report`: CSV, JSON and HTML.
+- :mod:`.run`: the :func:`audit` verb; :mod:`.outputs`: CSV, JSON and HTML (``.report`` is its old name).
 """
 
 from .._lazy import lazy_exports

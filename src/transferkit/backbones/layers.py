@@ -20,7 +20,7 @@ from functools import partial
 
 import torch
 
-from ..errors import TransferkitError, first_line
+from ..errors import AdvisedError, TransferkitError, first_line
 from .loaded import LoadedNet
 from .pooling import POOLS, effective_pool, pool_tensor, unknown_pool
 
@@ -81,9 +81,9 @@ def probe(loaded: LoadedNet, input_size: tuple[int, int]) -> Probe:
             else:
                 net(x)
     except RuntimeError as exc:
-        raise TransferkitError(
-            f"the network fails on a {input_size[0]}x{input_size[1]} input ({first_line(exc, 160)}); "
-            "try another --image-size"
+        raise AdvisedError(
+            "the network fails on a {size} input ({why}); try another {o[image_size]}",
+            size=f"{input_size[0]}x{input_size[1]}", why=first_line(exc, 160),
         ) from None
     finally:
         torch.set_num_threads(threads)
@@ -146,9 +146,10 @@ def choose_layers(loaded: LoadedNet, p: Probe, layer, pool, model_name: str) -> 
             want = None  # one --pool for several layers: pre_logits keeps the model's own pooling
         if name == "pre_logits" and want not in (None, loaded.own_pool):
             if not implicit:
-                raise TransferkitError(
-                    f"{model_name}: pre_logits is pooled by the model itself ({loaded.own_pool}); for --pool {want} "
-                    "name the unpooled map instead, e.g. --layer forward_features"
+                raise AdvisedError(
+                    "{model}: pre_logits is pooled by the model itself ({own}); for {o[pool=@want]} "
+                    "name the unpooled map instead, e.g. {o[layer=forward_features]}",
+                    model=model_name, own=loaded.own_pool, want=want,
                 )
             name = "forward_features"
         choices.append(_choice(loaded, p, name, want, model_name))
@@ -161,8 +162,8 @@ def _choice(loaded: LoadedNet, p: Probe, name: str, want: str | None, model_name
         shape = p.pre_logits
         where = (None, "pre_logits") if loaded.family == "timm" else (p.classifier, "input")
         if not shape or where[0] is None and loaded.family != "timm":
-            raise TransferkitError(
-                f"{model_name}: cannot find its classifier to take the pre-logits from; name a --layer"
+            raise AdvisedError(
+                "{model}: cannot find its classifier to take the pre-logits from; name a {o[layer]}", model=model_name
             )
         own = loaded.own_pool if loaded.own_pool in POOLS else None
         op = "none" if len(shape) == 1 else effective_pool(own, len(shape) + 1, loaded.prefix_tokens, name)
@@ -174,8 +175,9 @@ def _choice(loaded: LoadedNet, p: Probe, name: str, want: str | None, model_name
         elif loaded.final_map:
             where = loaded.final_map
         else:
-            raise TransferkitError(
-                f"{model_name}: has no known final feature map; name a --layer (see `transferkit models --layers`)"
+            raise AdvisedError(  # `transferkit models --layers` is a command of its own, for any front door
+                "{model}: has no known final feature map; name a {o[layer]} (see `transferkit models --layers`)",
+                model=model_name,
             )
     else:
         if name not in p.calls:

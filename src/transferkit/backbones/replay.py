@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import TransferkitError
+from ..errors import AdvisedError
 from .backbone import Backbone
 from .registry import check_spec, check_weights, create_backbone
 
@@ -17,9 +17,10 @@ def replay_request(spec: dict, origin: str, weights: str | os.PathLike | None = 
     recorded = spec.get("weights") or "default"
     if weights is None and recorded not in ("default", "random"):
         if not Path(recorded).exists():
-            raise TransferkitError(
-                f"{origin}: its backbone weights file {recorded} is missing; pass --weights PATH "
-                "(predict(..., weights=PATH)) to say where it is now"
+            raise AdvisedError(
+                "{origin}: its backbone weights file {recorded} is missing; "
+                "pass {o[weights=PATH]} to say where it is now",
+                origin=origin, recorded=recorded,
             )
         weights = recorded
     elif weights is None:

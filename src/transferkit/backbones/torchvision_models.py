@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import TransferkitError, first_line
+from ..errors import AdvisedError, TransferkitError, first_line
 from .loaded import LoadedNet
 from .preprocess import PreprocessConfig
 from .weights import (
@@ -110,9 +110,9 @@ def build_torchvision(
     kwargs = {}
     if input_size and tuple(input_size) != tuple(preprocess.input_size) and fixed:
         if weights is None:
-            raise TransferkitError(
-                f"{name}: its pretrained weights only work at {preprocess.input_size[0]}x{preprocess.input_size[1]}; "
-                "drop --image-size, or use the timm version of this model"
+            raise AdvisedError(
+                "{name}: its pretrained weights only work at {size}; drop {o[image_size]}, or use the timm version of "
+                "this model", name=name, size=f"{preprocess.input_size[0]}x{preprocess.input_size[1]}",
             )
         kwargs["image_size"] = int(input_size[0])
     try:

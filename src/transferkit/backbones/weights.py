@@ -17,12 +17,12 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..errors import TransferkitError, first_line
+from ..errors import AdvisedError, TransferkitError, first_line
 from .state_files import file_sha256, map_by_position  # noqa: F401  (file_sha256 re-exported: a weights file's hash)
 
 OFFLINE_ALTERNATIVES = (
     "offline alternatives: efficientnet_lite0, efficientnet_lite1, efficientnet_lite2 (weights installed with "
-    "transferkit), or --weights PATH with a local weights file"
+    "transferkit), or {o[weights=PATH]} with a local weights file"
 )
 # Keys under which training scripts commonly nest the state dict, most specific first.
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "params")
@@ -41,7 +41,7 @@ def read_weights_file(path: str | os.PathLike) -> dict:
     if not path.exists():
         raise TransferkitError(f"{path}: weights file not found")
     if path.is_dir():
-        raise TransferkitError(f"{path}: is a folder; --weights needs a .safetensors or .pth file")
+        raise AdvisedError("{path}: is a folder; {o[weights]} needs a .safetensors or .pth file", path=path)
     if path.suffix == ".safetensors" or _is_safetensors(path):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -183,8 +183,10 @@ def hub_offline() -> bool:
     ).lower() in ("1", "true", "yes", "on")
 
 
-def unavailable(name: str, why: str) -> TransferkitError:
-    return TransferkitError(f"{name}: pretrained weights are not available ({why}); {OFFLINE_ALTERNATIVES}")
+def unavailable(name: str, why: str) -> AdvisedError:
+    return AdvisedError(
+        "{name}: pretrained weights are not available ({why}); " + OFFLINE_ALTERNATIVES, name=name, why=why
+    )
 
 
 def torch_hub_cached(url: str) -> Path | None:

@@ -57,8 +57,8 @@ def audit(
 ):
     """Find label issues, duplicates (and train/test leakage) and outliers in a feature file."""
     from ..audit.label_issues import SCORES
-    from ..audit.report import as_json as to_json
-    from ..audit.report import csv_text, render_html, write_text
+    from ..audit.outputs import as_json as to_json
+    from ..audit.outputs import csv_text, render_html, write_text
     from ..audit.run import audit as run_audit
     from ..store.budget import parse_size
 

@@ -73,9 +73,10 @@ def compare(
     ),
 ):
     """Which representation suits this dataset? Raw pixels vs backbones x layers x pools, by paired k-fold CV accuracy and macro-F1, ordered by LogME (a transferability score, not an accuracy)."""  # noqa: E501 (Typer help text: the first line is the command's summary)
-    from ..comparison.report import table
+    from ..comparison.outputs import table
     from ..comparison.run import compare as run_compare
     from ..progress import progress_bar
+    from ._flags import worded
     from ._output import print_table
 
     result = run_compare(
@@ -98,6 +99,7 @@ def compare(
             description, console, unit="fold" if description.startswith("CV ") else "img"
         ),
         log=lambda msg: console.print(f"  {esc(msg)}", highlight=False),
+        error_text=worded,
     )
     print_table(console, table(result))
     best = result.best

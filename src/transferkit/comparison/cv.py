@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import TransferkitError
+from ..errors import AdvisedError
 
 
 def make_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -18,11 +18,12 @@ def make_folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarr
     labels = np.asarray(labels)
     _, counts = np.unique(labels, return_counts=True)
     if folds < 2:
-        raise TransferkitError(f"--folds must be at least 2, got {folds}")
+        raise AdvisedError("{o[folds]} must be at least 2, got {folds}", folds=folds)
     if counts.min() < folds:
-        raise TransferkitError(
-            f"the smallest class has {int(counts.min())} image(s), fewer than the {folds} folds; "
-            f"use --folds {max(2, int(counts.min()))}" + (" or a larger --sample" if counts.min() >= 2 else "")
+        raise AdvisedError(
+            "the smallest class has {smallest} image(s), fewer than the {folds} folds; use {o[folds=@fewer]}"
+            + (" or a larger {o[sample]}" if counts.min() >= 2 else ""),
+            smallest=int(counts.min()), folds=folds, fewer=max(2, int(counts.min())),
         )
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(skf.split(np.zeros(len(labels)), labels))

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..backbones import DEFAULT_MODEL
-from ..errors import TransferkitError
+from ..errors import AdvisedError, TransferkitError
 from .candidates import (
     expand,
     find_reusable,
@@ -56,6 +56,7 @@ def compare(
     progress: Callable[[str], contextlib.AbstractContextManager] | None = None,
     log: Callable[[str], None] | None = None,
     precision: str = "auto",
+    error_text: Callable[[TransferkitError], str] = str,
 ) -> CompareResult:
     """Score the raw-pixel ``baseline`` and every ``models`` x ``layers`` x ``pools`` candidate on ``data``.
 
@@ -66,11 +67,12 @@ def compare(
     feature files, reused on later runs; ``reuse``: more feature files to reuse when they match.
     ``precision``: as for ``extract``; ``int8`` calibrates on the images scored and reuses only int8 files.
     ``progress(description)`` returns a context manager yielding a ``(done, total)`` callback.
+    ``error_text(exc)`` words a failed candidate's error (the CLI words the settings it advises as flags).
     """
     say = log or (lambda msg: None)
     candidates = ([b] if (b := parse_baseline(baseline)) else []) + expand(models, layers, pools, weights)
     if sample is not None and sample < 2:
-        raise TransferkitError(f"--sample must be at least 2, got {sample}")
+        raise AdvisedError("{o[sample]} must be at least 2, got {sample}", sample=sample)
     if C <= 0:
         raise TransferkitError(f"C must be positive, got {C}")
     dataset, keys, labels = _chosen_images(data, sample, seed)
@@ -109,8 +111,8 @@ def compare(
                 features[ci] = backbone_features(res)
             res.dims = int(features[ci][0].shape[1])
         except TransferkitError as exc:
-            res.error = str(exc)
-            say(f"{res.name}: [red]failed[/]: {exc}")
+            res.error = error_text(exc)
+            say(f"{res.name}: [red]failed[/]: {res.error}")
     if not features:
         raise TransferkitError("no candidate could be scored: " + "; ".join(f"{r.name}: {r.error}" for r in results))
 
@@ -130,7 +132,7 @@ def compare(
         out_dir=out_dir,
     )
     if out_dir is not None:
-        from .report import save
+        from .outputs import save
 
         save(result, out_dir)
     return result
@@ -256,7 +258,10 @@ def _stratified_sample(labels: np.ndarray, sample: int | None, seed: int, where:
 
     n_classes = len(np.unique(labels))
     if sample < n_classes:
-        raise TransferkitError(f"{where}: --sample {sample} is smaller than the number of classes ({n_classes})")
+        raise AdvisedError(
+            "{where}: {o[sample=@sample]} is smaller than the number of classes ({n})", where=where, sample=sample,
+            n=n_classes,
+        )
     chosen, _ = train_test_split(np.arange(len(labels)), train_size=sample, stratify=labels, random_state=seed)
     return np.sort(chosen)
 

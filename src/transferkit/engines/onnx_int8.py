@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from ..atomicfile import atomic_path, atomic_write_text
-from ..errors import TransferkitError, first_line
+from ..errors import AdvisedError, TransferkitError, first_line
 from ..versions import INT8_GRAPH, library_versions
 from .onnx_engine import OnnxEngine, _session
 from .onnx_index import code_sha256
@@ -57,7 +57,7 @@ SETTINGS = {"format": "QDQ", "weights": "int8 per-channel", "activations": "uint
             "method": "MinMax", "reduce_range": False, "fp32": "first convolution"}
 
 
-class Int8QualityError(TransferkitError):
+class Int8QualityError(AdvisedError):
     """The quantised graph's features are too far from fp32 to be used."""
 
 
@@ -163,10 +163,9 @@ def quantise(fp32_path: Path, out: Path, files: Sequence[Path], preprocess, thre
                 )
             except Exception as exc:  # onnxruntime raises many types; all mean "cannot quantise"
                 if reader.n >= MIN_CALIBRATION:
-                    raise TransferkitError(
-                        f"{Path(fp32_path).name}: ONNX Runtime cannot quantise this graph "
-                        f"({first_line(exc)}); "
-                        "use --precision fp32"
+                    raise AdvisedError(
+                        "{graph}: ONNX Runtime cannot quantise this graph ({why}); use {o[precision=fp32]}",
+                        graph=Path(fp32_path).name, why=first_line(exc),
                     ) from exc
     if reader.n < MIN_CALIBRATION:
         raise TransferkitError(
@@ -194,8 +193,9 @@ class Int8OnnxEngine(OnnxEngine):
     def __init__(self, fp32: OnnxEngine, calibration: Sequence[str | os.PathLike], preprocess, workers=None):
         files = calibration_sample(calibration)
         if len(files) < MIN_CALIBRATION:
-            raise TransferkitError(
-                f"int8 needs at least {MIN_CALIBRATION} images to calibrate on, got {len(files)}; use --precision fp32"
+            raise AdvisedError(
+                "int8 needs at least {least} images to calibrate on, got {got}; use {o[precision=fp32]}",
+                least=MIN_CALIBRATION, got=len(files),
             )
         self.input_size, self.threads, self.device = fp32.input_size, fp32.threads, "cpu"
         self.fp32_path = fp32.path
@@ -235,8 +235,9 @@ class Int8OnnxEngine(OnnxEngine):
 def check_quality(cosine_mean: float, what: str) -> None:
     if cosine_mean < MIN_COSINE:
         raise Int8QualityError(
-            f"{what}: int8 features are too far from fp32 (mean cosine {cosine_mean:.4f} < {MIN_COSINE}); "
-            "use --precision fp32"
+            "{what}: int8 features are too far from fp32 (mean cosine {cosine_mean:.4f} < {least}); "
+            "use {o[precision=fp32]}",
+            what=what, cosine_mean=cosine_mean, least=MIN_COSINE,
         )
     if cosine_mean < WARN_COSINE:
         warnings.warn(

@@ -91,9 +91,9 @@ class TrainedModel:
 
     def predict(self, inputs, **kwargs):
         """Label image files or folders: see :func:`transferkit.predict`."""
-        from ..prediction import predict
+        from .image_prediction import predict_images
 
-        return predict(self, inputs, **kwargs)
+        return predict_images(self, inputs, **kwargs)
 
     def describe(self) -> dict:
         out = {"backbone": self.backbone, "classes": self.class_names, **self.head.describe()}

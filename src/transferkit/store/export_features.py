@@ -33,7 +33,7 @@ from typing import Iterator
 import numpy as np
 
 from ..data.split import SPLIT_NAMES
-from ..errors import TransferkitError
+from ..errors import AdvisedError, TransferkitError
 from . import fsio, schema
 from .budget import parse_size, rows_for_budget
 from .reader import FeatureFile, _decode_str
@@ -91,7 +91,10 @@ def export_features(
     targets = outputs_for(output)
     existing = [p for p in targets if p.exists()]
     if existing and not overwrite:
-        raise TransferkitError(f"{existing[0]}: already exists; pass --overwrite to replace it, or choose another -o")
+        raise AdvisedError(
+            "{path}: already exists; pass {o[overwrite!]} to replace it, or choose another {o[output]}",
+            path=existing[0],
+        )
     if fmt == ".parquet":
         _pyarrow()  # fail before any work when it is missing
     start = time.perf_counter()

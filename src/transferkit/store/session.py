@@ -50,24 +50,24 @@ def _changes(added: list, removed: list) -> str:
 
 
 class ExtractionRun:
-    """One extraction session against ``output`` in ``mode`` (see :mod:`.mode`)."""
+    """One extraction session against ``output`` in ``mode`` (see :mod:`.mode`): ``dataset`` with each
+    sample's ``split``, ``attrs`` the file records (an update splits new images with its ``test_size`` and
+    ``seed``, recorded when the split is stratified), rows of ``feature_dim`` stored as ``dtype`` with
+    ``compression``, committed every ``buffer_rows``."""
 
-    def __init__(self, output: str | Path, *, mode: str, dataset, labels, split, attrs: dict, feature_dim: int,
-                 dtype: str | None = None, compression: str | None = None, buffer_rows: int = 1000,
-                 test_size: float = 0.25, seed: int = 42):
+    def __init__(self, output: str | Path, *, mode: str, dataset, split, attrs: dict, feature_dim: int,
+                 dtype: str | None = None, compression: str | None = None, buffer_rows: int = 1000):
         check_storage_options(dtype, compression)
         self.output = Path(output)
         self.mode = mode
         self.dataset = dataset
-        self.labels = np.asarray(labels)
+        self.labels = np.array([s.label for s in dataset.samples])
         self.split = np.asarray(split)
         self.attrs = dict(attrs)
         self.feature_dim = int(feature_dim)
         self.dtype = dtype
         self.compression = compression
         self.buffer_rows = buffer_rows
-        self.test_size = test_size
-        self.seed = seed
         self.wf: WorkingFile | None = None
         self.status = "extracted"
         self.start = 0  # first plan input this session extracts
@@ -127,7 +127,7 @@ class ExtractionRun:
             self.dtype = str(ff.dtype)
             current = [(s.path, self.dataset.class_names[s.label]) for s in self.dataset.samples]
             update = plan_update(ff, current, list(self.dataset.class_names), self.split,
-                                 self.attrs.get("split_source"), self.test_size, self.seed)
+                                 self.attrs.get("split_source"), self.attrs.get("test_size"), self.attrs.get("seed"))
             if ff.progress is not None and not update.changed:
                 ff.close()
                 self._open_working()  # an interrupted run, the dataset as it was: carry on in place
