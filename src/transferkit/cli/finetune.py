@@ -65,6 +65,22 @@ def finetune(
     patience: int = typer.Option(
         3, "--patience", min=1, help="Stop after this many epochs without a better validation accuracy."
     ),
+    label_smoothing: float = typer.Option(
+        0.1, "--label-smoothing", min=0.0, max=0.99, help="Label smoothing of the cross-entropy loss."
+    ),
+    refit: bool = typer.Option(
+        True,
+        "--refit/--no-refit",
+        help=("After fine-tuning, fit the logistic-regression head again (scaling and C by cross-validation) on the "
+              "tuned features of every train image, validation part included, as `train` does on frozen ones."),
+    ),
+    max_minutes: float = typer.Option(
+        10.0,
+        "--max-minutes",
+        min=0.0,
+        help=("Time budget of the whole run: after the first epoch, the number of epochs is cut to what fits "
+              "(0: no budget, always --epochs)."),
+    ),
     bn: str = typer.Option(
         "frozen", "--bn", help="BatchNorm statistics: frozen (ImageNet's; the default, safer on small data) or train."
     ),
@@ -106,6 +122,9 @@ def finetune(
             seed=seed,
             val_size=val_size,
             patience=patience,
+            label_smoothing=label_smoothing,
+            refit=refit,
+            max_minutes=max_minutes or None,
             bn=bn,
             image_size=parse_image_size(image_size),
             precision=precision,
@@ -117,6 +136,8 @@ def finetune(
         )
     c = r.counts
     per_epoch = f", {sum(r.epoch_seconds) / len(r.epoch_seconds):.1f} s per epoch" if r.epoch_seconds else ""
+    if r.planned_epochs < epochs:
+        per_epoch += f"; the {max_minutes:g}-minute budget allowed {r.planned_epochs} of {epochs} epochs"
     resumed = f" (resumed after epoch {r.resumed_from})" if r.resumed_from else ""
     console.print(
         f"[green]wrote {r.path}[/]{resumed}: {c['train']} train, {c['val']} validation, {c['test']} test images; "
@@ -134,7 +155,9 @@ def finetune(
     if r.test.get("n_test"):
         console.print(
             f"[bold]test split[/] ({r.test['n_test']} images): frozen backbone + linear probe "
-            f"{r.probe_test['accuracy']:.4f}, fine-tuned {r.test['accuracy']:.4f}",
+            f"{r.probe_test['accuracy']:.4f}, fine-tuned {r.test['accuracy']:.4f}"
+            + (f" (head refitted on all {r.refit['rows']} train images; the fine-tuned head: "
+               f"{r.tuned_head_test['accuracy']:.4f})" if r.refit else ""),
             highlight=False,
         )
     print_skipped(r.failures)
