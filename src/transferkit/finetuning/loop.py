@@ -80,6 +80,25 @@ def resolve_precision(precision: str, device: str) -> str:
     return "fp32"
 
 
+def resolve_lower_precision(lower_precision: str, precision: str, device: str) -> str:
+    """The precision of the frozen lower part while it computes the augmented training pictures. "auto": bf16
+    on a CPU with native bf16 (measured faster there for this forward pass, BENCHMARKS.md) when the rest
+    trains in fp32, else the training precision. Cached outputs (validation, test) and the refit's features
+    always use the training precision."""
+    import torch
+
+    lower_precision = (lower_precision or "auto").lower()
+    if lower_precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise TransferkitError(f"unknown lower precision {lower_precision!r}; choose from auto, fp32, bf16, fp16")
+    if lower_precision != "auto":
+        if lower_precision == "fp16" and not device.startswith("cuda"):
+            raise TransferkitError("precision fp16 needs a CUDA device; on the CPU use bf16 or fp32")
+        return lower_precision
+    if device == "cpu" and precision == "fp32" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "bf16"
+    return precision
+
+
 @holds_output_lock("output")
 def finetune(
     data: str | os.PathLike,
@@ -105,6 +124,7 @@ def finetune(
     bn: str = "frozen",
     image_size: int | tuple[int, int] | None = None,
     precision: str = "auto",
+    lower_precision: str = "auto",
     device: str = "auto",
     workers: int | None = None,
     cache: bool = True,
@@ -146,6 +166,7 @@ def finetune(
         raise TransferkitError("the time budget (max minutes) must be positive")
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
+    lower_precision = resolve_lower_precision(lower_precision, precision, device)
     parts = split_parts(data, test_size, seed, val_size)
     K = len(parts.class_names)
 
@@ -159,7 +180,8 @@ def finetune(
                 "test_size": float(test_size), "seed": int(seed), "val_size": float(val_size),
                 "patience": int(patience), "warmup_epochs": float(warmup_epochs),
                 "weight_decay": float(weight_decay), "label_smoothing": float(label_smoothing), "refit": bool(refit),
-                "max_minutes": None if max_minutes is None else float(max_minutes), "bn": bn, "precision": precision}
+                "max_minutes": None if max_minutes is None else float(max_minutes), "bn": bn, "precision": precision,
+                "lower_precision": lower_precision}
     ck = None
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
@@ -170,6 +192,9 @@ def finetune(
     net.to(dev, memory_format=torch.channels_last)
     def amp():
         return _autocast(dev, precision)
+
+    def lower_amp():  # the frozen lower part on augmented training pictures (no gradient, never cached)
+        return _autocast(dev, lower_precision)
 
     pictures = Pictures(backbone.preprocess, augment, seed)
     failures: dict[int, str] = {}
@@ -331,8 +356,10 @@ def finetune(
         loss_sum, correct, seen = 0.0, 0, 0
         step = (epoch - 1) * steps_per_epoch
         for rows, h in _inputs(
-            tn, caches.get("train"), order, parts, pictures, batch_size, epoch, workers, dev, amp, failures
+            tn, caches.get("train"), order, parts, pictures, batch_size, epoch, workers, dev, lower_amp, failures
         ):
+            if precision == "fp32":
+                h = h.float()
             factor = (
                 (step + 1) / max(1, warmup)
                 if step < warmup
@@ -448,7 +475,7 @@ def finetune(
         epoch_seconds=epoch_seconds,
         failures=[(parts.rel_paths[r], why) for r, why in sorted(failures.items())],
         counts=counts,
-        precision=precision,
+        precision=precision if lower_precision == precision else f"{precision}; frozen part {lower_precision}",
         cache=", ".join(k for k, v in caches.items()) or "none",
         tuned_head_test=tuned_head_test,
         refit=refit_record,
