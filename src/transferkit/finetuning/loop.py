@@ -38,7 +38,7 @@ from .data import AUGMENTS, Pictures, batches, split_parts
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 CACHE_BUDGET = 2 << 30  # bytes of lower-part outputs kept in memory at most
-DEFAULT_MAX_MINUTES = 10.0  # the whole run's time budget: epochs are planned after the first one to fit it
+DEFAULT_MAX_MINUTES = 12.0  # the whole run's time budget: epochs are planned after the first one to fit it
 
 
 @dataclass
@@ -105,9 +105,9 @@ def finetune(
     output: str | os.PathLike,
     *,
     model: str = DEFAULT_MODEL,
-    unfreeze: int | str = 2,
+    unfreeze: int | str = 4,
     epochs: int = 10,
-    lr: float = 3e-4,
+    lr: float = 1e-4,
     backbone_lr: float | None = None,
     batch_size: int = 32,
     augment: str = "standard",
@@ -118,7 +118,7 @@ def finetune(
     patience: int = 3,
     warmup_epochs: float = 1.0,
     weight_decay: float = 1e-4,
-    label_smoothing: float = 0.1,
+    label_smoothing: float = 0.0,
     refit: bool = True,
     max_minutes: float | None = DEFAULT_MAX_MINUTES,
     bn: str = "frozen",
@@ -138,7 +138,7 @@ def finetune(
     train split is held out for early stopping (``patience`` epochs without a better validation
     accuracy). The linear probe (logistic regression with C chosen by cross-validation on the rest of
     the train split) starts the head; then the top ``unfreeze`` stages ("all": every layer) train with
-    AdamW at ``backbone_lr`` (default ``lr / 10``) and the head at ``lr``, with ``warmup_epochs`` of
+    AdamW at ``backbone_lr`` (default ``lr``) and the head at ``lr``, with ``warmup_epochs`` of
     linear warm-up then a cosine decay over ``epochs``. ``bn``: "frozen" (keep ImageNet BatchNorm
     statistics) or "train". ``features``: a feature file from ``extract`` of the same data and backbone,
     used for the probe instead of recomputing frozen features. ``cache=False`` recomputes the frozen
@@ -173,7 +173,7 @@ def finetune(
     backbone = create_backbone(model, image_size=image_size)
     net = backbone.net
     tn = TunableNet(net, unfreeze, bn)
-    backbone_lr = lr / 10 if backbone_lr is None else float(backbone_lr)
+    backbone_lr = lr if backbone_lr is None else float(backbone_lr)
     settings = {"data": str(Path(data).resolve()), "model": model, "weights_sha256": backbone.weights_sha256,
                 "preprocess": backbone.preprocess.to_dict(), "unfreeze": str(unfreeze), "epochs": int(epochs),
                 "lr": float(lr), "backbone_lr": backbone_lr, "batch_size": int(batch_size), "augment": augment,
