@@ -87,13 +87,8 @@ def resolve_lower_precision(lower_precision: str, precision: str, device: str) -
     always use the training precision."""
     import torch
 
-    lower_precision = (lower_precision or "auto").lower()
-    if lower_precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise TransferkitError(f"unknown lower precision {lower_precision!r}; choose from auto, fp32, bf16, fp16")
-    if lower_precision != "auto":
-        if lower_precision == "fp16" and not device.startswith("cuda"):
-            raise TransferkitError("precision fp16 needs a CUDA device; on the CPU use bf16 or fp32")
-        return lower_precision
+    if (lower_precision or "auto").lower() != "auto":
+        return resolve_precision(lower_precision, device)  # checked like the training precision
     if device == "cpu" and precision == "fp32" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return "bf16"
     return precision
