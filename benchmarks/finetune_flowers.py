@@ -72,7 +72,8 @@ def main() -> None:
     out = {
         "layout": f"train/ {args.train} + valid/ {args.valid} per class, split seed {args.split_seed}",
         "n_test": tuned["n_test"], "finetune_settings": extra,
-        "frozen": {"accuracy": frozen["accuracy"], "wall_s": ex_wall + tr_wall, "cpu_s": ex_cpu + tr_cpu},
+        "frozen": {"accuracy": frozen["accuracy"], "wall_s": round(ex_wall + tr_wall, 1),
+                   "cpu_s": round(ex_cpu + tr_cpu, 1)},
         "finetuned": {"accuracy": tuned["accuracy"], "wall_s": ft_wall, "cpu_s": ft_cpu,
                       "linear_probe_accuracy": ft.probe_test.get("accuracy"),
                       "tuned_head_accuracy": ft.tuned_head_test.get("accuracy"), "refit": ft.refit,
