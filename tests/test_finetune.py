@@ -299,13 +299,3 @@ def test_a_tiny_time_budget_stops_after_the_first_epoch(data, tmp_path):
     assert r.planned_epochs == 1 and r.epochs_run == 1 and out.exists()
     model = tk.load_model(out)
     assert model.training["plan"]["epochs"] == 1 and model.training["history"]["epoch"] == [0, 1]
-
-
-def test_a_tuned_epoch_wins_a_tie_with_the_probe():
-    from transferkit.finetuning.loop import better_epoch
-
-    probe = {"epoch": 0, "val_accuracy": 0.9, "val_loss": 0.1}
-    assert better_epoch(0.9, 0.3, probe)  # equal accuracy: the tuned features (the head is refitted anyway)
-    assert not better_epoch(0.89, 0.01, probe)
-    tuned = {"epoch": 2, "val_accuracy": 0.9, "val_loss": 0.2}
-    assert better_epoch(0.9, 0.15, tuned) and not better_epoch(0.9, 0.25, tuned) and better_epoch(0.91, 0.9, tuned)

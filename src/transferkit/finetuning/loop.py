@@ -395,7 +395,7 @@ def finetune(
                 "seconds": round(seconds, 3),
             }
         )
-        if better_epoch(val_acc, val_loss, best):
+        if (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]):
             best = {"epoch": epoch, "val_accuracy": val_acc, "val_loss": val_loss}
             best_state = torch_state(tn.trainable_state())
         if "epochs" not in plan:  # after the first epoch: as many epochs as the time budget holds
@@ -560,15 +560,6 @@ def _features(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, f
                 f = tn.upper(h)
             out.append(f.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, tn.net.num_features), np.float32)
-
-
-def better_epoch(val_acc: float, val_loss: float, best: dict) -> bool:
-    """Whether an epoch's network beats the best so far: higher validation accuracy; at equal accuracy, a
-    fine-tuned epoch beats the probe (epoch 0) — the head is refitted at the end, so the probe's and the
-    jointly-trained head's losses say little about the refit's — and a lower loss decides between epochs."""
-    if val_acc != best["val_accuracy"]:
-        return val_acc > best["val_accuracy"]
-    return best["epoch"] == 0 or val_loss < best["val_loss"]
 
 
 def planned_epochs(epochs: int, max_minutes: float | None, elapsed: float, epoch_seconds: float,
