@@ -34,7 +34,8 @@ def torch_threads(n: int):
     finally:
         torch.set_num_threads(old)
 
-SMALL = dict(image_size=32, batch_size=8, epochs=2, patience=5)
+# no time budget: the same epochs on a busy machine
+SMALL = dict(image_size=32, batch_size=8, epochs=2, patience=5, max_minutes=None)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_model_file_holds_the_tuned_backbone_head_and_curves(tuned):
     ref = create_backbone("efficientnet_lite0", image_size=32).net.state_dict()
     st = model.backbone_state
     assert np.array_equal(st["conv_stem.weight"], ref["conv_stem.weight"].numpy())
-    assert np.array_equal(st["blocks.4.0.conv_pw.weight"], ref["blocks.4.0.conv_pw.weight"].numpy())
+    assert np.array_equal(st["blocks.2.0.conv_pw.weight"], ref["blocks.2.0.conv_pw.weight"].numpy())
     if tuned.best_epoch > 0:
         assert not np.array_equal(st["conv_head.weight"], ref["conv_head.weight"].numpy())
     # BatchNorm statistics frozen by default
@@ -190,7 +191,8 @@ def test_interrupted_then_resumed_equals_uninterrupted(data, tuned, tmp_path):
 def test_ctrl_c_then_sigkill_then_resume_from_the_command_line(data, tmp_path):
     """Ctrl-C says what was kept; SIGKILL after an epoch; --resume ends where the uninterrupted run ends."""
     out = tmp_path / "k.safetensors"
-    args = ["finetune", data, "-o", out, "--image-size", "32", "-b", "8", "--epochs", "2", "--patience", "5"]
+    args = ["finetune", data, "-o", out, "--image-size", "32", "-b", "8", "--epochs", "2", "--patience", "5",
+            "--max-minutes", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "400"}  # the thread count of the run compared to
     ckpt = checkpoint_path(out)
 
@@ -230,3 +232,70 @@ def test_cli_refuses_bad_unfreeze_in_one_line(data, tmp_path):
     res = run_cli("finetune", data, "-o", tmp_path / "m.safetensors", "--unfreeze", "9", "--image-size", "32")
     assert res.returncode == 1 and "unfreeze must be between 0 and 7" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("scaling", ["standardise", "none", "l2", "sqrt-l2"])
+def test_the_torch_head_applies_the_probes_scaling(scaling):
+    """The head that fine-tunes starts as the probe: same logits as the NumPy head, whatever scaling it chose."""
+    import torch
+
+    from transferkit.finetuning.model import StandardisedLinear
+    from transferkit.heads import make_head
+
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.standard_normal((60, 12))).astype(np.float32) * rng.uniform(0.1, 5, 12).astype(np.float32)
+    X[:5, :3] = 0  # pooled post-ReLU features have exact zeros (the square root's gradient must stay finite)
+    y = np.repeat([0, 1, 2], 20)
+    head = make_head("logreg", scaling=scaling).fit(X, y)
+    arrays, info = head.to_state()
+    assert info["scaling"] == scaling
+    lin = StandardisedLinear(arrays["mean"], arrays["scale"], arrays["coef"], arrays["intercept"], scaling=scaling)
+    f = torch.from_numpy(X).requires_grad_(True)
+    logits = lin(f)
+    assert np.abs(logits.detach().numpy() - head.decision_function(X)).max() < 1e-4
+    logits.sum().backward()
+    assert torch.isfinite(f.grad).all()
+
+
+def test_the_head_is_refitted_on_every_train_image(tuned, data):
+    """--refit (default): the model's head is the product's logistic regression fitted on the fine-tuned
+    features of the train split, validation part included; the test split is not among them."""
+    import torch
+
+    from transferkit.backbones import PreprocessConfig
+    from transferkit.data import load_image
+    from transferkit.finetuning.data import split_parts
+    from transferkit.finetuning.model import finetuned_backbone
+    from transferkit.heads import make_head
+
+    model = tk.load_model(tuned.path)
+    parts = split_parts(data, 0.25, 42, 0.15)
+    rows = np.concatenate([parts.train, parts.val])
+    assert tuned.refit["rows"] == len(rows) == model.training["refit"]["rows"]
+    bb = finetuned_backbone(model, "test")
+    pre = PreprocessConfig.from_dict(model.backbone["preprocess"])
+    x = np.stack([pre.to_array(load_image(parts.paths[r], min_size=pre.min_decode_size)) for r in rows])
+    with torch.inference_mode():
+        feats = bb.features(torch.from_numpy(x)).numpy()
+    again = make_head("logreg", random_state=42).fit(feats, parts.labels[rows])
+    assert again.scaling_ == model.head.scaling_ and again.C_ == pytest.approx(model.head.C_)
+    assert np.abs(again.predict_proba(feats) - model.head.predict_proba(feats)).max() < 1e-3
+    assert model.training["tuned_head_test_accuracy"] == tuned.tuned_head_test["accuracy"]
+
+
+def test_planned_epochs_fit_the_time_budget():
+    from transferkit.finetuning.loop import planned_epochs
+
+    assert planned_epochs(10, None, 500.0, 100.0, 50.0) == 10  # no budget
+    assert planned_epochs(10, 10.0, 100.0, 60.0, 80.0) == 1 + 7  # (600 - 100 - 80) // 60 more
+    assert planned_epochs(4, 10.0, 100.0, 60.0, 80.0) == 4  # never more than asked
+    assert planned_epochs(10, 1.0, 100.0, 60.0, 80.0) == 1  # over budget already: the epoch run is kept
+
+
+def test_a_tiny_time_budget_stops_after_the_first_epoch(data, tmp_path):
+    out = tmp_path / "budget.safetensors"
+    with torch_threads(1):
+        r = tk.finetune(data, out, **{**SMALL, "epochs": 4, "max_minutes": 1e-4})
+    assert r.planned_epochs == 1 and r.epochs_run == 1 and out.exists()
+    model = tk.load_model(out)
+    assert model.training["plan"]["epochs"] == 1 and model.training["history"]["epoch"] == [0, 1]

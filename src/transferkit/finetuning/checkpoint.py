@@ -38,6 +38,7 @@ class Checkpoint:
     best_state: dict = field(default_factory=dict)  # trainable tensors at the best epoch
     optimizer: dict | None = None  # torch optimizer state_dict
     probe_arrays: dict = field(default_factory=dict)  # the probe head's arrays
+    plan: dict = field(default_factory=dict)  # the time budget's plan: {"epochs", "final_seconds"}
 
     def save(self, path: Path) -> None:
         import torch
@@ -59,7 +60,8 @@ class Checkpoint:
                         opt_meta["scalars"][f"{idx}.{name}"] = value
         meta = {"format": CHECKPOINT_FORMAT, "checkpoint": json.dumps({
             "settings": self.settings, "epoch": self.epoch, "history": self.history, "best": self.best,
-            "probe": self.probe, "failures": self.failures, "optimizer": opt_meta})}
+            "probe": self.probe, "failures": self.failures, "optimizer": opt_meta,
+            "plan": self.plan})}
         tmp = path.with_name(path.name + ".tmp")
         save_file(tensors, str(tmp), metadata=meta)
         fsync_path(tmp)
@@ -105,6 +107,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         best_state=part("best."),
         optimizer=optimizer,
         probe_arrays={k: v.numpy() for k, v in part("probe.").items()},
+        plan=record.get("plan") or {},
     )
 
 

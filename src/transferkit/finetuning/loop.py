@@ -38,6 +38,7 @@ from .data import AUGMENTS, Pictures, batches, split_parts
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 CACHE_BUDGET = 2 << 30  # bytes of lower-part outputs kept in memory at most
+DEFAULT_MAX_MINUTES = 12.0  # the whole run's time budget: epochs are planned after the first one to fit it
 
 
 @dataclass
@@ -57,6 +58,9 @@ class FinetuneResult:
     counts: dict = field(default_factory=dict)  # train/val/test images used
     precision: str = "fp32"
     cache: str = ""
+    tuned_head_test: dict = field(default_factory=dict)  # the fine-tuned head (before the refit) on the test split
+    refit: dict | None = None  # the refitted head: rows, seconds, scaling, C, CV accuracy
+    planned_epochs: int = 0  # epochs the time budget allowed (at most ``epochs``)
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -76,15 +80,29 @@ def resolve_precision(precision: str, device: str) -> str:
     return "fp32"
 
 
+def resolve_lower_precision(lower_precision: str, precision: str, device: str) -> str:
+    """The precision of the frozen lower part while it computes the augmented training pictures. "auto": bf16
+    on a CPU with native bf16 (measured faster there for this forward pass, BENCHMARKS.md) when the rest
+    trains in fp32, else the training precision. Cached outputs (validation, test) and the refit's features
+    always use the training precision."""
+    import torch
+
+    if (lower_precision or "auto").lower() != "auto":
+        return resolve_precision(lower_precision, device)  # checked like the training precision
+    if device == "cpu" and precision == "fp32" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "bf16"
+    return precision
+
+
 @holds_output_lock("output")
 def finetune(
     data: str | os.PathLike,
     output: str | os.PathLike,
     *,
     model: str = DEFAULT_MODEL,
-    unfreeze: int | str = 2,
+    unfreeze: int | str = 4,
     epochs: int = 10,
-    lr: float = 3e-4,
+    lr: float = 1e-4,
     backbone_lr: float | None = None,
     batch_size: int = 32,
     augment: str = "standard",
@@ -95,9 +113,13 @@ def finetune(
     patience: int = 3,
     warmup_epochs: float = 1.0,
     weight_decay: float = 1e-4,
+    label_smoothing: float = 0.0,
+    refit: bool = True,
+    max_minutes: float | None = DEFAULT_MAX_MINUTES,
     bn: str = "frozen",
     image_size: int | tuple[int, int] | None = None,
     precision: str = "auto",
+    lower_precision: str = "auto",
     device: str = "auto",
     workers: int | None = None,
     cache: bool = True,
@@ -111,7 +133,7 @@ def finetune(
     train split is held out for early stopping (``patience`` epochs without a better validation
     accuracy). The linear probe (logistic regression with C chosen by cross-validation on the rest of
     the train split) starts the head; then the top ``unfreeze`` stages ("all": every layer) train with
-    AdamW at ``backbone_lr`` (default ``lr / 10``) and the head at ``lr``, with ``warmup_epochs`` of
+    AdamW at ``backbone_lr`` (default ``lr``) and the head at ``lr``, with ``warmup_epochs`` of
     linear warm-up then a cosine decay over ``epochs``. ``bn``: "frozen" (keep ImageNet BatchNorm
     statistics) or "train". ``features``: a feature file from ``extract`` of the same data and backbone,
     used for the probe instead of recomputing frozen features. ``cache=False`` recomputes the frozen
@@ -133,21 +155,28 @@ def finetune(
         raise TransferkitError("epochs, batch size and patience must be at least 1")
     if not 0 < test_size < 1 or not 0 < val_size < 1:
         raise TransferkitError("test size and validation size must be between 0 and 1")
+    if not 0 <= label_smoothing < 1:
+        raise TransferkitError("label smoothing must be at least 0 and below 1")
+    if max_minutes is not None and max_minutes <= 0:
+        raise TransferkitError("the time budget (max minutes) must be positive")
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
+    lower_precision = resolve_lower_precision(lower_precision, precision, device)
     parts = split_parts(data, test_size, seed, val_size)
     K = len(parts.class_names)
 
     backbone = create_backbone(model, image_size=image_size)
     net = backbone.net
     tn = TunableNet(net, unfreeze, bn)
-    backbone_lr = lr / 10 if backbone_lr is None else float(backbone_lr)
+    backbone_lr = lr if backbone_lr is None else float(backbone_lr)
     settings = {"data": str(Path(data).resolve()), "model": model, "weights_sha256": backbone.weights_sha256,
                 "preprocess": backbone.preprocess.to_dict(), "unfreeze": str(unfreeze), "epochs": int(epochs),
                 "lr": float(lr), "backbone_lr": backbone_lr, "batch_size": int(batch_size), "augment": augment,
                 "test_size": float(test_size), "seed": int(seed), "val_size": float(val_size),
                 "patience": int(patience), "warmup_epochs": float(warmup_epochs),
-                "weight_decay": float(weight_decay), "bn": bn, "precision": precision}
+                "weight_decay": float(weight_decay), "label_smoothing": float(label_smoothing), "refit": bool(refit),
+                "max_minutes": None if max_minutes is None else float(max_minutes), "bn": bn, "precision": precision,
+                "lower_precision": lower_precision}
     ck = None
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
@@ -158,6 +187,9 @@ def finetune(
     net.to(dev, memory_format=torch.channels_last)
     def amp():
         return _autocast(dev, precision)
+
+    def lower_amp():  # the frozen lower part on augmented training pictures (no gradient, never cached)
+        return _autocast(dev, lower_precision)
 
     pictures = Pictures(backbone.preprocess, augment, seed)
     failures: dict[int, str] = {}
@@ -176,6 +208,7 @@ def finetune(
     want = {k: v and budget_ok for k, v in want.items()}
     need_feats = ck is None and file_feats is None
     caches: dict[str, dict] = {}
+    t_pass, n_pass = time.perf_counter(), 0
     feats: dict[str, tuple] = {}
     for name in ("train", "val", "test"):
         rows = _ok(getattr(parts, name), failures)
@@ -185,6 +218,7 @@ def finetune(
         for ok, arrays, bad in batches(rows, parts.paths, pictures, batch_size, None, workers):
             failures.update(dict(bad))
             seen += len(ok) + len(bad)
+            n_pass += len(ok)
             if progress:
                 progress(f"frozen pass ({name})", seen, len(rows))
             if not len(ok):
@@ -202,6 +236,7 @@ def finetune(
             caches[name] = {"rows": np.concatenate(c_rows), "h": torch.cat(c_h)}
         if need_feats and f_rows:
             feats[name] = (np.concatenate(f_rows), np.concatenate(f_x))
+    pass_rate = n_pass / max(time.perf_counter() - t_pass, 1e-6)  # images per second through the frozen pass
     if file_feats is not None:
         feats = file_feats
         for name, (rows, _) in feats.items():  # pictures extract could not read
@@ -231,7 +266,9 @@ def finetune(
                 f"{data}: class {missing[0]!r} has no training image left after holding out "
                 "the test and validation parts; it needs more images"
             )
+        t_probe = time.perf_counter()
         probe = make_head("logreg", random_state=seed).fit(Xtr, ytr)
+        t_probe = time.perf_counter() - t_probe
         probe_arrays, probe_info = probe.to_state()
         probe_record = {"info": probe_info, "test": _probe_metrics(probe, feats.get("test"), parts)}
     else:
@@ -240,7 +277,8 @@ def finetune(
     from .model import StandardisedLinear
 
     tn.head = StandardisedLinear(
-        probe_arrays["mean"], probe_arrays["scale"], probe_arrays["coef"], probe_arrays["intercept"]
+        probe_arrays["mean"], probe_arrays["scale"], probe_arrays["coef"], probe_arrays["intercept"],
+        scaling=probe_record["info"].get("scaling", "standardise"),
     ).to(dev)
 
     # -- fine-tuning -----------------------------------------------------------------------------------
@@ -249,6 +287,12 @@ def finetune(
     total = epochs * steps_per_epoch
     warmup = min(int(round(warmup_epochs * steps_per_epoch)), total // 2)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    if ck is not None:
+        plan = dict(ck.plan)
+    else:  # what the end costs (the refit's pass over the train images and its fit), for the time budget
+        fit_rows = len(train_rows) + len(val_rows)
+        plan = {"final_seconds": (fit_rows / pass_rate if refit and n_pass else 0.0)
+                + (1.5 * t_probe * fit_rows / max(1, len(train_rows)) if refit else 0.0) + 5.0}
 
     def val_scores(state_rows, cache_name):
         return _score(tn, caches.get(cache_name), state_rows, parts, pictures, batch_size, workers, dev, amp, failures)
@@ -288,23 +332,29 @@ def finetune(
             best_state={k: v.cpu() for k, v in best_state.items()},
             optimizer=opt.state_dict(),
             probe_arrays=probe_arrays,
+            plan=plan,
         ).save(ckpt_path)
 
     if ck is None:
         save_checkpoint(0)  # the probe is kept: a resume never refits it
     stopped_early = done - best["epoch"] >= patience
     epoch_seconds = []
-    for epoch in range(done + 1, epochs + 1):
-        if stopped_early:
-            break
+    last = plan.get("epochs", epochs)
+    if "epochs" in plan:
+        total = last * steps_per_epoch
+    epoch = done
+    while epoch < last and not stopped_early:
+        epoch += 1
         t0 = time.perf_counter()
         tn.train_mode()
         order = np.random.default_rng([seed, epoch]).permutation(train_rows)
         loss_sum, correct, seen = 0.0, 0, 0
         step = (epoch - 1) * steps_per_epoch
         for rows, h in _inputs(
-            tn, caches.get("train"), order, parts, pictures, batch_size, epoch, workers, dev, amp, failures
+            tn, caches.get("train"), order, parts, pictures, batch_size, epoch, workers, dev, lower_amp, failures
         ):
+            if precision == "fp32":
+                h = h.float()
             factor = (
                 (step + 1) / max(1, warmup)
                 if step < warmup
@@ -315,7 +365,7 @@ def finetune(
             y = torch.from_numpy(parts.labels[rows]).to(dev)
             with amp():
                 logits = tn(h)
-            loss = torch.nn.functional.cross_entropy(logits.float(), y)
+            loss = torch.nn.functional.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -329,7 +379,7 @@ def finetune(
             correct += int((logits.argmax(1) == y).sum())
             seen += len(rows)
             if progress:
-                progress(f"epoch {epoch}/{epochs}", seen, len(train_rows))
+                progress(f"epoch {epoch}/{last}", seen, len(train_rows))
         tn.eval()
         val_loss, val_acc = val_scores(val_rows, "val")
         seconds = time.perf_counter() - t0
@@ -348,26 +398,51 @@ def finetune(
         if (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]):
             best = {"epoch": epoch, "val_accuracy": val_acc, "val_loss": val_loss}
             best_state = torch_state(tn.trainable_state())
+        if "epochs" not in plan:  # after the first epoch: as many epochs as the time budget holds
+            last = plan["epochs"] = planned_epochs(
+                epochs, max_minutes, time.perf_counter() - start, seconds, plan["final_seconds"]
+            )
+            total = last * steps_per_epoch  # the cosine decay ends with the last planned epoch
         save_checkpoint(epoch)
         done = epoch
         if epoch - best["epoch"] >= patience:
-            stopped_early = epoch < epochs
+            stopped_early = epoch < last
             break
 
     # -- the best epoch's network, scored on the test split once, and saved -------------------------
     tn.load_trainable_state(best_state)
     tn.eval()
-    proba = _probabilities(tn, caches.get("test"), test_rows, parts, pictures, batch_size, workers, dev, amp, failures)
     from ..evaluate.metrics import classification_metrics
 
-    test = (
-        classification_metrics(parts.labels[test_rows], proba, parts.class_names) if len(test_rows) else {"n_test": 0}
-    )
+    def features_of(rows, cache_name):
+        return _features(tn, caches.get(cache_name), rows, parts, pictures, batch_size, workers, dev, amp, failures)
+
+    f_test = features_of(test_rows, "test")
+    tuned_head = _tuned_head(tn, probe_arrays, probe_record)
+    head, refit_record = tuned_head, None
+    if refit:  # the product's own head, fitted on the tuned features of every train image (val part too)
+        if best["epoch"] == 0 and feats.get("val") is not None:  # the backbone is the frozen one: reuse
+            fit_feats = [feats["train"], feats["val"]]
+        else:
+            fit_feats = [(train_rows, features_of(train_rows, "train")), (val_rows, features_of(val_rows, "val"))]
+        X_fit = np.concatenate([f for _, f in fit_feats])
+        y_fit = parts.labels[np.concatenate([r for r, _ in fit_feats])]
+        t_refit = time.perf_counter()
+        head = make_head("logreg", random_state=seed).fit(X_fit, y_fit)
+        refit_record = {"rows": int(len(y_fit)), "seconds": round(time.perf_counter() - t_refit, 2),
+                        **head.describe()}
+
+    def test_metrics(h):
+        if not len(test_rows):
+            return {"n_test": 0}
+        return classification_metrics(parts.labels[test_rows], h.predict_proba(f_test), parts.class_names)
+
+    test = test_metrics(head)
+    tuned_head_test = test_metrics(tuned_head) if refit else test
     result_model = _model_file(
-        tn,
+        head,
         net,
         backbone,
-        probe_arrays,
         probe_record,
         parts,
         settings,
@@ -377,6 +452,7 @@ def finetune(
         counts,
         test,
         stopped_early,
+        {"refit": refit_record, "tuned_head_test_accuracy": tuned_head_test.get("accuracy"), "plan": plan},
     )
     result_model.save(output)
     ckpt_path.unlink(missing_ok=True)
@@ -394,8 +470,11 @@ def finetune(
         epoch_seconds=epoch_seconds,
         failures=[(parts.rel_paths[r], why) for r, why in sorted(failures.items())],
         counts=counts,
-        precision=precision,
+        precision=precision if lower_precision == precision else f"{precision}; frozen part {lower_precision}",
         cache=", ".join(k for k, v in caches.items()) or "none",
+        tuned_head_test=tuned_head_test,
+        refit=refit_record,
+        planned_epochs=last,
     )
 
 
@@ -470,6 +549,40 @@ def _probabilities(tn, cache, rows, parts, pictures, batch_size, workers, dev, a
     return np.concatenate(out) if out else np.zeros((0, len(parts.class_names)), np.float32)
 
 
+def _features(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, failures) -> np.ndarray:
+    """Pooled features of the (fine-tuned) network for ``rows``, un-augmented, float32."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for _, h in _inputs(tn, cache, rows, parts, pictures, batch_size, None, workers, dev, amp, failures):
+            with amp():
+                f = tn.upper(h)
+            out.append(f.float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, tn.net.num_features), np.float32)
+
+
+def planned_epochs(epochs: int, max_minutes: float | None, elapsed: float, epoch_seconds: float,
+                   final_seconds: float) -> int:
+    """Epochs to run in all, decided after the first (``elapsed`` seconds into the run, ``epoch_seconds``
+    for that epoch): as many of ``epochs`` as fit in ``max_minutes`` with ``final_seconds`` left for the
+    end (the refit and the test split); at least the one already run."""
+    if max_minutes is None:
+        return epochs
+    more = (max_minutes * 60 - elapsed - final_seconds) // max(epoch_seconds, 1e-6)
+    return int(max(1, min(epochs, 1 + more)))
+
+
+def _tuned_head(tn, probe_arrays, probe_record):
+    """The fine-tuned head (the probe's scaling, the trained weights) as a logistic-regression head."""
+    from ..heads import HEADS
+
+    arrays = dict(probe_arrays)
+    arrays["coef"] = tn.head.weight.detach().cpu().numpy().astype(np.float32)
+    arrays["intercept"] = tn.head.bias.detach().cpu().numpy().astype(np.float32)
+    return HEADS["logreg"].from_state(arrays, probe_record["info"])
+
+
 def _score(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, failures) -> tuple[float, float]:
     """(mean log-loss, accuracy) on ``rows``."""
     proba = _probabilities(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, failures)
@@ -527,21 +640,16 @@ def _features_from_file(features, backbone, parts, test_size, seed) -> dict:
 
 
 def _model_file(
-    tn, net, backbone, probe_arrays, probe_record, parts, settings, history, best, failures, counts, test, stopped_early
+    head, net, backbone, probe_record, parts, settings, history, best, failures, counts, test, stopped_early, extra
 ):
-    """The trained-model file: the fine-tuned network's weights, the head with its tuned weights, and the record."""
+    """The trained-model file: the fine-tuned network's weights, the head, and the record."""
     import torch
 
     from ..backbones.weights import state_dict_sha256
-    from ..heads import HEADS, TrainedModel
+    from ..heads import TrainedModel
     from .model import net_state_arrays
 
     net.to("cpu", memory_format=torch.contiguous_format).eval()
-    tn.head.to("cpu")
-    arrays = dict(probe_arrays)
-    arrays["coef"] = tn.head.weight.detach().numpy().astype(np.float32)
-    arrays["intercept"] = tn.head.bias.detach().numpy().astype(np.float32)
-    head = HEADS["logreg"].from_state(arrays, probe_record["info"])
     spec = backbone.spec()
     spec.update(
         weights="finetuned",
@@ -562,6 +670,7 @@ def _model_file(
         "history": {**{k: [r[k] for r in history] for k in history[0]}, "best_epoch": best["epoch"]},
         "probe_test_accuracy": probe_record["test"].get("accuracy"),
         "test_accuracy": test.get("accuracy"),
+        **extra,
         "skipped": [[parts.rel_paths[r], why] for r, why in sorted(failures.items())],
     }
     return TrainedModel(

@@ -49,17 +49,28 @@ def parse_unfreeze(value, n_stages: int) -> int:
 
 
 class StandardisedLinear(torch.nn.Module):
-    """Logits of the probe's logistic regression: fixed standardisation, trainable weights."""
+    """Logits of the probe's logistic regression: its feature scaling (fixed), trainable weights.
 
-    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray):
+    ``scaling`` is the one the probe chose (:mod:`transferkit.heads.scaling`): "standardise" and "none"
+    are ``(f - mean) / scale``; "l2" and "sqrt-l2" first normalise each row (after a signed square root
+    for "sqrt-l2"), as the head does in NumPy."""
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
+                 scaling: str = "standardise"):
         super().__init__()
+        self.scaling = scaling
         self.register_buffer("mean", torch.tensor(np.asarray(mean, np.float32)))
         self.register_buffer("scale", torch.tensor(np.asarray(scale, np.float32)))
         self.weight = torch.nn.Parameter(torch.as_tensor(np.array(coef, np.float32)))
         self.bias = torch.nn.Parameter(torch.as_tensor(np.array(intercept, np.float32)))
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.linear((f.float() - self.mean) / self.scale, self.weight, self.bias)
+        f = f.float()
+        if self.scaling == "sqrt-l2":  # clamped: the square root's gradient is infinite at 0
+            f = torch.sign(f) * torch.sqrt(f.abs().clamp_min(1e-12))
+        if self.scaling in ("l2", "sqrt-l2"):
+            f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return torch.nn.functional.linear((f - self.mean) / self.scale, self.weight, self.bias)
 
 
 class TunableNet(torch.nn.Module):
