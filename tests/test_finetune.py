@@ -154,12 +154,16 @@ def test_html_report_draws_the_curves(tuned, data, tmp_path):
 
 
 def test_refuses_existing_output_and_stray_checkpoint(data, tuned, tmp_path):
-    with pytest.raises(TransferkitError, match="already exists; pass --overwrite"):
+    from transferkit.cli._flags import worded
+
+    with pytest.raises(TransferkitError, match="already exists; pass overwrite=True") as e:
         tk.finetune(data, tuned.path, **SMALL)
+    assert "pass --overwrite to replace it, or choose another -o" in worded(e.value)  # the CLI's words
     out = tmp_path / "m.safetensors"
     checkpoint_path(out).write_bytes(b"x")
-    with pytest.raises(TransferkitError, match="pass --resume to continue it or --overwrite"):
+    with pytest.raises(TransferkitError, match="pass resume=True to continue it or overwrite=True") as e:
         tk.finetune(data, out, **SMALL)
+    assert "pass --resume to continue it or --overwrite to start again" in worded(e.value)
     with pytest.raises(TransferkitError, match="not a readable fine-tuning checkpoint"):
         tk.finetune(data, out, resume=True, **SMALL)
 

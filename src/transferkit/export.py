@@ -84,7 +84,7 @@ def export_onnx(
             "to_torch())"
         )
     if model.backbone_state is not None:  # fine-tuned: the weights are in the model file
-        from .finetuning.model import finetuned_backbone
+        from .backbones.finetuned import finetuned_backbone
 
         backbone = finetuned_backbone(model, str(model.path or "model"))
     else:

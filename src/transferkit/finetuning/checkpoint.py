@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TransferkitError
+from ..errors import AdvisedError, TransferkitError, first_line
 
 CHECKPOINT_FORMAT = "transferkit-finetune-checkpoint"
 
@@ -77,7 +77,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise TransferkitError(
-            f"{path}: not a readable fine-tuning checkpoint ({str(exc).splitlines()[0][:120]})"
+            f"{path}: not a readable fine-tuning checkpoint ({first_line(exc, 120)})"
         ) from None
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise TransferkitError(f"{path}: not a transferkit fine-tuning checkpoint")
@@ -116,9 +116,10 @@ def check_settings(path: Path, saved: dict, now: dict) -> None:
     diff = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
     if diff:
         k = diff[0]
-        raise TransferkitError(
-            f"{path}: was made with {k}={saved.get(k)!r}, not {now.get(k)!r}; resume with the same settings "
-            f"({len(diff)} differ), or pass --overwrite to start again"
+        raise AdvisedError(
+            "{path}: was made with {key}={old!r}, not {new!r}; resume with the same settings ({n} differ), "
+            "or pass {o[overwrite!]} to start again",
+            path=path, key=k, old=saved.get(k), new=now.get(k), n=len(diff),
         )
 
 

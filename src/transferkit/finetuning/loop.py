@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from ..backbones import DEFAULT_MODEL
-from ..errors import TransferkitError
+from ..errors import AdvisedError, TransferkitError
 from ..store.lock import holds_output_lock
 from .checkpoint import Checkpoint, check_settings, checkpoint_path, load_checkpoint, torch_state
 from .data import AUGMENTS, Pictures, batches, split_parts
@@ -486,11 +486,14 @@ def _check_output(output: Path, ckpt: Path, resume: bool, overwrite: bool) -> No
         ckpt.unlink(missing_ok=True)
         return
     if output.exists():
-        raise TransferkitError(f"{output}: already exists; pass --overwrite to replace it, or choose another -o")
+        raise AdvisedError(
+            "{output}: already exists; pass {o[overwrite!]} to replace it, or choose another {o[output]}", output=output
+        )
     if ckpt.exists() and not resume:
-        raise TransferkitError(
-            f"{ckpt}: an interrupted fine-tuning of {output} is there; pass --resume to "
-            "continue it or --overwrite to start again"
+        raise AdvisedError(
+            "{ckpt}: an interrupted fine-tuning of {output} is there; pass {o[resume!]} to continue it or "
+            "{o[overwrite!]} to start again",
+            ckpt=ckpt, output=output,
         )
 
 

@@ -160,26 +160,4 @@ def net_state_arrays(net) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().contiguous().numpy() for k, v in net.state_dict().items()}
 
 
-def finetuned_backbone(model, origin: str):
-    """The backbone a fine-tuned model holds: the architecture built without downloading anything, its
-    weights read from the model file, checked against the recorded ``weights_sha256``."""
-    from ..backbones.registry import create_backbone
-    from ..backbones.weights import state_dict_sha256
-
-    spec = model.backbone
-    backbone = create_backbone(spec["model"], weights="random", layer=spec.get("layer"), pool=spec.get("pool"),
-                               preprocess=spec.get("preprocess"))
-    state = {k: torch.from_numpy(np.asarray(v)) for k, v in model.backbone_state.items()}
-    try:
-        backbone.net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise TransferkitError(f"{origin}: its fine-tuned backbone does not fit {spec['model']} "
-                               f"({str(exc).splitlines()[0][:160]})") from None
-    backbone.net.eval()
-    sha = state_dict_sha256(backbone.net)
-    if spec.get("weights_sha256") and sha != spec["weights_sha256"]:
-        raise TransferkitError(f"{origin}: its fine-tuned backbone weights hash to {sha[:12]}…, "
-                               f"not the recorded {spec['weights_sha256'][:12]}… (the file was changed)")
-    backbone.weights, backbone.weights_sha256 = spec.get("weights", "finetuned"), sha
-    backbone.weights_source = spec.get("weights_source", "")
-    return backbone
+from ..backbones.finetuned import finetuned_backbone  # noqa: E402,F401  (its old home)

@@ -132,8 +132,8 @@ def model_engine(
 
     origin = str(model.path or "model")
     if model.backbone_state is not None:  # a fine-tuned backbone travels in the model file
+        from ..backbones.finetuned import finetuned_backbone
         from ..engines import create_engine
-        from ..finetuning.model import finetuned_backbone
 
         backbone = finetuned_backbone(model, origin)
         engine = create_engine(backbone, engine=engine, device=device, precision=precision, calibration=calibration)

@@ -1,0 +1,34 @@
+"""The backbone a fine-tuned model file holds: rebuilt from its spec and its own weights, checked."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TransferkitError, first_line
+
+
+def finetuned_backbone(model, origin: str):
+    """The backbone a fine-tuned model holds: the architecture built without downloading anything, its
+    weights read from the model file, checked against the recorded ``weights_sha256``."""
+    import torch
+
+    from .registry import create_backbone
+    from .weights import state_dict_sha256
+
+    spec = model.backbone
+    backbone = create_backbone(spec["model"], weights="random", layer=spec.get("layer"), pool=spec.get("pool"),
+                               preprocess=spec.get("preprocess"))
+    state = {k: torch.from_numpy(np.asarray(v)) for k, v in model.backbone_state.items()}
+    try:
+        backbone.net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise TransferkitError(f"{origin}: its fine-tuned backbone does not fit {spec['model']} "
+                               f"({first_line(exc, 160)})") from None
+    backbone.net.eval()
+    sha = state_dict_sha256(backbone.net)
+    if spec.get("weights_sha256") and sha != spec["weights_sha256"]:
+        raise TransferkitError(f"{origin}: its fine-tuned backbone weights hash to {sha[:12]}…, "
+                               f"not the recorded {spec['weights_sha256'][:12]}… (the file was changed)")
+    backbone.weights, backbone.weights_sha256 = spec.get("weights", "finetuned"), sha
+    backbone.weights_source = spec.get("weights_source", "")
+    return backbone
