@@ -12,6 +12,7 @@ import pytest
 from conftest import make_dataset, run_cli
 
 import transferkit as tk
+from transferkit.cli._flags import worded
 from transferkit.comparison.cv import corrected_paired_ttest
 from transferkit.errors import TransferkitError
 
@@ -133,8 +134,12 @@ def test_errors_before_any_work(images, tmp_path):
         tk.compare(images, ["efficientnet_lite0"], folds=10, out=tmp_path)
     with pytest.raises(TransferkitError, match="smaller than the number of classes"):
         tk.compare(images, ["efficientnet_lite0"], sample=2, folds=2, out=tmp_path)
-    with pytest.raises(TransferkitError, match="only baseline"):
+    with pytest.raises(TransferkitError, match="^baseline 'hog': the only baseline is 'pixels'") as e:
         tk.compare(images, ["efficientnet_lite0"], baseline="hog", out=tmp_path)
+    assert worded(e.value).startswith("--baseline 'hog': the only baseline")  # as the command line says it
+    with pytest.raises(TransferkitError, match="not a model; use baseline='pixels'$") as e:
+        tk.compare(images, ["pixels"], out=tmp_path)
+    assert worded(e.value).endswith("not a model; use --baseline pixels")
     assert not list(tmp_path.rglob("*.h5"))
 
 

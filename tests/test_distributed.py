@@ -11,6 +11,7 @@ import pytest
 
 import transferkit as tk
 from transferkit.backbones import create_backbone
+from transferkit.cli._flags import worded
 from transferkit.data import discover
 from transferkit.distributed import InOrder, make_shards, planned_engine
 from transferkit.distributed.spec import spec_sha256
@@ -74,8 +75,11 @@ def test_worker_refuses_a_different_backbone_or_a_missing_dataset(tmp_path, data
 def test_what_the_workers_will_run_is_resolved_on_the_driver(tmp_path, dataset_dir):
     assert planned_engine("auto", "auto", "int8", 0).name == "onnxruntime"
     assert planned_engine("torch", "auto", "auto", 1).precision == "fp16"
-    with pytest.raises(TransferkitError, match="int8 runs with ONNX Runtime on CPU workers"):
+    with pytest.raises(TransferkitError, match="^precision='int8' runs with ONNX Runtime on CPU workers") as e:
         planned_engine("auto", "auto", "int8", 1)
-    with pytest.raises(TransferkitError, match="--ray-shard-size must be at least 1"):
+    assert str(e.value).endswith("use engine='auto' (or onnxruntime) and no ray_gpus_per_worker")  # Python's words
+    assert worded(e.value).endswith("use --engine auto (or onnxruntime) and no --ray-gpus-per-worker")  # the CLI's
+    with pytest.raises(TransferkitError, match="^ray_shard_size must be at least 1, got 0$") as e:
         tk.extract(dataset_dir, tmp_path / "f.h5", ray="local", ray_shard_size=0)
+    assert worded(e.value) == "--ray-shard-size must be at least 1, got 0"
     assert not (tmp_path / "f.h5").exists()

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..atomicfile import atomic_path
 from ..backbones.backbone import spec_difference
-from ..errors import TransferkitError
+from ..errors import AdvisedError, TransferkitError
 
 PIXELS = "pixels"
 DEFAULT_PIXEL_SIZE = 32
@@ -68,15 +68,17 @@ def parse_baseline(baseline: str | None) -> Candidate | None:
         return None
     name, _, size = baseline.strip().partition(":")
     if name.lower() != PIXELS:
-        raise TransferkitError(f"--baseline {baseline!r}: the only baseline is 'pixels' (or 'pixels:SIZE', or 'none')")
+        raise AdvisedError(
+            "{o[baseline]} {baseline!r}: the only baseline is 'pixels' (or 'pixels:SIZE', or 'none')", baseline=baseline
+        )
     try:
         n = int(size) if size else DEFAULT_PIXEL_SIZE
     except ValueError:
-        raise TransferkitError(
-            f"--baseline {baseline!r}: SIZE must be a whole number of pixels, e.g. pixels:32"
+        raise AdvisedError(
+            "{o[baseline]} {baseline!r}: SIZE must be a whole number of pixels, e.g. pixels:32", baseline=baseline
         ) from None
     if not 1 <= n <= 512:
-        raise TransferkitError(f"--baseline {baseline!r}: SIZE must be between 1 and 512")
+        raise AdvisedError("{o[baseline]} {baseline!r}: SIZE must be between 1 and 512", baseline=baseline)
     return Candidate(PIXELS, pixel_size=n)
 
 
@@ -92,7 +94,7 @@ def expand(
         if not model:
             continue
         if model == PIXELS:
-            raise TransferkitError("'pixels' is the baseline, not a model; use --baseline pixels")
+            raise AdvisedError("'pixels' is the baseline, not a model; use {o[baseline=pixels]}")
         for layer in layers or (None,):
             layer = None if layer in (None, "", "default") else layer
             for pool in pools or ("avg",):

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from ..errors import TransferkitError, first_line
+from ..errors import AdvisedError, TransferkitError, first_line
 from .order import InOrder
 from .shards import make_shards
 from .spec import spec_sha256
@@ -58,15 +58,15 @@ class RayOptions:
 
     def validate(self) -> None:
         if not self.address:
-            raise TransferkitError("--ray needs 'auto', 'local' or a cluster address (host:port)")
+            raise AdvisedError("{o[ray]} needs 'auto', 'local' or a cluster address (host:port)")
         if self.workers is not None and self.workers < 1:
-            raise TransferkitError(f"--ray-workers must be at least 1, got {self.workers}")
+            raise AdvisedError("{o[ray_workers]} must be at least 1, got {got}", got=self.workers)
         if self.cpus_per_worker <= 0:
-            raise TransferkitError(f"--ray-cpus-per-worker must be positive, got {self.cpus_per_worker}")
+            raise AdvisedError("{o[ray_cpus_per_worker]} must be positive, got {got}", got=self.cpus_per_worker)
         if self.gpus_per_worker < 0:
-            raise TransferkitError(f"--ray-gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
+            raise AdvisedError("{o[ray_gpus_per_worker]} must be 0 or more, got {got}", got=self.gpus_per_worker)
         if self.shard_size < 1:
-            raise TransferkitError(f"--ray-shard-size must be at least 1, got {self.shard_size}")
+            raise AdvisedError("{o[ray_shard_size]} must be at least 1, got {got}", got=self.shard_size)
 
 
 @dataclass
@@ -136,8 +136,9 @@ def ray_session(address: str):
     common = dict(namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
     target = _running_cluster() if address == "auto" else None if address == "local" else address
     if target is not None and not _listening(target):
-        raise TransferkitError(
-            f"--ray {address}: nothing answers at {target}; is the head node up (`ray start --head`)?"
+        raise AdvisedError(
+            "{o[ray=@address]}: nothing answers at {target}; is the head node up (`ray start --head`)?",
+            address=address, target=target,
         )
     try:
         if target is None:
@@ -151,7 +152,9 @@ def ray_session(address: str):
                 "the cluster uses token authentication: set RAY_AUTH_MODE=token and give the token in "
                 "RAY_AUTH_TOKEN or ~/.ray/auth_token"
             )
-        raise TransferkitError(f"--ray {address}: cannot connect to a Ray cluster ({why})") from None
+        raise AdvisedError(
+            "{o[ray=@address]}: cannot connect to a Ray cluster ({why})", address=address, why=why
+        ) from None
     try:
         yield ray
     finally:
@@ -170,9 +173,10 @@ def _worker_count(ray, options: RayOptions, n_todo: int) -> int:
             raise TransferkitError(f"the Ray cluster ({cpus:g} CPUs, {gpus:g} GPUs) cannot fit one worker of {what}")
     # Actors that do not fit would wait for resources forever: refuse instead of hanging.
     if n * c > cpus + 1e-9 or n * g > gpus + 1e-9:
-        raise TransferkitError(
-            f"{n} Ray workers x ({c:g} CPU, {g:g} GPU) need {n * c:g} CPUs and {n * g:g} GPUs; the cluster has "
-            f"{cpus:g} CPUs and {gpus:g} GPUs (lower --ray-workers or the per-worker resources)"
+        raise AdvisedError(
+            "{n} Ray workers x ({c:g} CPU, {g:g} GPU) need {need_cpus:g} CPUs and {need_gpus:g} GPUs; the cluster "
+            "has {cpus:g} CPUs and {gpus:g} GPUs (lower {o[ray_workers]} or the per-worker resources)",
+            n=n, c=c, g=g, need_cpus=n * c, need_gpus=n * g, cpus=cpus, gpus=gpus,
         )
     return max(1, min(n, n_todo))
 
@@ -227,14 +231,17 @@ def ray_batches(
                 try:
                     result = ray.get(ready[0])
                 except RayTaskError as exc:
+                    if isinstance(exc.cause, AdvisedError):  # keeps its facts: the CLI words its options as flags
+                        raise exc.cause.with_traceback(None) from None
                     if isinstance(exc.cause, TransferkitError):
                         raise TransferkitError(str(exc.cause)) from None
                     raise
                 except RayActorError as exc:
-                    raise TransferkitError(
-                        f"shard {shard.index} (images {shard.start}-{shard.stop - 1} of this run): its Ray worker "
-                        f"died {options.max_restarts + 1} times ({first_line(exc)}); the rows before it are "
-                        "kept: rerun with --resume"
+                    raise AdvisedError(
+                        "shard {shard} (images {first}-{last} of this run): its Ray worker died {times} times "
+                        "({why}); the rows before it are kept: rerun with {o[resume!]}",
+                        shard=shard.index, first=shard.start, last=shard.stop - 1,
+                        times=options.max_restarts + 1, why=first_line(exc),
                     ) from None
                 _check_same_engine(result, setup.engine)
                 seen.add((result.get("host", ""), int(result.get("pid", -1))))
@@ -290,9 +297,10 @@ def _check_same_engine(result: dict, engine) -> None:
     """A worker must run the engine the file records (no silent fallback; int8: the same quantised graph)."""
     name = getattr(engine, "name", None)
     if name and result.get("engine") not in (None, name):
-        raise TransferkitError(
-            f"worker on {result.get('host')}: ran the {result['engine']} engine, not {name} as planned (an engine "
-            "fallback on that node?); pass --engine explicitly"
+        raise AdvisedError(
+            "worker on {host}: ran the {ran} engine, not {planned} as planned (an engine fallback on that node?); "
+            "pass {o[engine]} explicitly",
+            host=str(result.get("host")), ran=str(result["engine"]), planned=str(name),
         )
     want = getattr(engine, "calibration", None)
     got = result.get("calibration")
