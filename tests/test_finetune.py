@@ -110,8 +110,8 @@ def test_predict_evaluate_export_use_the_tuned_network(tuned, data, tmp_path):
     import onnxruntime as ort
 
     from transferkit.backbones import PreprocessConfig
+    from transferkit.backbones.finetuned import finetuned_backbone
     from transferkit.data import list_images, load_image
-    from transferkit.finetuning.model import finetuned_backbone
 
     model = tk.load_model(tuned.path)
     files = list_images(data)[:6]
@@ -267,9 +267,9 @@ def test_the_head_is_refitted_on_every_train_image(tuned, data):
     import torch
 
     from transferkit.backbones import PreprocessConfig
+    from transferkit.backbones.finetuned import finetuned_backbone
     from transferkit.data import load_image
     from transferkit.finetuning.data import split_parts
-    from transferkit.finetuning.model import finetuned_backbone
     from transferkit.heads import make_head
 
     model = tk.load_model(tuned.path)

@@ -158,6 +158,3 @@ class TunableNet(torch.nn.Module):
 def net_state_arrays(net) -> dict[str, np.ndarray]:
     """The whole network's state (classifier included, so it loads strictly) as float32/int64 arrays."""
     return {k: v.detach().cpu().contiguous().numpy() for k, v in net.state_dict().items()}
-
-
-from ..backbones.finetuned import finetuned_backbone  # noqa: E402,F401  (its old home)
