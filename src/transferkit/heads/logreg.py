@@ -35,8 +35,9 @@ class LogisticHead(LinearHead):
         Number of stratified folds. Each scaling's best C: the lowest mean CV log-loss among the C
         values within one standard error of the best mean CV accuracy; the same rule between scalings.
     class_weight : None or "balanced"
-    max_iter, tol : L-BFGS stopping rules (tol bounds the largest gradient entry, as in scikit-learn;
-        below 1e-6 the solve runs in float64).
+    max_iter, tol : L-BFGS stopping rules of the final fit (tol, default 1e-5, bounds the largest gradient
+        entry, as in scikit-learn; below 1e-6 the solve runs in float64). Fits inside the folds stop at
+        100 x tol.
     random_state : int, seeds the fold assignment (and the minibatch order out of core).
     n_jobs : int or None, folds run in parallel (None: one per fold, at most 2 per CPU).
     max_epochs, batch_size, polish_iter : out of core only (:meth:`fit_stream`): epochs and minibatch

@@ -29,7 +29,7 @@ class LinearSVMHead(LinearHead):
     tie_name = "mean_hinge_loss"
     _extra_arrays = ("platt",)
 
-    def __init__(self, Cs="auto", cv=3, class_weight=None, max_iter=1000, tol=1e-4, random_state=42,
+    def __init__(self, Cs="auto", cv=3, class_weight=None, max_iter=1000, tol=1e-5, random_state=42,
                  n_jobs=None, max_epochs=20, batch_size=256, polish_iter=30, scaling="standardise"):
         super().__init__(Cs=Cs, cv=cv, class_weight=class_weight, max_iter=max_iter, tol=tol,
                          random_state=random_state, n_jobs=n_jobs, max_epochs=max_epochs, batch_size=batch_size,
