@@ -95,3 +95,22 @@ def test_head_plays_in_scikit_learn_pipelines():
     head = LogisticHead(Cs=[1.0])
     assert clone(head).get_params() == head.get_params()
     assert cross_val_score(head, X, y, cv=3).mean() > 0.8
+
+
+def test_the_kept_model_is_converged_with_the_defaults():
+    """The final fit stops at tol 1e-5 (ten times tighter than scikit-learn's default): at weak
+    regularisation on many classes a fit stopped at 1e-4 is still far from its optimum. The default head's
+    model must be the optimum at its chosen C and scaling, as a tightly solved scikit-learn fit on the same
+    scaled features gives it."""
+    from transferkit.heads import scaling as scalings
+
+    X, y = load_digits(return_X_y=True)
+    head = LogisticHead().fit(X[:1200], y[:1200])
+    assert head.tol == 1e-5 and head.n_not_converged_ == 0
+    Xs = scalings.apply(head.scaling_, X, head.mean_, head.scale_)
+    ref = LogisticRegression(C=head.C_, tol=1e-10, max_iter=100000).fit(Xs[:1200], y[:1200])
+    loose = LogisticHead(Cs=[head.C_], scaling=head.scaling_, tol=1e-4).fit(X[:1200], y[:1200])
+    gap = np.abs(head.predict_proba(X[1200:]) - ref.predict_proba(Xs[1200:])).max()
+    assert gap < 0.01
+    # the test can fail: stopped at scikit-learn's 1e-4, the same fit is far from the optimum (0.15 here)
+    assert np.abs(loose.predict_proba(X[1200:]) - ref.predict_proba(Xs[1200:])).max() > 5 * gap
