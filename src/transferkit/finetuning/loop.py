@@ -39,6 +39,7 @@ from .data import AUGMENTS, Pictures, batches, split_parts
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 CACHE_BUDGET = 2 << 30  # bytes of lower-part outputs kept in memory at most
 DEFAULT_MAX_MINUTES = 12.0  # the whole run's time budget: epochs are planned after the first one to fit it
+TTA_CHOICES = ("hflip", "none")  # test-time augmentation of the fine-tuned model's features
 
 
 @dataclass
@@ -115,6 +116,7 @@ def finetune(
     weight_decay: float = 1e-4,
     label_smoothing: float = 0.0,
     refit: bool = True,
+    tta: str = "hflip",
     max_minutes: float | None = DEFAULT_MAX_MINUTES,
     bn: str = "frozen",
     image_size: int | tuple[int, int] | None = None,
@@ -157,6 +159,9 @@ def finetune(
         raise TransferkitError("test size and validation size must be between 0 and 1")
     if not 0 <= label_smoothing < 1:
         raise TransferkitError("label smoothing must be at least 0 and below 1")
+    if tta not in TTA_CHOICES:
+        raise TransferkitError(f"unknown test-time augmentation {tta!r}; choose from {', '.join(TTA_CHOICES)}")
+    flip = tta == "hflip"
     if max_minutes is not None and max_minutes <= 0:
         raise TransferkitError("the time budget (max minutes) must be positive")
     device = resolve_device(device)
@@ -175,8 +180,8 @@ def finetune(
                 "test_size": float(test_size), "seed": int(seed), "val_size": float(val_size),
                 "patience": int(patience), "warmup_epochs": float(warmup_epochs),
                 "weight_decay": float(weight_decay), "label_smoothing": float(label_smoothing), "refit": bool(refit),
-                "max_minutes": None if max_minutes is None else float(max_minutes), "bn": bn, "precision": precision,
-                "lower_precision": lower_precision}
+                "tta": tta, "max_minutes": None if max_minutes is None else float(max_minutes), "bn": bn,
+                "precision": precision, "lower_precision": lower_precision}
     ck = None
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
@@ -204,7 +209,7 @@ def finetune(
     cache_train = cache and augment == "none"
     want = {"val": cache, "test": cache, "train": cache_train}
     n_cached = len(parts.val) + len(parts.test) + (len(parts.train) if cache_train else 0)
-    budget_ok = per_image * n_cached <= CACHE_BUDGET
+    budget_ok = per_image * n_cached * (2 if flip else 1) <= CACHE_BUDGET  # flip: the mirror images' too
     want = {k: v and budget_ok for k, v in want.items()}
     need_feats = ck is None and file_feats is None
     caches: dict[str, dict] = {}
@@ -214,7 +219,7 @@ def finetune(
         rows = _ok(getattr(parts, name), failures)
         if not (want[name] or need_feats):
             continue
-        c_rows, c_h, f_rows, f_x, seen = [], [], [], [], 0
+        c_rows, c_h, c_hf, f_rows, f_x, seen = [], [], [], [], [], 0
         for ok, arrays, bad in batches(rows, parts.paths, pictures, batch_size, None, workers):
             failures.update(dict(bad))
             seen += len(ok) + len(bad)
@@ -232,8 +237,13 @@ def finetune(
             if want[name]:
                 c_rows.append(ok)
                 c_h.append(h)
+                if flip:  # the mirror images, for the test-time augmented features at the end
+                    with torch.no_grad(), amp():
+                        c_hf.append(tn.lower(x.flip(3)))
         if want[name] and c_rows:
             caches[name] = {"rows": np.concatenate(c_rows), "h": torch.cat(c_h)}
+            if flip:
+                caches[name]["hf"] = torch.cat(c_hf)
         if need_feats and f_rows:
             feats[name] = (np.concatenate(f_rows), np.concatenate(f_x))
     pass_rate = n_pass / max(time.perf_counter() - t_pass, 1e-6)  # images per second through the frozen pass
@@ -291,7 +301,8 @@ def finetune(
         plan = dict(ck.plan)
     else:  # what the end costs (the refit's pass over the train images and its fit), for the time budget
         fit_rows = len(train_rows) + len(val_rows)
-        plan = {"final_seconds": (fit_rows / pass_rate if refit and n_pass else 0.0)
+        passes = 2 if flip else 1  # the refit's features: each picture, and its mirror image with tta
+        plan = {"final_seconds": (passes * fit_rows / pass_rate if refit and n_pass else 0.0)
                 + (1.5 * t_probe * fit_rows / max(1, len(train_rows)) if refit else 0.0) + 5.0}
 
     def val_scores(state_rows, cache_name):
@@ -415,13 +426,14 @@ def finetune(
     from ..evaluate.metrics import classification_metrics
 
     def features_of(rows, cache_name):
-        return _features(tn, caches.get(cache_name), rows, parts, pictures, batch_size, workers, dev, amp, failures)
+        return _features(tn, caches.get(cache_name), rows, parts, pictures, batch_size, workers, dev, amp, failures,
+                         flip)
 
     f_test = features_of(test_rows, "test")
     tuned_head = _tuned_head(tn, probe_arrays, probe_record)
     head, refit_record = tuned_head, None
     if refit:  # the product's own head, fitted on the tuned features of every train image (val part too)
-        if best["epoch"] == 0 and feats.get("val") is not None:  # the backbone is the frozen one: reuse
+        if best["epoch"] == 0 and feats.get("val") is not None and not flip:  # the frozen backbone: reuse
             fit_feats = [feats["train"], feats["val"]]
         else:
             fit_feats = [(train_rows, features_of(train_rows, "train")), (val_rows, features_of(val_rows, "val"))]
@@ -520,21 +532,23 @@ def _lower_bytes(tn, input_size, amp, dev) -> int:
     return h.numel() * h.element_size()
 
 
-def _inputs(tn, cache, rows, parts, pictures, batch_size, epoch, workers, dev, amp, failures):
+def _inputs(tn, cache, rows, parts, pictures, batch_size, epoch, workers, dev, amp, failures, flip=False):
     """``(rows, lower-part output)`` per batch of ``rows``, from the cache or from the pictures
-    (augmented when ``epoch`` is given)."""
+    (augmented when ``epoch`` is given; their mirror images with ``flip``)."""
     import torch
 
     if cache is not None:
         where = {int(r): i for i, r in enumerate(cache["rows"])}
         for i in range(0, len(rows), batch_size):
             chunk = rows[i : i + batch_size]
-            yield chunk, cache["h"][torch.as_tensor([where[int(r)] for r in chunk])]
+            yield chunk, cache["hf" if flip else "h"][torch.as_tensor([where[int(r)] for r in chunk])]
         return
     for ok, arrays, bad in batches(rows, parts.paths, pictures, batch_size, epoch, workers):
         failures.update(dict(bad))
         if len(ok):
             x = torch.from_numpy(arrays).to(dev).contiguous(memory_format=torch.channels_last)
+            if flip:
+                x = x.flip(3)
             with amp():
                 h = tn.lower(x)
             yield ok, h
@@ -552,17 +566,22 @@ def _probabilities(tn, cache, rows, parts, pictures, batch_size, workers, dev, a
     return np.concatenate(out) if out else np.zeros((0, len(parts.class_names)), np.float32)
 
 
-def _features(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, failures) -> np.ndarray:
-    """Pooled features of the (fine-tuned) network for ``rows``, un-augmented, float32."""
+def _features(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, failures, tta=False) -> np.ndarray:
+    """Pooled features of the (fine-tuned) network for ``rows``, un-augmented, float32; with ``tta``, the
+    mean of each picture's and its mirror image's (as :class:`..backbones.modules.FlipAveraged` computes them
+    when the model file is used)."""
     import torch
 
     out = []
-    with torch.no_grad():
-        for _, h in _inputs(tn, cache, rows, parts, pictures, batch_size, None, workers, dev, amp, failures):
-            with amp():
-                f = tn.upper(h)
-            out.append(f.float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, tn.net.num_features), np.float32)
+    for flip in (False, True) if tta else (False,):
+        part = []
+        with torch.no_grad():
+            for _, h in _inputs(tn, cache, rows, parts, pictures, batch_size, None, workers, dev, amp, failures, flip):
+                with amp():
+                    f = tn.upper(h)
+                part.append(f.float().cpu().numpy())
+        out.append(np.concatenate(part) if part else np.zeros((0, tn.net.num_features), np.float32))
+    return out[0] if len(out) == 1 else (out[0] + out[1]) * np.float32(0.5)
 
 
 def planned_epochs(epochs: int, max_minutes: float | None, elapsed: float, epoch_seconds: float,
@@ -655,6 +674,7 @@ def _model_file(
     net.to("cpu", memory_format=torch.contiguous_format).eval()
     spec = backbone.spec()
     spec.update(
+        **({"tta": settings["tta"]} if settings.get("tta", "none") != "none" else {}),
         weights="finetuned",
         weights_sha256=state_dict_sha256(net),
         weights_source=f"fine-tuned from {backbone.weights_source}",
