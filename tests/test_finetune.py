@@ -319,6 +319,26 @@ def test_tta_averages_each_picture_and_its_mirror_image(tuned, data):
         finetuned_backbone(old, "old.safetensors")
 
 
+def test_the_kept_network_is_chosen_by_the_refitted_heads_validation_scores(tuned):
+    """Candidates: the probe (epoch 0), the best epoch on validation, the last epoch; each scored by a logistic
+    regression fitted on its train-part features, on the validation part. The lowest log-loss among those at
+    least as accurate as the probe wins; epoch 0 is always a candidate."""
+    from transferkit.finetuning.loop import choose_network
+
+    def c(*rows):
+        return {e: {"val_loss": loss, "val_accuracy": acc} for e, loss, acc in rows}
+
+    assert choose_network(c((0, 0.30, 0.90), (3, 0.20, 0.90), (5, 0.25, 0.95))) == 3  # loss decides
+    assert choose_network(c((0, 0.30, 0.90), (3, 0.10, 0.85))) == 0  # less accurate than the probe: out
+    assert choose_network(c((0, 0.10, 0.90), (3, 0.20, 0.95))) == 0  # the probe's loss is lower
+    assert choose_network(c((0, 0.20, 0.90), (2, 0.20, 0.90), (4, 0.20, 0.90))) == 0  # ties: the earlier
+    model = tk.load_model(tuned.path)
+    choice = model.training["choice"]
+    assert "0" in choice and str(model.training["best_epoch"]) in choice
+    assert str(model.training["history"]["epoch"][-1]) in choice  # the last epoch was a candidate
+    assert int(model.training["best_epoch"]) == choose_network({int(e): v for e, v in choice.items()})
+
+
 def test_planned_epochs_fit_the_time_budget():
     from transferkit.finetuning.loop import planned_epochs
 
