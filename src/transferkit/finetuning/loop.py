@@ -410,7 +410,10 @@ def finetune(
                 "seconds": round(seconds, 3),
             }
         )
-        if (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]):
+        # with the refit, the pretrained network (epoch 0) is judged at the end against the tuned ones by
+        # its refitted head, so it is no rival here: the jointly trained head's validation scores dip for
+        # the first epochs while it adapts, and early stopping must not end the tuning for that
+        if (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]) or (refit and best["epoch"] == 0):
             best = {"epoch": epoch, "val_accuracy": val_acc, "val_loss": val_loss}
             best_state = torch_state(tn.trainable_state())
         if "epochs" not in plan:  # after the first epoch: as many epochs as the time budget holds
