@@ -287,6 +287,58 @@ def test_the_head_is_refitted_on_every_train_image(tuned, data):
     assert model.training["tuned_head_test_accuracy"] == tuned.tuned_head_test["accuracy"]
 
 
+def test_tta_averages_each_picture_and_its_mirror_image(tuned, data):
+    """--tta hflip (default): the model file's backbone spec records it, and the rebuilt backbone's features
+    (what predict, evaluate and export run) are the mean of the picture's and its mirror image's. A file
+    without the key (made before --tta, or with --tta none) gives the plain features; an unknown one is refused."""
+    import copy
+
+    import torch
+
+    from transferkit.backbones.finetuned import finetuned_backbone
+    from transferkit.backbones.modules import FlipAveraged
+
+    model = tk.load_model(tuned.path)
+    assert model.backbone["tta"] == "hflip" and model.training["finetune"]["tta"] == "hflip"
+    bb = finetuned_backbone(model, "test")
+    assert isinstance(bb.features, FlipAveraged) and bb.spec()["tta"] == "hflip"
+    x = torch.randn(3, 3, 32, 32)
+    with torch.inference_mode():
+        plain, mirrored, both = bb.features.features(x), bb.features.features(x.flip(3)), bb.features(x)
+    assert not torch.allclose(plain, mirrored, atol=1e-4)  # the mirror image really is another picture
+    assert torch.allclose(both, (plain + mirrored) / 2, atol=1e-5)
+
+    old = copy.copy(model)
+    old.backbone = {k: v for k, v in model.backbone.items() if k != "tta"}
+    bb_old = finetuned_backbone(old, "old.safetensors")
+    assert not isinstance(bb_old.features, FlipAveraged) and "tta" not in bb_old.spec()
+    with torch.inference_mode():
+        assert torch.allclose(bb_old.features(x), plain, atol=1e-6)
+    old.backbone = {**model.backbone, "tta": "vflip"}
+    with pytest.raises(TransferkitError, match="old.safetensors: .*test-time augmentation 'vflip'"):
+        finetuned_backbone(old, "old.safetensors")
+
+
+def test_the_kept_network_is_chosen_by_the_refitted_heads_validation_scores(tuned):
+    """Candidates: the probe (epoch 0), the best epoch on validation, the last epoch; each scored by a logistic
+    regression fitted on its train-part features, on the validation part. The lowest log-loss among those at
+    least as accurate as the probe wins; epoch 0 is always a candidate."""
+    from transferkit.finetuning.loop import choose_network
+
+    def c(*rows):
+        return {e: {"val_loss": loss, "val_accuracy": acc} for e, loss, acc in rows}
+
+    assert choose_network(c((0, 0.30, 0.90), (3, 0.20, 0.90), (5, 0.25, 0.95))) == 3  # loss decides
+    assert choose_network(c((0, 0.30, 0.90), (3, 0.10, 0.85))) == 0  # less accurate than the probe: out
+    assert choose_network(c((0, 0.10, 0.90), (3, 0.20, 0.95))) == 0  # the probe's loss is lower
+    assert choose_network(c((0, 0.20, 0.90), (2, 0.20, 0.90), (4, 0.20, 0.90))) == 0  # ties: the earlier
+    model = tk.load_model(tuned.path)
+    choice = model.training["choice"]
+    assert "0" in choice and str(model.training["best_epoch"]) in choice
+    assert str(model.training["history"]["epoch"][-1]) in choice  # the last epoch was a candidate
+    assert int(model.training["best_epoch"]) == choose_network({int(e): v for e, v in choice.items()})
+
+
 def test_planned_epochs_fit_the_time_budget():
     from transferkit.finetuning.loop import planned_epochs
 
@@ -299,7 +351,8 @@ def test_planned_epochs_fit_the_time_budget():
 def test_a_tiny_time_budget_stops_after_the_first_epoch(data, tmp_path):
     out = tmp_path / "budget.safetensors"
     with torch_threads(1):
-        r = tk.finetune(data, out, **{**SMALL, "epochs": 4, "max_minutes": 1e-4})
+        r = tk.finetune(data, out, **{**SMALL, "epochs": 4, "max_minutes": 1e-4, "tta": "none"})
     assert r.planned_epochs == 1 and r.epochs_run == 1 and out.exists()
     model = tk.load_model(out)
+    assert "tta" not in model.backbone  # --tta none: plain features, as files made before --tta
     assert model.training["plan"]["epochs"] == 1 and model.training["history"]["epoch"] == [0, 1]

@@ -12,7 +12,7 @@ from .preprocess import PreprocessConfig
 
 # What makes two backbone specs (a feature file's, a model's) give the same features: the rest of a
 # spec (where the weights came from, how they were named) is for people.
-SPEC_IDENTITY = ("model", "weights_sha256", "layer", "pool", "preprocess")
+SPEC_IDENTITY = ("model", "weights_sha256", "layer", "pool", "preprocess", "tta")
 
 
 def spec_difference(a: dict, b: dict) -> str | None:
@@ -37,6 +37,7 @@ class Backbone:
     weights: str = "default"  # "default" (the model's pretrained weights), "random", or a file path
     weights_source: str = ""  # where the weights came from, for people ("pypi:…", "hf-hub:…", "file:…")
     layers: list = field(default_factory=list)  # per layer: {"name", "pool", "dim", "shape"}, in column order
+    tta: str | None = None  # test-time augmentation inside ``features`` ("hflip"; fine-tuned models only)
 
     def spec(self) -> dict:
         """What a feature file and a trained model record, so that ``predict`` rebuilds the same thing."""
@@ -48,6 +49,7 @@ class Backbone:
             "layer": self.layer,
             "pool": self.pool,
             "preprocess": self.preprocess.to_dict(),
+            **({"tta": self.tta} if self.tta else {}),
         }
 
     def classify(self, images: np.ndarray) -> np.ndarray:

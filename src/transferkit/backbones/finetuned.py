@@ -9,7 +9,9 @@ from ..errors import TransferkitError, first_line
 
 def finetuned_backbone(model, origin: str):
     """The backbone a fine-tuned model holds: the architecture built without downloading anything, its
-    weights read from the model file, checked against the recorded ``weights_sha256``."""
+    weights read from the model file, checked against the recorded ``weights_sha256``; features averaged
+    over each picture and its mirror image when the spec records ``"tta": "hflip"`` (files without it:
+    plain features, as before)."""
     import torch
 
     from .registry import create_backbone
@@ -31,4 +33,12 @@ def finetuned_backbone(model, origin: str):
                                f"not the recorded {spec['weights_sha256'][:12]}… (the file was changed)")
     backbone.weights, backbone.weights_sha256 = spec.get("weights", "finetuned"), sha
     backbone.weights_source = spec.get("weights_source", "")
+    tta = spec.get("tta")
+    if tta:  # test-time augmentation recorded by finetune: inside the features module, so every engine has it
+        from .modules import TTAS, FlipAveraged
+
+        if tta not in TTAS:
+            raise TransferkitError(f"{origin}: its backbone asks for test-time augmentation {tta!r}, which this "
+                                   f"transferkit does not know (it knows {', '.join(TTAS)}); upgrade transferkit")
+        backbone.features, backbone.tta = FlipAveraged(backbone.features).eval(), tta
     return backbone

@@ -14,3 +14,21 @@ class PreLogits(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+
+
+# Test-time augmentations a backbone spec can name ("tta"): the module that wraps the features.
+TTAS = ("hflip",)
+
+
+class FlipAveraged(torch.nn.Module):
+    """Features averaged over each picture and its mirror image (horizontal flip): one forward pass on
+    the batch and its flipped copy together, so predict, evaluate and the exported ONNX graph all compute
+    the same thing. Twice the work of the plain features."""
+
+    def __init__(self, features: torch.nn.Module):
+        super().__init__()
+        self.features = features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(torch.cat([x, x.flip(3)]))
+        return f.reshape(2, -1, f.shape[-1]).mean(0)

@@ -76,6 +76,12 @@ def finetune(
         help=("After fine-tuning, fit the logistic-regression head again (scaling and C by cross-validation) on the "
               "tuned features of every train image, validation part included, as `train` does on frozen ones."),
     ),
+    tta: str = typer.Option(
+        "hflip",
+        "--tta",
+        help=("Test-time augmentation of the fine-tuned model: hflip (features averaged over each picture and its "
+              "mirror image, in predict, evaluate and the exported graph alike; twice the inference work) or none."),
+    ),
     max_minutes: float = typer.Option(
         12.0,
         "--max-minutes",
@@ -132,6 +138,7 @@ def finetune(
             patience=patience,
             label_smoothing=label_smoothing,
             refit=refit,
+            tta=tta,
             max_minutes=max_minutes or None,
             bn=bn,
             image_size=parse_image_size(image_size),

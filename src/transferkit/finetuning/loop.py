@@ -39,6 +39,7 @@ from .data import AUGMENTS, Pictures, batches, split_parts
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 CACHE_BUDGET = 2 << 30  # bytes of lower-part outputs kept in memory at most
 DEFAULT_MAX_MINUTES = 12.0  # the whole run's time budget: epochs are planned after the first one to fit it
+TTA_CHOICES = ("hflip", "none")  # test-time augmentation of the fine-tuned model's features
 
 
 @dataclass
@@ -115,6 +116,7 @@ def finetune(
     weight_decay: float = 1e-4,
     label_smoothing: float = 0.0,
     refit: bool = True,
+    tta: str = "hflip",
     max_minutes: float | None = DEFAULT_MAX_MINUTES,
     bn: str = "frozen",
     image_size: int | tuple[int, int] | None = None,
@@ -157,6 +159,9 @@ def finetune(
         raise TransferkitError("test size and validation size must be between 0 and 1")
     if not 0 <= label_smoothing < 1:
         raise TransferkitError("label smoothing must be at least 0 and below 1")
+    if tta not in TTA_CHOICES:
+        raise TransferkitError(f"unknown test-time augmentation {tta!r}; choose from {', '.join(TTA_CHOICES)}")
+    flip = tta == "hflip"
     if max_minutes is not None and max_minutes <= 0:
         raise TransferkitError("the time budget (max minutes) must be positive")
     device = resolve_device(device)
@@ -175,8 +180,8 @@ def finetune(
                 "test_size": float(test_size), "seed": int(seed), "val_size": float(val_size),
                 "patience": int(patience), "warmup_epochs": float(warmup_epochs),
                 "weight_decay": float(weight_decay), "label_smoothing": float(label_smoothing), "refit": bool(refit),
-                "max_minutes": None if max_minutes is None else float(max_minutes), "bn": bn, "precision": precision,
-                "lower_precision": lower_precision}
+                "tta": tta, "max_minutes": None if max_minutes is None else float(max_minutes), "bn": bn,
+                "precision": precision, "lower_precision": lower_precision}
     ck = None
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
@@ -201,10 +206,12 @@ def finetune(
     #    lower part's outputs (kept where they stay valid) --------------------------------------------
     file_feats = _features_from_file(features, backbone, parts, test_size, seed) if features and not ck else None
     per_image = _lower_bytes(tn, backbone.preprocess.input_size, amp, dev)
-    cache_train = cache and augment == "none"
+    # the training pictures' un-augmented outputs: the training input itself with augment "none"; with
+    # augmentation, what the end's features (the choice of the network and the refit) start from
+    cache_train = cache and (augment == "none" or refit)
     want = {"val": cache, "test": cache, "train": cache_train}
     n_cached = len(parts.val) + len(parts.test) + (len(parts.train) if cache_train else 0)
-    budget_ok = per_image * n_cached <= CACHE_BUDGET
+    budget_ok = per_image * n_cached * (2 if flip else 1) <= CACHE_BUDGET  # flip: the mirror images' too
     want = {k: v and budget_ok for k, v in want.items()}
     need_feats = ck is None and file_feats is None
     caches: dict[str, dict] = {}
@@ -214,7 +221,7 @@ def finetune(
         rows = _ok(getattr(parts, name), failures)
         if not (want[name] or need_feats):
             continue
-        c_rows, c_h, f_rows, f_x, seen = [], [], [], [], 0
+        c_rows, c_h, c_hf, f_rows, f_x, seen = [], [], [], [], [], 0
         for ok, arrays, bad in batches(rows, parts.paths, pictures, batch_size, None, workers):
             failures.update(dict(bad))
             seen += len(ok) + len(bad)
@@ -232,8 +239,13 @@ def finetune(
             if want[name]:
                 c_rows.append(ok)
                 c_h.append(h)
+                if flip:  # the mirror images, for the test-time augmented features at the end
+                    with torch.no_grad(), amp():
+                        c_hf.append(tn.lower(x.flip(3)))
         if want[name] and c_rows:
             caches[name] = {"rows": np.concatenate(c_rows), "h": torch.cat(c_h)}
+            if flip:
+                caches[name]["hf"] = torch.cat(c_hf)
         if need_feats and f_rows:
             feats[name] = (np.concatenate(f_rows), np.concatenate(f_x))
     pass_rate = n_pass / max(time.perf_counter() - t_pass, 1e-6)  # images per second through the frozen pass
@@ -287,18 +299,19 @@ def finetune(
     total = epochs * steps_per_epoch
     warmup = min(int(round(warmup_epochs * steps_per_epoch)), total // 2)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    if ck is not None:
-        plan = dict(ck.plan)
-    else:  # what the end costs (the refit's pass over the train images and its fit), for the time budget
-        fit_rows = len(train_rows) + len(val_rows)
-        plan = {"final_seconds": (fit_rows / pass_rate if refit and n_pass else 0.0)
-                + (1.5 * t_probe * fit_rows / max(1, len(train_rows)) if refit else 0.0) + 5.0}
 
     def val_scores(state_rows, cache_name):
         return _score(tn, caches.get(cache_name), state_rows, parts, pictures, batch_size, workers, dev, amp, failures)
 
+    initial_state = torch_state(tn.trainable_state())  # epoch 0: the pretrained backbone and the probe
     if ck is None:
+        t_val = time.perf_counter()
         val_loss, val_acc = val_scores(val_rows, "val")
+        t_val = time.perf_counter() - t_val
+        plan = {"final_seconds": _end_seconds(
+            refit, flip, len(train_rows), len(val_rows), len(test_rows), t_probe,
+            # images/s of the end's feature passes: the upper part on cached outputs, as just measured
+            len(val_rows) / max(t_val, 1e-6) if "val" in caches and "train" in caches else pass_rate)}
         tr_loss, tr_acc = _probe_train_scores(probe, feats["train"], parts)
         history = [
             {
@@ -319,6 +332,7 @@ def finetune(
         opt.load_state_dict(ck.optimizer)
         history, best, done = ck.history, ck.best, ck.epoch
         best_state = {k: v.to(dev) for k, v in ck.best_state.items()}
+        plan = dict(ck.plan)
 
     def save_checkpoint(epoch):
         Checkpoint(
@@ -351,7 +365,8 @@ def finetune(
         loss_sum, correct, seen = 0.0, 0, 0
         step = (epoch - 1) * steps_per_epoch
         for rows, h in _inputs(
-            tn, caches.get("train"), order, parts, pictures, batch_size, epoch, workers, dev, lower_amp, failures
+            tn, caches.get("train") if augment == "none" else None, order, parts, pictures, batch_size, epoch,
+            workers, dev, lower_amp, failures,
         ):
             if precision == "fp32":
                 h = h.float()
@@ -395,7 +410,10 @@ def finetune(
                 "seconds": round(seconds, 3),
             }
         )
-        if (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]):
+        # with the refit, the pretrained network (epoch 0) is judged at the end against the tuned ones by
+        # its refitted head, so it is no rival here: the jointly trained head's validation scores dip for
+        # the first epochs while it adapts, and early stopping must not end the tuning for that
+        if (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]) or (refit and best["epoch"] == 0):
             best = {"epoch": epoch, "val_accuracy": val_acc, "val_loss": val_loss}
             best_state = torch_state(tn.trainable_state())
         if "epochs" not in plan:  # after the first epoch: as many epochs as the time budget holds
@@ -409,24 +427,38 @@ def finetune(
             stopped_early = epoch < last
             break
 
-    # -- the best epoch's network, scored on the test split once, and saved -------------------------
-    tn.load_trainable_state(best_state)
+    # -- the network kept: with the refit, each candidate (the probe's epoch 0, the best epoch on the
+    #    validation part, the last epoch) gets the head the refit would give it, fitted on the train part
+    #    and scored on the validation part. The test split is scored once, at the end -----------------------
     tn.eval()
     from ..evaluate.metrics import classification_metrics
 
     def features_of(rows, cache_name):
-        return _features(tn, caches.get(cache_name), rows, parts, pictures, batch_size, workers, dev, amp, failures)
+        return _features(tn, caches.get(cache_name), rows, parts, pictures, batch_size, workers, dev, amp, failures,
+                         flip)
 
+    choice, chosen = None, best["epoch"]
+    if refit:
+        states = {0: initial_state, best["epoch"]: best_state, done: torch_state(tn.trainable_state())}
+        y_tr, y_va = parts.labels[train_rows], parts.labels[val_rows]
+        choice, cand_feats = {}, {}
+        for e in sorted(states):
+            tn.load_trainable_state(states[e])
+            cand_feats[e] = features_of(train_rows, "train"), features_of(val_rows, "val")
+            h = make_head("logreg", random_state=seed).fit(cand_feats[e][0], y_tr)
+            v_loss, v_acc = _loss_accuracy(h.predict_proba(cand_feats[e][1]), y_va)
+            choice[e] = {"val_loss": v_loss, "val_accuracy": v_acc}
+        chosen = choose_network(choice)
+        best_state = states[chosen]
+    val_best = best["epoch"]  # the best epoch by the fine-tuned head's validation scores
+    best = {**best, "epoch": chosen}
+    tn.load_trainable_state(best_state)
     f_test = features_of(test_rows, "test")
     tuned_head = _tuned_head(tn, probe_arrays, probe_record)
     head, refit_record = tuned_head, None
-    if refit:  # the product's own head, fitted on the tuned features of every train image (val part too)
-        if best["epoch"] == 0 and feats.get("val") is not None:  # the backbone is the frozen one: reuse
-            fit_feats = [feats["train"], feats["val"]]
-        else:
-            fit_feats = [(train_rows, features_of(train_rows, "train")), (val_rows, features_of(val_rows, "val"))]
-        X_fit = np.concatenate([f for _, f in fit_feats])
-        y_fit = parts.labels[np.concatenate([r for r, _ in fit_feats])]
+    if refit:  # the product's own head, fitted on the chosen network's features of every train image
+        X_fit = np.concatenate(cand_feats[chosen])
+        y_fit = np.concatenate([y_tr, y_va])
         t_refit = time.perf_counter()
         head = make_head("logreg", random_state=seed).fit(X_fit, y_fit)
         refit_record = {"rows": int(len(y_fit)), "seconds": round(time.perf_counter() - t_refit, 2),
@@ -452,7 +484,8 @@ def finetune(
         counts,
         test,
         stopped_early,
-        {"refit": refit_record, "tuned_head_test_accuracy": tuned_head_test.get("accuracy"), "plan": plan},
+        {"refit": refit_record, "tuned_head_test_accuracy": tuned_head_test.get("accuracy"), "plan": plan,
+         "val_best_epoch": val_best, "choice": None if choice is None else {str(e): v for e, v in choice.items()}},
     )
     result_model.save(output)
     ckpt_path.unlink(missing_ok=True)
@@ -520,21 +553,23 @@ def _lower_bytes(tn, input_size, amp, dev) -> int:
     return h.numel() * h.element_size()
 
 
-def _inputs(tn, cache, rows, parts, pictures, batch_size, epoch, workers, dev, amp, failures):
+def _inputs(tn, cache, rows, parts, pictures, batch_size, epoch, workers, dev, amp, failures, flip=False):
     """``(rows, lower-part output)`` per batch of ``rows``, from the cache or from the pictures
-    (augmented when ``epoch`` is given)."""
+    (augmented when ``epoch`` is given; their mirror images with ``flip``)."""
     import torch
 
     if cache is not None:
         where = {int(r): i for i, r in enumerate(cache["rows"])}
         for i in range(0, len(rows), batch_size):
             chunk = rows[i : i + batch_size]
-            yield chunk, cache["h"][torch.as_tensor([where[int(r)] for r in chunk])]
+            yield chunk, cache["hf" if flip else "h"][torch.as_tensor([where[int(r)] for r in chunk])]
         return
     for ok, arrays, bad in batches(rows, parts.paths, pictures, batch_size, epoch, workers):
         failures.update(dict(bad))
         if len(ok):
             x = torch.from_numpy(arrays).to(dev).contiguous(memory_format=torch.channels_last)
+            if flip:
+                x = x.flip(3)
             with amp():
                 h = tn.lower(x)
             yield ok, h
@@ -552,17 +587,46 @@ def _probabilities(tn, cache, rows, parts, pictures, batch_size, workers, dev, a
     return np.concatenate(out) if out else np.zeros((0, len(parts.class_names)), np.float32)
 
 
-def _features(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, failures) -> np.ndarray:
-    """Pooled features of the (fine-tuned) network for ``rows``, un-augmented, float32."""
+def _features(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, failures, tta=False) -> np.ndarray:
+    """Pooled features of the (fine-tuned) network for ``rows``, un-augmented, float32; with ``tta``, the
+    mean of each picture's and its mirror image's (as :class:`..backbones.modules.FlipAveraged` computes them
+    when the model file is used)."""
     import torch
 
     out = []
-    with torch.no_grad():
-        for _, h in _inputs(tn, cache, rows, parts, pictures, batch_size, None, workers, dev, amp, failures):
-            with amp():
-                f = tn.upper(h)
-            out.append(f.float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, tn.net.num_features), np.float32)
+    for flip in (False, True) if tta else (False,):
+        part = []
+        with torch.no_grad():
+            for _, h in _inputs(tn, cache, rows, parts, pictures, batch_size, None, workers, dev, amp, failures, flip):
+                with amp():
+                    f = tn.upper(h)
+                part.append(f.float().cpu().numpy())
+        out.append(np.concatenate(part) if part else np.zeros((0, tn.net.num_features), np.float32))
+    return out[0] if len(out) == 1 else (out[0] + out[1]) * np.float32(0.5)
+
+
+def choose_network(choice: dict[int, dict]) -> int:
+    """The epoch whose network is kept, from ``{epoch: {"val_loss", "val_accuracy"}}`` of the head the refit
+    gives each candidate (fitted on the train part, scored on the validation part): the lowest validation
+    log-loss (continuous, far less noisy than the accuracy of a small validation part) among the candidates
+    whose validation accuracy is at least the probe's (epoch 0, always a candidate: the frozen backbone)."""
+    floor = choice[0]["val_accuracy"]
+    ok = [e for e, v in choice.items() if e == 0 or v["val_accuracy"] >= floor]
+    return min(ok, key=lambda e: (choice[e]["val_loss"], e))
+
+
+def _end_seconds(refit: bool, flip: bool, n_train: int, n_val: int, n_test: int, t_probe: float,
+                 rate: float) -> float:
+    """What the run's end costs, for the time budget: the features of up to three candidate networks (train
+    and validation parts, each picture and its mirror image with tta) at ``rate`` images/s, a logistic
+    regression per candidate and the refit on every train image (each ~1.5x the probe's fit, scaled by
+    rows), the test features, and a margin."""
+    passes = 2 if flip else 1
+    seconds = 5.0 + passes * n_test / rate
+    if refit:
+        fit = 1.5 * t_probe
+        seconds += 3 * (passes * (n_train + n_val) / rate + fit) + fit * (n_train + n_val) / max(1, n_train)
+    return seconds
 
 
 def planned_epochs(epochs: int, max_minutes: float | None, elapsed: float, epoch_seconds: float,
@@ -655,6 +719,7 @@ def _model_file(
     net.to("cpu", memory_format=torch.contiguous_format).eval()
     spec = backbone.spec()
     spec.update(
+        **({"tta": settings["tta"]} if settings.get("tta", "none") != "none" else {}),
         weights="finetuned",
         weights_sha256=state_dict_sha256(net),
         weights_source=f"fine-tuned from {backbone.weights_source}",
