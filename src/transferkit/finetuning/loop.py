@@ -39,7 +39,6 @@ from .data import AUGMENTS, Pictures, batches, split_parts
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 CACHE_BUDGET = 2 << 30  # bytes of lower-part outputs kept in memory at most
 DEFAULT_MAX_MINUTES = 12.0  # the whole run's time budget: epochs are planned after the first one to fit it
-TTA_CHOICES = ("hflip", "none")  # test-time augmentation of the fine-tuned model's features
 
 
 @dataclass
@@ -143,6 +142,7 @@ def finetune(
     """
     import torch
 
+    from ..backbones.modules import TTAS
     from ..backbones.registry import create_backbone
     from ..engines.factory import resolve_device
     from .model import TunableNet
@@ -159,8 +159,8 @@ def finetune(
         raise TransferkitError("test size and validation size must be between 0 and 1")
     if not 0 <= label_smoothing < 1:
         raise TransferkitError("label smoothing must be at least 0 and below 1")
-    if tta not in TTA_CHOICES:
-        raise TransferkitError(f"unknown test-time augmentation {tta!r}; choose from {', '.join(TTA_CHOICES)}")
+    if tta != "none" and tta not in TTAS:  # the augmentations a rebuilt backbone knows how to replay
+        raise TransferkitError(f"unknown test-time augmentation {tta!r}; choose from {', '.join((*TTAS, 'none'))}")
     flip = tta == "hflip"
     if max_minutes is not None and max_minutes <= 0:
         raise TransferkitError("the time budget (max minutes) must be positive")
