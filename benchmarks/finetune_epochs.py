@@ -22,12 +22,6 @@ from pathlib import Path
 import numpy as np
 
 
-def _accuracy_and_loss(head, X, y) -> tuple[float, float]:
-    p = head.predict_proba(X)
-    loss = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-15, 1))))
-    return float(np.mean(p.argmax(1) == y)), loss
-
-
 def main() -> None:
     import torch
 
@@ -76,9 +70,10 @@ def main() -> None:
             return np.concatenate([((tn.upper(a) + tn.upper(b)) / 2 if flip else tn.upper(a)).numpy()
                                    for a, b in lower])
 
-    def scores(F) -> dict:
-        va, vl = _accuracy_and_loss(make_head("logreg", random_state=42).fit(F[:n_tr], y[:n_tr]), F[n_tr:n], y[n_tr:n])
-        ta, _ = _accuracy_and_loss(make_head("logreg", random_state=42).fit(F[:n], y[:n]), F[n:], y[n:])
+    def scores(F) -> dict:  # scored as the run scores its candidates (loop._loss_accuracy)
+        vl, va = loop._loss_accuracy(make_head("logreg", random_state=42).fit(F[:n_tr], y[:n_tr]).predict_proba(
+            F[n_tr:n]), y[n_tr:n])
+        _, ta = loop._loss_accuracy(make_head("logreg", random_state=42).fit(F[:n], y[:n]).predict_proba(F[n:]), y[n:])
         return {"val_accuracy": round(va, 4), "val_loss": round(vl, 4), "test": round(ta, 4)}
 
     rows_out = []
