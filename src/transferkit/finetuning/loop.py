@@ -555,21 +555,23 @@ def _lower_bytes(tn, input_size, amp, dev) -> int:
 
 def _inputs(tn, cache, rows, parts, pictures, batch_size, epoch, workers, dev, amp, failures, flip=False):
     """``(rows, lower-part output)`` per batch of ``rows``, from the cache or from the pictures
-    (augmented when ``epoch`` is given; their mirror images with ``flip``)."""
+    (augmented when ``epoch`` is given). With ``flip``, the batch's outputs followed by its mirror images'
+    (twice the rows, as :class:`..backbones.modules.FlipAveraged` stacks them; each picture decoded once)."""
     import torch
 
     if cache is not None:
         where = {int(r): i for i, r in enumerate(cache["rows"])}
         for i in range(0, len(rows), batch_size):
             chunk = rows[i : i + batch_size]
-            yield chunk, cache["hf" if flip else "h"][torch.as_tensor([where[int(r)] for r in chunk])]
+            idx = torch.as_tensor([where[int(r)] for r in chunk])
+            yield chunk, torch.cat([cache["h"][idx], cache["hf"][idx]]) if flip else cache["h"][idx]
         return
     for ok, arrays, bad in batches(rows, parts.paths, pictures, batch_size, epoch, workers):
         failures.update(dict(bad))
         if len(ok):
             x = torch.from_numpy(arrays).to(dev).contiguous(memory_format=torch.channels_last)
             if flip:
-                x = x.flip(3)
+                x = torch.cat([x, x.flip(3)])
             with amp():
                 h = tn.lower(x)
             yield ok, h
@@ -594,15 +596,14 @@ def _features(tn, cache, rows, parts, pictures, batch_size, workers, dev, amp, f
     import torch
 
     out = []
-    for flip in (False, True) if tta else (False,):
-        part = []
-        with torch.no_grad():
-            for _, h in _inputs(tn, cache, rows, parts, pictures, batch_size, None, workers, dev, amp, failures, flip):
-                with amp():
-                    f = tn.upper(h)
-                part.append(f.float().cpu().numpy())
-        out.append(np.concatenate(part) if part else np.zeros((0, tn.net.num_features), np.float32))
-    return out[0] if len(out) == 1 else (out[0] + out[1]) * np.float32(0.5)
+    with torch.no_grad():
+        for _, h in _inputs(tn, cache, rows, parts, pictures, batch_size, None, workers, dev, amp, failures, tta):
+            with amp():
+                f = tn.upper(h).float()
+            if tta:  # the pictures' features, then their mirror images': averaged
+                f = f.reshape(2, -1, f.shape[-1]).mean(0)
+            out.append(f.cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, tn.net.num_features), np.float32)
 
 
 def choose_network(choice: dict[int, dict]) -> int:
