@@ -45,6 +45,32 @@ def test_a_strip_of_65500_by_1_costs_the_crop_not_gigabytes():
     assert arr.shape == (3, 224, 224) and np.isfinite(arr).all()
 
 
+@pytest.mark.parametrize("size", [(341, 256), (300, 500), (6000, 300), (65_500, 1)])
+def test_five_crops_lie_side_by_side_and_long_pictures_stay_bounded(size):
+    """``five_crop`` (``finetune --tta ten-crop``): the centre and the four corners of the resized picture,
+    in that order, left to right, in one (3, 224, 1120) array; the corners reach the ends of the longer side.
+    A very long picture is resized crop by crop (same pixels up to rounding), never whole."""
+    pp = PreprocessConfig(input_size=(224, 224), crop_pct=0.875, five_crop=True)
+    assert pp.array_size == (224, 1120) and PreprocessConfig.from_dict(pp.to_dict()) == pp
+    assert "five_crop" not in PreprocessConfig(input_size=(224, 224)).to_dict()  # older files compare equal
+    img = _gradient(*size)
+    arr = pp.to_array(img)
+    assert arr.shape == (3, 224, 1120) and np.isfinite(arr).all()
+    if size[0] * size[1] > 10**6:
+        return
+    got = np.asarray(pp.resize_and_crop(img), dtype=np.int16)
+    iw, ih = img.size
+    nw, nh = (256, int(256 * ih / iw)) if iw <= ih else (int(256 * iw / ih), 256)
+    full = img.resize((nw, nh), Image.Resampling.BICUBIC)
+    left, top = int(round((nw - 224) / 2)), int(round((nh - 224) / 2))
+    boxes = [(left, top), (0, 0), (nw - 224, 0), (0, nh - 224), (nw - 224, nh - 224)]
+    for i, (x, y) in enumerate(boxes):
+        expected = np.asarray(full.crop((x, y, x + 224, y + 224)), dtype=np.int16)
+        assert np.abs(got[:, i * 224:(i + 1) * 224] - expected).max() <= 2, i
+    with pytest.raises(ValueError, match="five_crop needs crop=True"):
+        PreprocessConfig(input_size=(224, 224), crop=False, five_crop=True)
+
+
 def test_walk_visits_each_real_folder_and_file_once(tmp_path):
     cat = tmp_path / "cat"
     (cat / "sub").mkdir(parents=True)

@@ -105,7 +105,7 @@ def export_onnx(
     }
     with atomic_path(output) as tmp:
         try:
-            facts = export_graph(net, preprocess.input_size, tmp, output_name=OUTPUT_NAME, opset=opset, slim=slim,
+            facts = export_graph(net, preprocess.array_size, tmp, output_name=OUTPUT_NAME, opset=opset, slim=slim,
                                  check=check, atol=tolerance, metadata=metadata)
         except MismatchError as exc:
             raise TransferkitError(
@@ -134,6 +134,7 @@ def describe_export(model: TrainedModel, preprocess: PreprocessConfig, opset: in
     from . import __version__
 
     h, w = preprocess.input_size
+    aw = preprocess.array_size[1]  # the input's width: five crops side by side with --tta ten-crop
     head = (
         {k: v for k, v in model.head.describe().items() if k not in ("backbone", "classes", "history")}
         if hasattr(model.head, "describe")
@@ -152,12 +153,16 @@ def describe_export(model: TrainedModel, preprocess: PreprocessConfig, opset: in
             "aspect ratio kept: the longer side becomes floor(longer * resize_shorter / shorter))",
             f"centre-crop {h}x{w} (height x width); offsets round((size - crop) / 2)",
         ]
+        if preprocess.five_crop:  # --tta ten-crop: the graph averages the five crops and their mirror images
+            steps[-1] = (f"crop five {h}x{w} pieces (height x width): the centre (offsets round((size - crop) / 2)), "
+                         "then the top-left, top-right, bottom-left and bottom-right corners; lay them side by "
+                         f"side in that order, left to right, into one {h}x{5 * w} picture")
     else:
         steps += [f"resize to {h}x{w} (height x width, {preprocess.interpolation}, aspect ratio not kept)"]
     steps += [
         f"scale to [0, 1] (divide by 255), subtract mean {list(preprocess.mean)} and divide by std "
         f"{list(preprocess.std)} per channel (R, G, B)",
-        f"transpose HWC -> CHW and stack images into a float32 batch N x 3 x {h} x {w}",
+        f"transpose HWC -> CHW and stack images into a float32 batch N x 3 x {h} x {aw}",
     ]
     return {
         "format": EXPORT_FORMAT,
@@ -166,7 +171,7 @@ def describe_export(model: TrainedModel, preprocess: PreprocessConfig, opset: in
         "opset": opset,
         "input": {
             "name": INPUT_NAME,
-            "shape": ["batch", 3, h, w],
+            "shape": ["batch", 3, h, aw],
             "dtype": "float32",
             "layout": "NCHW",
             "channels": "RGB",

@@ -115,7 +115,7 @@ def extract(
     net = dict(weights=weights, layer=layer, pool=pool, image_size=image_size, crop_pct=crop_pct, crop=crop)
     calibration = _calibration(dataset) if str(precision).strip().lower() == INT8 else None
     backbone, engine_used = _backbone_and_engine(model, net, engine, device, precision, calibration, on_ray)
-    batch_size = resolve_batch_size(batch_size, engine_used, backbone.preprocess.input_size)
+    batch_size = resolve_batch_size(batch_size, engine_used, backbone.preprocess.array_size)
     split = dataset_split(dataset, test_size, seed)
     request = _request(model=model, **{**net, "weights": None if backbone.weights == "default" else backbone.weights},
                        batch_size=int(batch_size), test_size=test_size, seed=seed, engine=engine, device=device,

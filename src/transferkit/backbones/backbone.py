@@ -37,7 +37,7 @@ class Backbone:
     weights: str = "default"  # "default" (the model's pretrained weights), "random", or a file path
     weights_source: str = ""  # where the weights came from, for people ("pypi:…", "hf-hub:…", "file:…")
     layers: list = field(default_factory=list)  # per layer: {"name", "pool", "dim", "shape"}, in column order
-    tta: str | None = None  # test-time augmentation inside ``features`` ("hflip"; fine-tuned models only)
+    tta: str | None = None  # test-time augmentation inside ``features`` ("ten-crop", "hflip"; fine-tuned models)
 
     def spec(self) -> dict:
         """What a feature file and a trained model record, so that ``predict`` rebuilds the same thing."""

@@ -10,8 +10,8 @@ from ..errors import TransferkitError, first_line
 def finetuned_backbone(model, origin: str):
     """The backbone a fine-tuned model holds: the architecture built without downloading anything, its
     weights read from the model file, checked against the recorded ``weights_sha256``; features averaged
-    over each picture and its mirror image when the spec records ``"tta": "hflip"`` (files without it:
-    plain features, as before)."""
+    over each picture and its mirror image when the spec records ``"tta": "hflip"``, over the five crops
+    and their mirror images with ``"ten-crop"`` (files without it: plain features, as before)."""
     import torch
 
     from .registry import create_backbone
@@ -33,12 +33,16 @@ def finetuned_backbone(model, origin: str):
                                f"not the recorded {spec['weights_sha256'][:12]}… (the file was changed)")
     backbone.weights, backbone.weights_sha256 = spec.get("weights", "finetuned"), sha
     backbone.weights_source = spec.get("weights_source", "")
-    tta = spec.get("tta")
-    if tta:  # test-time augmentation recorded by finetune: inside the features module, so every engine has it
-        from .modules import TTAS, FlipAveraged
+    # test-time augmentation recorded by finetune: inside the features module, so every engine has it
+    from .modules import TTAS, with_tta
 
-        if tta not in TTAS:
-            raise TransferkitError(f"{origin}: its backbone asks for test-time augmentation {tta!r}, which this "
-                                   f"transferkit does not know (it knows {', '.join(TTAS)}); upgrade transferkit")
-        backbone.features, backbone.tta = FlipAveraged(backbone.features).eval(), tta
+    tta = spec.get("tta")
+    if tta and tta not in TTAS:
+        raise TransferkitError(f"{origin}: its backbone asks for test-time augmentation {tta!r}, which this "
+                               f"transferkit does not know (it knows {', '.join(TTAS)}); upgrade transferkit")
+    if (tta == "ten-crop") != backbone.preprocess.five_crop:
+        raise TransferkitError(f"{origin}: its backbone's test-time augmentation {tta!r} does not match its "
+                               "preprocessing (five crops side by side go with ten-crop, and only with it)")
+    if tta:
+        backbone.features, backbone.tta = with_tta(backbone.features, tta), tta
     return backbone

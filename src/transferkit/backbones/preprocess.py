@@ -38,6 +38,9 @@ class PreprocessConfig:
     interpolation: str = "bicubic"
     crop_pct: float = 0.875
     crop: bool = True  # False: resize straight to input_size (aspect ratio not kept)
+    # True: five crops of input_size (the centre and the four corners of the resized picture), laid side by
+    # side in one array of array_size; the backbone's features module splits them (``--tta ten-crop``)
+    five_crop: bool = False
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
@@ -46,6 +49,8 @@ class PreprocessConfig:
             raise ValueError(f"unknown interpolation {self.interpolation!r}; choose from {sorted(_INTERPOLATION)}")
         if not 0 < self.crop_pct <= 1:
             raise ValueError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
+        if self.five_crop and not self.crop:
+            raise ValueError("five_crop needs crop=True (the crops are taken from the resized picture)")
 
     @classmethod
     def from_timm(cls, data_config: dict) -> "PreprocessConfig":
@@ -64,6 +69,8 @@ class PreprocessConfig:
         d = asdict(self)
         d["input_size"] = list(self.input_size)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        if not self.five_crop:  # files written before five_crop existed compare equal
+            del d["five_crop"]
         return d
 
     @classmethod
@@ -73,6 +80,7 @@ class PreprocessConfig:
             interpolation=d["interpolation"],
             crop_pct=float(d["crop_pct"]),
             crop=bool(d.get("crop", True)),
+            five_crop=bool(d.get("five_crop", False)),
             mean=tuple(float(v) for v in d["mean"]),
             std=tuple(float(v) for v in d["std"]),
         )
@@ -84,21 +92,39 @@ class PreprocessConfig:
         return int(math.floor(min(self.input_size) / self.crop_pct))
 
     @property
+    def array_size(self) -> tuple[int, int]:
+        """(height, width) of the array :meth:`to_array` makes: ``input_size``, or five of them side by side."""
+        h, w = self.input_size
+        return (h, 5 * w) if self.five_crop else (h, w)
+
+    def five_crop_boxes(self, size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+        """The five crop boxes in a resized picture of ``size`` (width, height): centre, top-left, top-right,
+        bottom-left, bottom-right (torchvision's FiveCrop)."""
+        nw, nh = size
+        h, w = self.input_size
+        left, top = int(round((nw - w) / 2.0)), int(round((nh - h) / 2.0))
+        return [(left, top, left + w, top + h), (0, 0, w, h), (nw - w, 0, nw, h), (0, nh - h, w, nh),
+                (nw - w, nh - h, nw, nh)]
+
+    @property
     def min_decode_size(self) -> int:
         """Smallest side a decoded picture needs before resizing (bounds JPEG draft mode)."""
         return self.resize_shorter if self.crop else max(self.input_size)
+
+    def _resized_size(self, img: Image.Image) -> tuple[int, int]:
+        size = self.resize_shorter
+        iw, ih = img.size
+        return (size, int(size * ih / iw)) if iw <= ih else (int(size * iw / ih), size)
 
     def resize_and_crop(self, img: Image.Image) -> Image.Image:
         h, w = self.input_size
         resample = _INTERPOLATION[self.interpolation]
         if not self.crop:
             return img.resize((w, h), resample)
-        size = self.resize_shorter
+        if self.five_crop:
+            return self._five_crops(img, resample)
         iw, ih = img.size
-        if iw <= ih:
-            nw, nh = size, int(size * ih / iw)
-        else:
-            nw, nh = int(size * iw / ih), size
+        nw, nh = self._resized_size(img)
         # Centre crop as torchvision does it (pads when the resized picture is smaller than the crop).
         out_w, out_h = min(nw, w), min(nh, h)
         left = int(round((nw - w) / 2.0)) if nw >= w else 0
@@ -121,8 +147,27 @@ class PreprocessConfig:
             img = padded
         return img
 
+    def _five_crops(self, img: Image.Image, resample) -> Image.Image:
+        """The five crops side by side (width 5 x input width). The resized picture is at least the crop in
+        both sides (``resize_shorter`` >= the crop), so no padding; a very long picture is resized crop by
+        crop from the source, as in :meth:`resize_and_crop`."""
+        h, w = self.input_size
+        nw, nh = self._resized_size(img)
+        nw, nh = max(nw, w), max(nh, h)
+        boxes = self.five_crop_boxes((nw, nh))
+        if nw * nh <= FULL_RESIZE_LIMIT * w * h:
+            resized = img.resize((nw, nh), resample)
+            tiles = [resized.crop(box) for box in boxes]
+        else:
+            sx, sy = img.size[0] / nw, img.size[1] / nh
+            tiles = [img.resize((w, h), resample, box=(a * sx, b * sy, c * sx, d * sy)) for a, b, c, d in boxes]
+        canvas = Image.new("RGB", (5 * w, h))
+        for i, tile in enumerate(tiles):
+            canvas.paste(tile, (i * w, 0))
+        return canvas
+
     def to_array(self, img: Image.Image) -> np.ndarray:
-        """RGB picture -> normalised float32 array of shape (3, H, W)."""
+        """RGB picture -> normalised float32 array of shape (3, *array_size)."""
         return normalise(np.asarray(self.resize_and_crop(img)), self.mean, self.std)
 
 

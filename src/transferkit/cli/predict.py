@@ -52,7 +52,12 @@ def predict(
     backbone: str = typer.Option(
         "efficientnet_lite0", "--model", "-m", help="With --imagenet: the backbone (see `transferkit models`)."
     ),
-    batch_size: str = typer.Option("32", "--batch-size", "-b", help="Images per forward pass, or auto."),
+    batch_size: str = typer.Option(
+        "32",
+        "--batch-size",
+        "-b",
+        help="Images per forward pass (a ten-crop model's ten views of a picture count as ten), or auto.",
+    ),
     weights: Optional[Path] = typer.Option(
         None,
         "--weights",

@@ -149,6 +149,12 @@ def resolve_batch_size(batch_size: int | str | None, engine, input_size: tuple[i
     return int(batch_size)
 
 
+def pictures_per_batch(batch_size: int, preprocess) -> int:
+    """Pictures per forward pass for ``batch_size`` network inputs: a ten-crop model runs ten views of each
+    picture (five crops and their mirror images), so a batch holds a tenth of the pictures and its memory
+    stays what ``batch_size`` inputs need (32 pictures x 10 views in one ONNX Runtime call: ~8 GB)."""
+    return max(1, batch_size // 10) if preprocess.five_crop else batch_size
+
 def _cuda_batch_size(engine, input_size: tuple[int, int], largest: int = 256) -> int:
     """Probe the engine on the GPU with doubling batches; stop before running out of memory."""
     import numpy as np
@@ -261,7 +267,7 @@ def backbone_and_engine(
             from .onnx_engine import OnnxEngine
 
             backbone, path = found
-            fp32 = OnnxEngine.from_file(path, backbone.preprocess.input_size, threads)
+            fp32 = OnnxEngine.from_file(path, backbone.preprocess.array_size, threads)
             return backbone, _int8(fp32, backbone.preprocess, calibration) if precision_n == INT8 else fp32
     backbone = create_backbone(
         model,

@@ -82,7 +82,7 @@ class OnnxEngine:
                  cache: Path | None = None, verify: bool = True):
         import onnxruntime  # noqa: F401  (fail early, before exporting, when it is not installed)
 
-        self.input_size = tuple(input_size or backbone.preprocess.input_size)
+        self.input_size = tuple(input_size or backbone.preprocess.array_size)
         self.threads = threads or available_cpus()
         self.device = "cpu"
         key, desc = cache_key(backbone, self.input_size)

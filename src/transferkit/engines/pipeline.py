@@ -52,7 +52,7 @@ def iter_batches(
         raise ValueError("batch_size must be at least 1")
     workers = workers or available_cpus()
     lookahead = 2 * batch_size + 2 * workers  # bounded: memory stays ~2 batches of pixels
-    h, w = preprocess.input_size
+    h, w = preprocess.array_size
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transferkit-decode") as pool:
         pending: deque = deque()
         next_submit = 0

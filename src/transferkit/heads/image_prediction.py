@@ -129,6 +129,7 @@ def model_engine(
     ``calibration``: the image paths an ``int8`` engine is calibrated on."""
     from ..backbones.registry import check_spec
     from ..backbones.replay import replay_request
+    from ..engines.factory import pictures_per_batch
 
     origin = str(model.path or "model")
     if model.backbone_state is not None:  # a fine-tuned backbone travels in the model file
@@ -145,4 +146,6 @@ def model_engine(
         )
         check_spec(model.backbone, backbone, origin)
     preprocess = model.preprocess_config()
-    return preprocess, engine, resolve_batch_size(batch_size, engine, preprocess.input_size)
+    return preprocess, engine, pictures_per_batch(resolve_batch_size(batch_size, engine, preprocess.array_size),
+                                                  preprocess)
+
