@@ -287,35 +287,54 @@ def test_the_head_is_refitted_on_every_train_image(tuned, data):
     assert model.training["tuned_head_test_accuracy"] == tuned.tuned_head_test["accuracy"]
 
 
-def test_tta_averages_each_picture_and_its_mirror_image(tuned, data):
-    """--tta hflip (default): the model file's backbone spec records it, and the rebuilt backbone's features
-    (what predict, evaluate and export run) are the mean of the picture's and its mirror image's. A file
-    without the key (made before --tta, or with --tta none) gives the plain features; an unknown one is refused."""
+def test_tta_averages_ten_views_or_a_picture_and_its_mirror_image(tuned, data):
+    """--tta ten-crop (default): the model file records it with a preprocessing that lays the five crops side by
+    side, and the rebuilt backbone's features (what predict, evaluate and export run) are the mean of the ten
+    views'. hflip: the mean of the picture's and its mirror image's. A file without the key (made before --tta,
+    or with --tta none) gives the plain features; an unknown value or one that does not match the
+    preprocessing is refused in one line."""
     import copy
 
     import torch
 
     from transferkit.backbones.finetuned import finetuned_backbone
-    from transferkit.backbones.modules import FlipAveraged
+    from transferkit.backbones.modules import FlipAveraged, TenCropAveraged
 
     model = tk.load_model(tuned.path)
-    assert model.backbone["tta"] == "hflip" and model.training["finetune"]["tta"] == "hflip"
+    assert model.backbone["tta"] == "ten-crop" and model.training["finetune"]["tta"] == "ten-crop"
+    assert model.backbone["preprocess"]["five_crop"] is True
     bb = finetuned_backbone(model, "test")
-    assert isinstance(bb.features, FlipAveraged) and bb.spec()["tta"] == "hflip"
-    x = torch.randn(3, 3, 32, 32)
+    assert isinstance(bb.features, TenCropAveraged) and bb.spec()["tta"] == "ten-crop"
+    assert bb.preprocess.array_size == (32, 160)
+    x = torch.randn(3, 3, 32, 160)
+    net = bb.features.features
     with torch.inference_mode():
-        plain, mirrored, both = bb.features.features(x), bb.features.features(x.flip(3)), bb.features(x)
-    assert not torch.allclose(plain, mirrored, atol=1e-4)  # the mirror image really is another picture
+        views = [net(v) for v in x.split(32, dim=3)]
+        views += [net(v.flip(3)) for v in x.split(32, dim=3)]
+        assert torch.allclose(bb.features(x), torch.stack(views).mean(0), atol=1e-5)
+        assert not torch.allclose(views[0], views[1], atol=1e-4)  # the crops really are other pictures
+
+    flip = copy.copy(model)
+    plain_pre = {k: v for k, v in model.backbone["preprocess"].items() if k != "five_crop"}
+    flip.backbone = {**model.backbone, "tta": "hflip", "preprocess": plain_pre}
+    bb_flip = finetuned_backbone(flip, "flip.safetensors")
+    assert isinstance(bb_flip.features, FlipAveraged) and bb_flip.preprocess.array_size == (32, 32)
+    x = x[..., :32]
+    with torch.inference_mode():
+        plain, mirrored, both = net(x), net(x.flip(3)), bb_flip.features(x)
     assert torch.allclose(both, (plain + mirrored) / 2, atol=1e-5)
 
     old = copy.copy(model)
-    old.backbone = {k: v for k, v in model.backbone.items() if k != "tta"}
+    old.backbone = {k: v for k, v in flip.backbone.items() if k != "tta"}
     bb_old = finetuned_backbone(old, "old.safetensors")
-    assert not isinstance(bb_old.features, FlipAveraged) and "tta" not in bb_old.spec()
+    assert not isinstance(bb_old.features, (FlipAveraged, TenCropAveraged)) and "tta" not in bb_old.spec()
     with torch.inference_mode():
         assert torch.allclose(bb_old.features(x), plain, atol=1e-6)
-    old.backbone = {**model.backbone, "tta": "vflip"}
+    old.backbone = {**flip.backbone, "tta": "vflip"}
     with pytest.raises(TransferkitError, match="old.safetensors: .*test-time augmentation 'vflip'"):
+        finetuned_backbone(old, "old.safetensors")
+    old.backbone = {**model.backbone, "tta": "hflip"}  # five crops side by side, but only a mirror image
+    with pytest.raises(TransferkitError, match="old.safetensors: .*'hflip' does not match its preprocessing"):
         finetuned_backbone(old, "old.safetensors")
 
 
@@ -337,6 +356,22 @@ def test_the_kept_network_is_chosen_by_the_refitted_heads_validation_scores(tune
     assert "0" in choice and str(model.training["best_epoch"]) in choice
     assert str(model.training["history"]["epoch"][-1]) in choice  # the last epoch was a candidate
     assert int(model.training["best_epoch"]) == choose_network({int(e): v for e, v in choice.items()})
+
+
+def test_ten_crop_costs_ten_views_in_the_plan_and_a_tenth_of_the_pictures_per_batch():
+    """The end's estimate counts the ten views of every picture (through ONNX Runtime, ~3x the measured
+    PyTorch rate) instead of the test features; a batch of a ten-crop model holds a tenth of the pictures,
+    so its memory is that of ``batch_size`` network inputs."""
+    from transferkit.backbones import PreprocessConfig
+    from transferkit.engines.factory import pictures_per_batch
+    from transferkit.finetuning.loop import _end_seconds
+
+    hflip = _end_seconds(True, True, 800, 150, 300, 1.0, 100.0)
+    ten = _end_seconds(True, True, 800, 150, 300, 1.0, 100.0, ten_crop_rate=50.0)
+    assert ten - hflip == pytest.approx((20 + 10 * 1250 / 150) - (5 + 2 * 300 / 100))
+    five = PreprocessConfig(input_size=(224, 224), five_crop=True)
+    assert pictures_per_batch(32, five) == 3 and pictures_per_batch(5, five) == 1
+    assert pictures_per_batch(32, PreprocessConfig(input_size=(224, 224))) == 32
 
 
 def test_planned_epochs_fit_the_time_budget():

@@ -12,6 +12,9 @@ import typer
 
 from ._app import app, console, err, friendly, print_skipped
 
+# what the refitted head's features were averaged over, for the closing line
+VIEWS = {"ten-crop": ", ten views each", "hflip": ", each with its mirror image"}
+
 
 @app.command()
 @friendly
@@ -77,10 +80,11 @@ def finetune(
               "tuned features of every train image, validation part included, as `train` does on frozen ones."),
     ),
     tta: str = typer.Option(
-        "hflip",
+        "ten-crop",
         "--tta",
-        help=("Test-time augmentation of the fine-tuned model: hflip (features averaged over each picture and its "
-              "mirror image, in predict, evaluate and the exported graph alike; twice the inference work) or none."),
+        help=("Test-time augmentation of the fine-tuned model, in predict, evaluate and the exported graph alike: "
+              "ten-crop (features averaged over the centre and four corner crops and their mirror images; ten "
+              "times the inference work), hflip (each picture and its mirror image; twice) or none."),
     ),
     max_minutes: float = typer.Option(
         12.0,
@@ -172,7 +176,7 @@ def finetune(
         console.print(
             f"[bold]test split[/] ({r.test['n_test']} images): frozen backbone + linear probe "
             f"{r.probe_test['accuracy']:.4f}, fine-tuned {r.test['accuracy']:.4f}"
-            + (f" (head refitted on all {r.refit['rows']} train images; the fine-tuned head: "
+            + (f" (head refitted on all {r.refit['rows']} train images{VIEWS.get(tta, '')}; the fine-tuned head: "
                f"{r.tuned_head_test['accuracy']:.4f})" if r.refit else ""),
             highlight=False,
         )
