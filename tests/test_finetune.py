@@ -374,6 +374,20 @@ def test_ten_crop_costs_ten_views_in_the_plan_and_a_tenth_of_the_pictures_per_ba
     assert pictures_per_batch(32, PreprocessConfig(input_size=(224, 224))) == 32
 
 
+def test_a_feature_file_without_the_cache_and_without_the_refit(data, tmp_path):
+    """``--features`` (the probe on extract's features), nothing cached (every pass from the pictures) and
+    ``--no-refit`` (the jointly trained head kept): the plan still has a rate to estimate the end with, only
+    the test pictures get ten-crop features, and evaluate on the images agrees with the run's test figure."""
+    ex = tk.extract(data, tmp_path / "f.h5", image_size=32, batch_size=8)
+    with torch_threads(1):
+        r = tk.finetune(data, tmp_path / "m.safetensors", **{**SMALL, "epochs": 1}, features=ex.path, cache=False,
+                        refit=False)
+    assert r.cache == "none" and r.refit is None and r.model.training["plan"]["final_seconds"] > 0
+    assert r.model.backbone["tta"] == "ten-crop" and r.test["n_test"] == r.counts["test"]
+    m = tk.evaluate(tk.load_model(r.path), data)
+    assert abs(m["accuracy"] - r.test["accuracy"]) <= 1 / m["n_test"] + 1e-9
+
+
 def test_planned_epochs_fit_the_time_budget():
     from transferkit.finetuning.loop import planned_epochs
 

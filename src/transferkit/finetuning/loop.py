@@ -250,6 +250,7 @@ def finetune(
         if need_feats and f_rows:
             feats[name] = (np.concatenate(f_rows), np.concatenate(f_x))
     pass_rate = n_pass / max(time.perf_counter() - t_pass, 1e-6)  # images per second through the frozen pass
+    # (0 when features came from a file and nothing was cached: then the validation pass, from the pictures)
     if file_feats is not None:
         feats = file_feats
         for name, (rows, _) in feats.items():  # pictures extract could not read
@@ -309,11 +310,13 @@ def finetune(
         t_val = time.perf_counter()
         val_loss, val_acc = val_scores(val_rows, "val")
         t_val = time.perf_counter() - t_val
+        val_rate = len(val_rows) / max(t_val, 1e-6)
+        full_rate = pass_rate or val_rate  # images/s of the whole network on pictures
         plan = {"final_seconds": _end_seconds(
             refit, flip, len(train_rows), len(val_rows), len(test_rows), t_probe,
             # images/s of the end's feature passes: the upper part on cached outputs, as just measured
-            len(val_rows) / max(t_val, 1e-6) if "val" in caches and "train" in caches else pass_rate,
-            ten_crop_rate=pass_rate if ten_crop else None)}
+            val_rate if "val" in caches and "train" in caches else full_rate,
+            ten_crop_rate=full_rate if ten_crop else None)}
         tr_loss, tr_acc = _probe_train_scores(probe, feats["train"], parts)
         history = [
             {
@@ -457,8 +460,9 @@ def finetune(
     tn.load_trainable_state(best_state)
     fit_rows = np.concatenate([train_rows, val_rows])
     if ten_crop:  # the kept network's features as predict and evaluate compute them: ten views, same engine
-        (fit_rows, f_fit), (test_rows, f_test) = _ten_crop_features(
-            backbone, net, parts, [fit_rows, test_rows], batch_size, workers, device, failures, progress)
+        got = _ten_crop_features(backbone, net, parts, [fit_rows, test_rows] if refit else [test_rows], batch_size,
+                                 workers, device, failures, progress)
+        (fit_rows, f_fit), (test_rows, f_test) = got if refit else ((fit_rows, None), got[0])
     else:
         f_test = features_of(test_rows, "test")
         f_fit = np.concatenate(cand_feats[chosen]) if refit else None
