@@ -155,6 +155,7 @@ def pictures_per_batch(batch_size: int, preprocess) -> int:
     stays what ``batch_size`` inputs need (32 pictures x 10 views in one ONNX Runtime call: ~8 GB)."""
     return max(1, batch_size // 10) if preprocess.five_crop else batch_size
 
+
 def _cuda_batch_size(engine, input_size: tuple[int, int], largest: int = 256) -> int:
     """Probe the engine on the GPU with doubling batches; stop before running out of memory."""
     import numpy as np
