@@ -359,16 +359,16 @@ def test_the_kept_network_is_chosen_by_the_refitted_heads_validation_scores(tune
 
 
 def test_ten_crop_costs_ten_views_in_the_plan_and_a_tenth_of_the_pictures_per_batch():
-    """The end's estimate counts the ten views of every picture (through ONNX Runtime, ~3x the measured
-    PyTorch rate) instead of the test features; a batch of a ten-crop model holds a tenth of the pictures,
-    so its memory is that of ``batch_size`` network inputs."""
+    """The end's estimate counts the ten-crop pass over every picture (and the export) instead of the test
+    features; a batch of a ten-crop model holds a tenth of the pictures, so its memory is that of
+    ``batch_size`` network inputs."""
     from transferkit.backbones import PreprocessConfig
     from transferkit.engines.factory import pictures_per_batch
     from transferkit.finetuning.loop import _end_seconds
 
     hflip = _end_seconds(True, True, 800, 150, 300, 1.0, 100.0)
     ten = _end_seconds(True, True, 800, 150, 300, 1.0, 100.0, ten_crop_rate=50.0)
-    assert ten - hflip == pytest.approx((20 + 10 * 1250 / 150) - (5 + 2 * 300 / 100))
+    assert ten - hflip == pytest.approx((20 + 1250 / 50) - (5 + 2 * 300 / 100))
     five = PreprocessConfig(input_size=(224, 224), five_crop=True)
     assert pictures_per_batch(32, five) == 3 and pictures_per_batch(5, five) == 1
     assert pictures_per_batch(32, PreprocessConfig(input_size=(224, 224))) == 32
