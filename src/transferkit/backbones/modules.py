@@ -16,11 +16,6 @@ class PreLogits(torch.nn.Module):
         return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
 
 
-# Test-time augmentations a backbone spec can name ("tta"): the module that wraps the features.
-# ten-crop: the preprocessing lays five crops side by side (PreprocessConfig.five_crop).
-TTAS = ("hflip", "ten-crop")
-
-
 class FlipAveraged(torch.nn.Module):
     """Features averaged over each picture and its mirror image (horizontal flip): one forward pass on
     the batch and its flipped copy together, so predict, evaluate and the exported ONNX graph all compute
@@ -50,8 +45,14 @@ class TenCropAveraged(torch.nn.Module):
         return f.reshape(10, -1, f.shape[-1]).mean(0)
 
 
+# Test-time augmentations a backbone spec can name ("tta"): the module that wraps the features.
+# ten-crop: the preprocessing lays five crops side by side (PreprocessConfig.five_crop).
+TTA_MODULES = {"hflip": FlipAveraged, "ten-crop": TenCropAveraged}
+TTAS = tuple(TTA_MODULES)
+
+
 def with_tta(features: torch.nn.Module, tta: str | None) -> torch.nn.Module:
     """``features`` wrapped for the test-time augmentation ``tta`` (None or "none": as it is)."""
     if not tta or tta == "none":
         return features
-    return {"hflip": FlipAveraged, "ten-crop": TenCropAveraged}[tta](features).eval()
+    return TTA_MODULES[tta](features).eval()

@@ -123,24 +123,12 @@ class PreprocessConfig:
             return img.resize((w, h), resample)
         if self.five_crop:
             return self._five_crops(img, resample)
-        iw, ih = img.size
         nw, nh = self._resized_size(img)
         # Centre crop as torchvision does it (pads when the resized picture is smaller than the crop).
         out_w, out_h = min(nw, w), min(nh, h)
         left = int(round((nw - w) / 2.0)) if nw >= w else 0
         top = int(round((nh - h) / 2.0)) if nh >= h else 0
-        if (nw, nh) == (iw, ih):
-            img = img.crop((left, top, left + out_w, top + out_h))
-        elif nw * nh <= FULL_RESIZE_LIMIT * w * h:
-            img = img.resize((nw, nh), resample).crop((left, top, left + out_w, top + out_h))
-        else:
-            # A very long picture: resize only the region that survives the crop (``box``, in source
-            # pixels), so work and memory stay those of the crop (a 65,500 x 1 strip would otherwise
-            # first become 16.7M x 256 pixels). Pillow orders the two passes differently here, so a
-            # few pixels can differ by rounding from the full resize used for ordinary pictures.
-            sx, sy = iw / nw, ih / nh
-            box = (left * sx, top * sy, (left + out_w) * sx, (top + out_h) * sy)
-            img = img.resize((out_w, out_h), resample, box=box)
+        (img,) = _crops(img, (nw, nh), [(left, top, left + out_w, top + out_h)], resample, w * h)
         if (out_w, out_h) != (w, h):
             padded = Image.new("RGB", (w, h))
             padded.paste(img, ((w - out_w) // 2, (h - out_h) // 2))
@@ -154,21 +142,30 @@ class PreprocessConfig:
         h, w = self.input_size
         nw, nh = self._resized_size(img)
         nw, nh = max(nw, w), max(nh, h)
-        boxes = self.five_crop_boxes((nw, nh))
-        if nw * nh <= FULL_RESIZE_LIMIT * w * h:
-            resized = img.resize((nw, nh), resample)
-            tiles = [resized.crop(box) for box in boxes]
-        else:
-            sx, sy = img.size[0] / nw, img.size[1] / nh
-            tiles = [img.resize((w, h), resample, box=(a * sx, b * sy, c * sx, d * sy)) for a, b, c, d in boxes]
         canvas = Image.new("RGB", (5 * w, h))
-        for i, tile in enumerate(tiles):
+        for i, tile in enumerate(_crops(img, (nw, nh), self.five_crop_boxes((nw, nh)), resample, w * h)):
             canvas.paste(tile, (i * w, 0))
         return canvas
 
     def to_array(self, img: Image.Image) -> np.ndarray:
         """RGB picture -> normalised float32 array of shape (3, *array_size)."""
         return normalise(np.asarray(self.resize_and_crop(img)), self.mean, self.std)
+
+
+def _crops(img: Image.Image, size: tuple[int, int], boxes, resample, crop_pixels: int) -> list[Image.Image]:
+    """The ``boxes`` (in pixels of ``img`` resized to ``size``) of the resized picture. A very long picture
+    is not resized whole: only the region each box keeps is (``box``, in source pixels), so work and memory
+    stay those of the crops (a 65,500 x 1 strip would otherwise first become 16.7M x 256 pixels). Pillow
+    orders the two passes differently there, so a few pixels can differ by rounding from the full resize
+    used for ordinary pictures (those up to ``FULL_RESIZE_LIMIT`` times ``crop_pixels``)."""
+    nw, nh = size
+    if (nw, nh) == img.size:
+        return [img.crop(box) for box in boxes]
+    if nw * nh <= FULL_RESIZE_LIMIT * crop_pixels:
+        resized = img.resize((nw, nh), resample)
+        return [resized.crop(box) for box in boxes]
+    sx, sy = img.size[0] / nw, img.size[1] / nh
+    return [img.resize((c - a, d - b), resample, box=(a * sx, b * sy, c * sx, d * sy)) for a, b, c, d in boxes]
 
 
 @functools.lru_cache(maxsize=8)

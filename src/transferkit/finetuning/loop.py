@@ -645,15 +645,13 @@ def _ten_crop_features(backbone, net, parts, row_sets, batch_size, workers, devi
     total, done, out = sum(len(r) for r in row_sets), 0, []
     for rows in row_sets:
         paths = [parts.paths[r] for r in rows]
-        X, ok = np.zeros((len(rows), 0), np.float32), np.zeros(len(rows), bool)
+        X, ok = np.zeros((len(rows), backbone.feature_dim), np.float32), np.zeros(len(rows), bool)
         for positions, feats, bad in feature_batches(paths, bb.preprocess, engine, batch_size, workers, None):
             failures.update({int(rows[p]): why for p, why in bad})
             done += len(positions) + len(bad)
             if progress:
                 progress("ten-crop features", done, total)
             if len(positions):
-                if not X.shape[1]:
-                    X = np.zeros((len(rows), feats.shape[1]), np.float32)
                 X[positions], ok[positions] = feats, True
         out.append((np.asarray(rows)[ok], X[ok]))
     return out

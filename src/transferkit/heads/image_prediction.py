@@ -148,4 +148,3 @@ def model_engine(
     preprocess = model.preprocess_config()
     return preprocess, engine, pictures_per_batch(resolve_batch_size(batch_size, engine, preprocess.array_size),
                                                   preprocess)
-
